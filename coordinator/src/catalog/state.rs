@@ -1,0 +1,208 @@
+//! The catalog's replicated state: databases, tables, chunk placement and row counts,
+//! workers. It changes only by applying [`CatalogCommand`]s from the Raft log, so every
+//! coordinator that applies the same log holds the same catalog.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Default HEALPix depth of the chunks of a new database (768 chunks).
+pub const DEFAULT_CHUNK_DEPTH: u8 = 3;
+/// Default overlap margin of a new database: one arcminute.
+pub const DEFAULT_OVERLAP_DEG: f64 = 1.0 / 60.0;
+
+/// A partitioning family: every partitioned table in it shares the chunk depth and margin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseMeta {
+    pub name: String,
+    pub chunk_depth: u8,
+    pub overlap_deg: f64,
+}
+
+/// How a table's rows are placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TableKind {
+    /// Has a position and a unique key; rows live in the chunk of their position.
+    Director,
+    /// A small table kept whole (stored as the single pseudo-chunk 0).
+    Replicated,
+}
+
+/// One column of a table as users see it (the hidden `_hpx` column is not listed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnMeta {
+    pub name: String,
+    /// Arrow data type, serialized with serde_json's form of `arrow::datatypes::DataType`
+    /// through its `Display`/`FromStr` text (e.g. "Int64", "Float64", "Utf8").
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// Where one chunk lives and how big it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkMeta {
+    pub worker_id: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub overlap_rows: u64,
+}
+
+/// A published table version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableMeta {
+    /// Database (schema) name, e.g. "demo".
+    pub database: String,
+    /// Table name inside the database, e.g. "gaia".
+    pub name: String,
+    pub kind: TableKind,
+    pub columns: Vec<ColumnMeta>,
+    /// Position columns (degrees) of a director table.
+    pub ra_column: Option<String>,
+    pub dec_column: Option<String>,
+    /// Unique key column of a director table.
+    pub key_column: Option<String>,
+    /// The load that wrote this version: the directory the workers keep its files in.
+    pub load_id: String,
+    /// Non-empty chunks, by chunk id.
+    pub chunks: BTreeMap<u64, ChunkMeta>,
+    /// Total rows (sum over chunks), kept so `COUNT(*)` needs no scan.
+    pub rows: u64,
+}
+
+impl TableMeta {
+    /// "database.table".
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.database, self.name)
+    }
+}
+
+/// A worker known to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerMeta {
+    pub id: u64,
+    /// gRPC endpoint, e.g. "http://127.0.0.1:7001".
+    pub address: String,
+}
+
+/// The whole catalog.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CatalogState {
+    pub databases: BTreeMap<String, DatabaseMeta>,
+    /// Tables by "database.table".
+    pub tables: BTreeMap<String, TableMeta>,
+    pub workers: BTreeMap<u64, WorkerMeta>,
+}
+
+/// A change to the catalog, the payload of a Raft log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CatalogCommand {
+    /// Adds a worker or updates its address (a restarted worker binds a new port).
+    RegisterWorker { id: u64, address: String },
+    /// Creates a database if it does not exist (an existing one keeps its settings).
+    CreateDatabase(DatabaseMeta),
+    /// Publishes a table version in one step; fails if the table already exists.
+    PublishTable(TableMeta),
+    /// Removes a table ("database.table").
+    DropTable { name: String },
+}
+
+/// The result of applying a command, returned to the proposer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CatalogResponse {
+    Ok,
+    /// The command was valid Raft input but refused by the catalog (e.g. a duplicate table).
+    Rejected(String),
+}
+
+impl CatalogState {
+    /// Applies one command. Deterministic: the same state and command give the same result
+    /// on every coordinator.
+    pub fn apply(&mut self, cmd: &CatalogCommand) -> CatalogResponse {
+        match cmd {
+            CatalogCommand::RegisterWorker { id, address } => {
+                self.workers.insert(
+                    *id,
+                    WorkerMeta {
+                        id: *id,
+                        address: address.clone(),
+                    },
+                );
+                CatalogResponse::Ok
+            }
+            CatalogCommand::CreateDatabase(db) => {
+                self.databases
+                    .entry(db.name.clone())
+                    .or_insert_with(|| db.clone());
+                CatalogResponse::Ok
+            }
+            CatalogCommand::PublishTable(table) => {
+                let key = table.qualified_name();
+                if !self.databases.contains_key(&table.database) {
+                    return CatalogResponse::Rejected(format!(
+                        "database \"{}\" does not exist",
+                        table.database
+                    ));
+                }
+                if self.tables.contains_key(&key) {
+                    return CatalogResponse::Rejected(format!("table \"{key}\" already exists"));
+                }
+                self.tables.insert(key, table.clone());
+                CatalogResponse::Ok
+            }
+            CatalogCommand::DropTable { name } => match self.tables.remove(name) {
+                Some(_) => CatalogResponse::Ok,
+                None => CatalogResponse::Rejected(format!("table \"{name}\" does not exist")),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(name: &str) -> TableMeta {
+        TableMeta {
+            database: "demo".into(),
+            name: name.into(),
+            kind: TableKind::Director,
+            columns: vec![],
+            ra_column: Some("ra".into()),
+            dec_column: Some("dec".into()),
+            key_column: Some("source_id".into()),
+            load_id: "l1".into(),
+            chunks: BTreeMap::new(),
+            rows: 0,
+        }
+    }
+
+    #[test]
+    fn t10_publish_requires_database_and_is_unique() {
+        let mut s = CatalogState::default();
+        assert!(matches!(
+            s.apply(&CatalogCommand::PublishTable(table("gaia"))),
+            CatalogResponse::Rejected(_)
+        ));
+        let db = DatabaseMeta {
+            name: "demo".into(),
+            chunk_depth: 3,
+            overlap_deg: DEFAULT_OVERLAP_DEG,
+        };
+        assert_eq!(s.apply(&CatalogCommand::CreateDatabase(db)), CatalogResponse::Ok);
+        assert_eq!(
+            s.apply(&CatalogCommand::PublishTable(table("gaia"))),
+            CatalogResponse::Ok
+        );
+        assert_eq!(
+            s.apply(&CatalogCommand::PublishTable(table("gaia"))),
+            CatalogResponse::Rejected("table \"demo.gaia\" already exists".into())
+        );
+        assert_eq!(
+            s.apply(&CatalogCommand::DropTable {
+                name: "demo.gaia".into()
+            }),
+            CatalogResponse::Ok
+        );
+        assert!(s.tables.is_empty());
+    }
+}

@@ -1,0 +1,137 @@
+//! Almagest coordinator: the catalog (openraft on RocksDB), planning, chunk pruning,
+//! dispatch of fragments to workers, the merge, and load orchestration.
+//!
+//! A query goes: front end -> `almagest_adql::translate_sql` -> DataFusion planning over
+//! the [`table::AlmagestCatalog`] -> the [`distribute::DistributeRule`] cuts the optimized
+//! plan into fragments ([`fragment::FragmentSpec`], run by workers) and a merge plan (run
+//! here) -> [`fragment::FragmentExec`] streams Arrow batches from the workers.
+
+pub mod catalog;
+pub mod distribute;
+pub mod error;
+pub mod fragment;
+pub mod ingest;
+pub mod service;
+pub mod table;
+pub mod workers;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use error::{CoordinatorError, Result};
+
+use catalog::RaftCatalog;
+use service::{CoordinatorService, PendingLoad};
+use workers::WorkerPool;
+
+/// The catalog handle shared by the coordinator's parts.
+pub type Catalog = Arc<RaftCatalog>;
+
+/// Settings of a coordinator.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Raft node id of this coordinator.
+    pub node_id: u64,
+    /// Where the catalog (RocksDB) lives.
+    pub data_dir: PathBuf,
+    /// gRPC address other nodes reach this coordinator at.
+    pub advertise_address: String,
+    /// Chunk depth of databases created by a load that does not choose one.
+    pub default_chunk_depth: u8,
+    /// Memory the merge side of queries may use, in bytes.
+    pub memory_limit_bytes: usize,
+    /// DataFusion partitions of the merge plan.
+    pub target_partitions: usize,
+}
+
+/// A running coordinator.
+#[derive(Debug)]
+pub struct Coordinator {
+    pub config: CoordinatorConfig,
+    catalog: Catalog,
+    pool: WorkerPool,
+    ctx: Arc<SessionContext>,
+    loads: tokio::sync::Mutex<HashMap<String, PendingLoad>>,
+}
+
+impl Coordinator {
+    /// Opens the catalog under the data directory (recovering it after a restart) and
+    /// builds the query session.
+    pub async fn open(config: CoordinatorConfig) -> Result<Arc<Self>> {
+        let catalog = RaftCatalog::open_single(
+            &config.data_dir.join("catalog"),
+            config.node_id,
+            config.advertise_address.clone(),
+        )
+        .await?;
+        let pool = WorkerPool::default();
+        let ctx = Arc::new(build_session(&config, catalog.clone(), pool.clone())?);
+        Ok(Arc::new(Self {
+            config,
+            catalog,
+            pool,
+            ctx,
+            loads: tokio::sync::Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The DataFusion session every front end plans and runs queries in.
+    pub fn session_context(&self) -> Arc<SessionContext> {
+        self.ctx.clone()
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The gRPC service for workers and loaders.
+    pub fn grpc_service(
+        self: &Arc<Self>,
+    ) -> almagest_proto::v1::coordinator_server::CoordinatorServer<CoordinatorService> {
+        almagest_proto::v1::coordinator_server::CoordinatorServer::new(CoordinatorService {
+            coordinator: self.clone(),
+        })
+    }
+
+    /// Stops the catalog cleanly.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.catalog.shutdown().await
+    }
+}
+
+fn build_session(
+    config: &CoordinatorConfig,
+    catalog: Catalog,
+    pool: WorkerPool,
+) -> Result<SessionContext> {
+    let mut session_config = SessionConfig::new()
+        .with_default_catalog_and_schema(table::CATALOG_NAME, table::DEFAULT_SCHEMA)
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(true)
+        .with_target_partitions(config.target_partitions.max(1));
+    session_config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(config.memory_limit_bytes, 1.0)
+        .build_arc()?;
+    let state = SessionStateBuilder::new()
+        .with_config(session_config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    ctx.add_optimizer_rule(Arc::new(distribute::DistributeRule::new(
+        catalog.clone(),
+        pool.clone(),
+    )));
+    ctx.register_catalog(
+        table::CATALOG_NAME,
+        Arc::new(table::AlmagestCatalog::new(catalog, pool)),
+    );
+    almagest_adql::register_udfs(&ctx);
+    Ok(ctx)
+}

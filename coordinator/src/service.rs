@@ -1,0 +1,327 @@
+//! The coordinator's gRPC service: worker registration and the load protocol
+//! (BeginLoad, the loader's PutChunk calls to workers, then CommitLoad or AbortLoad).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use almagest_proto::v1;
+use datafusion::arrow::datatypes::DataType;
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::catalog::{
+    CatalogCommand, CatalogResponse, ChunkMeta, ColumnMeta, DatabaseMeta, TableKind, TableMeta,
+    DEFAULT_CHUNK_DEPTH, DEFAULT_OVERLAP_DEG,
+};
+use crate::error::{CoordinatorError, Result};
+use crate::Coordinator;
+
+/// A load between BeginLoad and CommitLoad/AbortLoad.
+#[derive(Debug, Clone)]
+pub struct PendingLoad {
+    pub template: TableMeta,
+    pub chunk_depth: u8,
+}
+
+/// Lower-case identifiers only: they are also directory names on the workers.
+fn check_identifier(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(CoordinatorError::InvalidRequest(format!(
+            "invalid {what} name {name:?}: use lower-case letters, digits and underscores"
+        )))
+    }
+}
+
+/// Splits "database.table".
+pub fn split_table_name(name: &str) -> Result<(String, String)> {
+    let Some((db, table)) = name.split_once('.') else {
+        return Err(CoordinatorError::InvalidRequest(format!(
+            "table name {name:?} must be qualified by its database, e.g. demo.gaia"
+        )));
+    };
+    check_identifier("database", db)?;
+    check_identifier("table", table)?;
+    Ok((db.to_string(), table.to_string()))
+}
+
+fn is_numeric(dt: &DataType) -> bool {
+    dt.is_numeric()
+}
+
+impl Coordinator {
+    async fn write(&self, cmd: CatalogCommand) -> Result<()> {
+        match self.catalog.write(cmd).await? {
+            CatalogResponse::Ok => Ok(()),
+            CatalogResponse::Rejected(msg) => Err(CoordinatorError::InvalidRequest(msg)),
+        }
+    }
+
+    pub async fn register_worker(&self, id: u64, address: String) -> Result<()> {
+        info!(worker_id = id, %address, "worker registered");
+        self.write(CatalogCommand::RegisterWorker { id, address }).await
+    }
+
+    pub async fn begin_load(&self, req: v1::BeginLoadRequest) -> Result<v1::BeginLoadResponse> {
+        let (db, name) = split_table_name(&req.table)?;
+        let schema = almagest_proto::decode_schema(&req.arrow_schema)
+            .map_err(|e| CoordinatorError::InvalidRequest(format!("bad schema: {e}")))?;
+        let state = self.catalog.state();
+        if state.tables.contains_key(&req.table) {
+            return Err(CoordinatorError::DuplicateTable(req.table));
+        }
+        if state.workers.is_empty() {
+            return Err(CoordinatorError::NoWorkers);
+        }
+        let mut columns = Vec::new();
+        for f in schema.fields() {
+            if f.name() == crate::fragment::HPX_COLUMN {
+                return Err(CoordinatorError::InvalidRequest(format!(
+                    "column name {} is reserved",
+                    f.name()
+                )));
+            }
+            columns.push(ColumnMeta {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            });
+        }
+        let kind = match v1::TableKind::try_from(req.kind) {
+            Ok(v1::TableKind::Director) => TableKind::Director,
+            Ok(v1::TableKind::Replicated) => TableKind::Replicated,
+            Err(_) => {
+                return Err(CoordinatorError::InvalidRequest(format!(
+                    "unknown table kind {}",
+                    req.kind
+                )))
+            }
+        };
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let (ra, dec, key) = (opt(&req.ra_column), opt(&req.dec_column), opt(&req.key_column));
+        if kind == TableKind::Director {
+            for (what, col, numeric) in [("ra", &ra, true), ("dec", &dec, true), ("key", &key, false)] {
+                let Some(col) = col else {
+                    return Err(CoordinatorError::InvalidRequest(format!(
+                        "a partitioned table needs a {what} column"
+                    )));
+                };
+                let Ok(field) = schema.field_with_name(col) else {
+                    return Err(CoordinatorError::InvalidRequest(format!(
+                        "{what} column \"{col}\" is not in the input (columns: {})",
+                        schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                };
+                if numeric && !is_numeric(field.data_type()) {
+                    return Err(CoordinatorError::InvalidRequest(format!(
+                        "{what} column \"{col}\" must be numeric (degrees), not {}",
+                        field.data_type()
+                    )));
+                }
+            }
+        }
+        let database = match state.databases.get(&db) {
+            Some(d) => d.clone(),
+            None => {
+                let depth = if req.chunk_depth == 0 {
+                    self.config.default_chunk_depth
+                } else {
+                    u8::try_from(req.chunk_depth)
+                        .ok()
+                        .filter(|d| (1..=12).contains(d))
+                        .ok_or_else(|| {
+                            CoordinatorError::InvalidRequest(format!(
+                                "chunk depth {} is out of range 1..=12",
+                                req.chunk_depth
+                            ))
+                        })?
+                };
+                let overlap = if req.overlap_deg > 0.0 && req.overlap_deg <= 10.0 {
+                    req.overlap_deg
+                } else {
+                    DEFAULT_OVERLAP_DEG
+                };
+                let meta = DatabaseMeta {
+                    name: db.clone(),
+                    chunk_depth: depth,
+                    overlap_deg: overlap,
+                };
+                self.write(CatalogCommand::CreateDatabase(meta.clone())).await?;
+                meta
+            }
+        };
+        let load_id = format!("l{}", uuid::Uuid::new_v4().simple());
+        let template = TableMeta {
+            database: db,
+            name,
+            kind,
+            columns,
+            ra_column: ra,
+            dec_column: dec,
+            key_column: key,
+            load_id: load_id.clone(),
+            chunks: BTreeMap::new(),
+            rows: 0,
+        };
+        self.loads.lock().await.insert(
+            load_id.clone(),
+            PendingLoad {
+                template,
+                chunk_depth: database.chunk_depth,
+            },
+        );
+        let workers = state
+            .workers
+            .values()
+            .map(|w| v1::WorkerAddress {
+                worker_id: w.id,
+                address: w.address.clone(),
+            })
+            .collect();
+        info!(table = %req.table, %load_id, "load started");
+        Ok(v1::BeginLoadResponse {
+            load_id,
+            chunk_depth: u32::from(database.chunk_depth),
+            overlap_deg: database.overlap_deg,
+            workers,
+        })
+    }
+
+    pub async fn commit_load(&self, req: v1::CommitLoadRequest) -> Result<v1::CommitLoadResponse> {
+        let pending = self.loads.lock().await.remove(&req.load_id).ok_or_else(|| {
+            CoordinatorError::InvalidRequest(format!("no load {} is in progress", req.load_id))
+        })?;
+        let state = self.catalog.state();
+        let mut table = pending.template.clone();
+        let max_chunk = almagest_sky::chunk_count(pending.chunk_depth);
+        let mut problem = None;
+        for c in &req.chunks {
+            if table.kind == TableKind::Director && c.chunk >= max_chunk {
+                problem = Some(format!("chunk {} does not exist at depth {}", c.chunk, pending.chunk_depth));
+            }
+            if !state.workers.contains_key(&c.worker_id) {
+                problem = Some(format!("chunk {} was sent to unknown worker {}", c.chunk, c.worker_id));
+            }
+            table.rows += c.rows;
+            table.chunks.insert(
+                c.chunk,
+                ChunkMeta {
+                    worker_id: c.worker_id,
+                    rows: c.rows,
+                    bytes: c.bytes,
+                    overlap_rows: c.overlap_rows,
+                },
+            );
+        }
+        let result = match problem {
+            Some(p) => Err(CoordinatorError::InvalidRequest(p)),
+            None => self.write(CatalogCommand::PublishTable(table.clone())).await,
+        };
+        if let Err(e) = result {
+            self.drop_load_files(&table.qualified_name(), &req.load_id).await;
+            return Err(e);
+        }
+        info!(table = %table.qualified_name(), rows = table.rows, chunks = table.chunks.len(), "table published");
+        Ok(v1::CommitLoadResponse {
+            rows: table.rows,
+            chunks: table.chunks.len() as u64,
+        })
+    }
+
+    pub async fn abort_load(&self, load_id: &str) -> Result<()> {
+        let pending = self.loads.lock().await.remove(load_id);
+        if let Some(p) = pending {
+            self.drop_load_files(&p.template.qualified_name(), load_id).await;
+            info!(%load_id, "load aborted");
+        }
+        Ok(())
+    }
+
+    /// Deletes a load's files on every worker (best effort: an unreachable worker is logged).
+    pub async fn drop_load_files(&self, table: &str, load_id: &str) {
+        let state = self.catalog.state();
+        for w in state.workers.values() {
+            let result = match self.pool.client(w) {
+                Ok(mut client) => client
+                    .drop_load(v1::DropLoadRequest {
+                        table: table.to_string(),
+                        load_id: load_id.to_string(),
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| s.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = result {
+                warn!(worker_id = w.id, %table, %load_id, error = %e, "could not delete load files");
+            }
+        }
+    }
+}
+
+/// The tonic service over a [`Coordinator`].
+#[derive(Debug, Clone)]
+pub struct CoordinatorService {
+    pub coordinator: Arc<Coordinator>,
+}
+
+#[tonic::async_trait]
+impl v1::coordinator_server::Coordinator for CoordinatorService {
+    async fn register_worker(
+        &self,
+        request: Request<v1::RegisterWorkerRequest>,
+    ) -> std::result::Result<Response<v1::RegisterWorkerResponse>, Status> {
+        let req = request.into_inner();
+        self.coordinator
+            .register_worker(req.worker_id, req.address)
+            .await
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(v1::RegisterWorkerResponse {}))
+    }
+
+    async fn begin_load(
+        &self,
+        request: Request<v1::BeginLoadRequest>,
+    ) -> std::result::Result<Response<v1::BeginLoadResponse>, Status> {
+        self.coordinator
+            .begin_load(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| e.to_status())
+    }
+
+    async fn commit_load(
+        &self,
+        request: Request<v1::CommitLoadRequest>,
+    ) -> std::result::Result<Response<v1::CommitLoadResponse>, Status> {
+        self.coordinator
+            .commit_load(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| e.to_status())
+    }
+
+    async fn abort_load(
+        &self,
+        request: Request<v1::AbortLoadRequest>,
+    ) -> std::result::Result<Response<v1::AbortLoadResponse>, Status> {
+        self.coordinator
+            .abort_load(&request.into_inner().load_id)
+            .await
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(v1::AbortLoadResponse {}))
+    }
+}
+
+#[allow(dead_code)]
+const _: u8 = DEFAULT_CHUNK_DEPTH;

@@ -1,0 +1,243 @@
+//! How the catalog appears to DataFusion: databases as schemas of the `almagest` catalog,
+//! tables as [`CatalogTable`] providers read live from the Raft catalog, so a table
+//! published by a load is visible to the next statement.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{CatalogProvider, SchemaProvider, Session};
+use datafusion::common::DataFusionError;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::catalog::{TableMeta, DEFAULT_CHUNK_DEPTH};
+use crate::fragment::{unqualify, FragmentExec, FragmentSpec};
+use crate::workers::WorkerPool;
+use crate::Catalog;
+
+/// Name of the DataFusion catalog holding every database.
+pub const CATALOG_NAME: &str = "almagest";
+/// The default schema of a session (holds no tables of ours).
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// The Arrow schema users see for a table (without the hidden `_hpx`).
+pub fn table_schema(meta: &TableMeta) -> Result<SchemaRef, DataFusionError> {
+    let fields = meta
+        .columns
+        .iter()
+        .map(|c| {
+            let dt = DataType::from_str(&c.data_type).map_err(|e| {
+                DataFusionError::Internal(format!(
+                    "catalog holds an unreadable type {:?} for {}.{}: {e}",
+                    c.data_type,
+                    meta.qualified_name(),
+                    c.name
+                ))
+            })?;
+            Ok(Field::new(&c.name, dt, c.nullable))
+        })
+        .collect::<Result<Vec<_>, DataFusionError>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The `almagest` catalog: one schema per database, plus schemas registered at run time
+/// (`pg_catalog` of the Postgres front end).
+#[derive(Debug)]
+pub struct AlmagestCatalog {
+    catalog: Catalog,
+    pool: WorkerPool,
+    extra: RwLock<HashMap<String, Arc<dyn SchemaProvider>>>,
+}
+
+impl AlmagestCatalog {
+    pub fn new(catalog: Catalog, pool: WorkerPool) -> Self {
+        Self {
+            catalog,
+            pool,
+            extra: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl CatalogProvider for AlmagestCatalog {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        let state = self.catalog.state();
+        let mut names: Vec<String> = state.databases.keys().cloned().collect();
+        names.push(DEFAULT_SCHEMA.to_string());
+        if let Ok(extra) = self.extra.read() {
+            names.extend(extra.keys().cloned());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if let Ok(extra) = self.extra.read() {
+            if let Some(s) = extra.get(name) {
+                return Some(s.clone());
+            }
+        }
+        let state = self.catalog.state();
+        if name == DEFAULT_SCHEMA || state.databases.contains_key(name) {
+            Some(Arc::new(DatabaseSchema {
+                database: name.to_string(),
+                catalog: self.catalog.clone(),
+                pool: self.pool.clone(),
+            }))
+        } else {
+            None
+        }
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> datafusion::error::Result<Option<Arc<dyn SchemaProvider>>> {
+        let mut extra = self
+            .extra
+            .write()
+            .map_err(|_| DataFusionError::Internal("schema registry lock poisoned".into()))?;
+        Ok(extra.insert(name.to_string(), schema))
+    }
+}
+
+/// One database of the catalog as a DataFusion schema.
+#[derive(Debug)]
+pub struct DatabaseSchema {
+    database: String,
+    catalog: Catalog,
+    pool: WorkerPool,
+}
+
+#[async_trait::async_trait]
+impl SchemaProvider for DatabaseSchema {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        let state = self.catalog.state();
+        state
+            .tables
+            .values()
+            .filter(|t| t.database == self.database)
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    async fn table(
+        &self,
+        name: &str,
+    ) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        let state = self.catalog.state();
+        let Some(meta) = state.tables.get(&format!("{}.{}", self.database, name)) else {
+            return Ok(None);
+        };
+        let depth = state
+            .databases
+            .get(&self.database)
+            .map(|d| d.chunk_depth)
+            .unwrap_or(DEFAULT_CHUNK_DEPTH);
+        Ok(Some(Arc::new(CatalogTable {
+            schema: table_schema(meta)?,
+            meta: Arc::new(meta.clone()),
+            chunk_depth: depth,
+            catalog: self.catalog.clone(),
+            pool: self.pool.clone(),
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.catalog
+            .state()
+            .tables
+            .contains_key(&format!("{}.{}", self.database, name))
+    }
+}
+
+/// A published table: partitioned into chunks on the workers.
+#[derive(Debug)]
+pub struct CatalogTable {
+    pub meta: Arc<TableMeta>,
+    pub schema: SchemaRef,
+    pub chunk_depth: u8,
+    pub catalog: Catalog,
+    pub pool: WorkerPool,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for CatalogTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    /// Every filter runs on the workers (they have the same functions), so the coordinator
+    /// never re-applies them.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Exact; filters.len()])
+    }
+
+    /// Normally the distribution rule has already turned scans of catalog tables into
+    /// fragments; a scan planned without it still runs, as a plain row fragment.
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let select = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                (
+                    Expr::Column(datafusion::common::Column::new_unqualified(f.name())),
+                    f.name().clone(),
+                )
+            })
+            .collect();
+        let filters = filters
+            .iter()
+            .cloned()
+            .map(unqualify)
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        let spec = FragmentSpec::new(
+            self.meta.clone(),
+            self.chunk_depth,
+            select,
+            filters,
+            vec![],
+            vec![],
+            limit,
+            self.schema.clone(),
+        )?;
+        Ok(Arc::new(FragmentExec::try_new(
+            spec,
+            projection.cloned(),
+            self.catalog.clone(),
+            self.pool.clone(),
+        )?))
+    }
+}

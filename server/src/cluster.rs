@@ -1,0 +1,287 @@
+//! Wiring of the roles into running servers: a coordinator (gRPC, pgwire, HTTP), workers
+//! (gRPC), and the standalone cluster that runs one coordinator and N workers in one
+//! process, still talking real gRPC over loopback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use almagest_coordinator::{Coordinator, CoordinatorConfig};
+use almagest_proto::v1;
+use almagest_worker::{WorkerConfig, WorkerService};
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// Fires once when the process is asked to stop.
+#[derive(Clone)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    pub fn new() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self { rx })
+    }
+
+    /// Resolves when shutdown has been requested.
+    pub async fn wait(mut self) {
+        while !*self.rx.borrow() {
+            if self.rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn termination_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Addresses a coordinator listens on.
+#[derive(Debug, Clone)]
+pub struct CoordinatorListen {
+    pub grpc: SocketAddr,
+    pub pg: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// A started coordinator and the tasks serving it.
+pub struct RunningCoordinator {
+    pub coordinator: Arc<Coordinator>,
+    pub grpc_addr: SocketAddr,
+    pub pg_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+/// Starts a coordinator: opens the catalog, then serves gRPC, pgwire and HTTP until
+/// `shutdown` fires.
+pub async fn start_coordinator(
+    config: CoordinatorConfig,
+    listen: CoordinatorListen,
+    shutdown: Shutdown,
+) -> anyhow::Result<RunningCoordinator> {
+    let grpc = bind(listen.grpc, "gRPC").await?;
+    let pg = bind(listen.pg, "the Postgres protocol").await?;
+    let http = bind(listen.http, "HTTP").await?;
+    let (grpc_addr, pg_addr, http_addr) = (grpc.local_addr()?, pg.local_addr()?, http.local_addr()?);
+    let mut config = config;
+    if config.advertise_address.is_empty() {
+        config.advertise_address = format!("http://{grpc_addr}");
+    }
+    let coordinator = Coordinator::open(config)
+        .await
+        .context("cannot open the catalog")?;
+    let mut tasks = Vec::new();
+
+    let service = coordinator.grpc_service();
+    let sd = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), sd.wait())
+            .await;
+        if let Err(e) = result {
+            warn!(error = %e, "coordinator gRPC server stopped");
+        }
+    }));
+
+    let ctx = coordinator.session_context();
+    let sd = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = crate::pgwire::serve(pg, ctx, sd.wait()).await {
+            warn!(error = %e, "pgwire server stopped");
+        }
+    }));
+
+    let app = crate::http::router(coordinator.clone());
+    let sd = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(http, app).with_graceful_shutdown(sd.wait()).await {
+            warn!(error = %e, "HTTP server stopped");
+        }
+    }));
+    info!(%grpc_addr, %pg_addr, %http_addr, "coordinator started");
+    Ok(RunningCoordinator {
+        coordinator,
+        grpc_addr,
+        pg_addr,
+        http_addr,
+        tasks,
+    })
+}
+
+impl RunningCoordinator {
+    /// Waits for the servers to stop (after shutdown fired) and closes the catalog.
+    pub async fn join(self) -> anyhow::Result<()> {
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        self.coordinator.shutdown().await?;
+        Ok(())
+    }
+}
+
+/// Settings of a worker process or of a worker inside the standalone cluster.
+#[derive(Debug, Clone)]
+pub struct WorkerRole {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub advertise_address: Option<String>,
+    pub coordinator: String,
+    pub target_partitions: usize,
+}
+
+/// Starts a worker, serves its gRPC until `shutdown`, and registers it with the coordinator
+/// (retrying until the coordinator answers).
+pub async fn start_worker(role: WorkerRole, shutdown: Shutdown) -> anyhow::Result<JoinHandle<()>> {
+    let listener = bind(role.listen, "worker gRPC").await?;
+    let addr = listener.local_addr()?;
+    let advertise = role
+        .advertise_address
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let service = WorkerService::new(WorkerConfig {
+        id: role.id,
+        data_dir: role.data_dir.clone(),
+        target_partitions: role.target_partitions,
+    })
+    .with_context(|| format!("cannot open worker data directory {}", role.data_dir.display()))?;
+    let sd = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        if let Err(e) = service.serve(listener, sd.wait()).await {
+            warn!(error = %e, "worker gRPC server stopped");
+        }
+    });
+    register_worker(&role.coordinator, role.id, &advertise, shutdown).await?;
+    info!(worker_id = role.id, %addr, "worker started");
+    Ok(handle)
+}
+
+async fn register_worker(coordinator: &str, id: u64, address: &str, shutdown: Shutdown) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let result = async {
+            let mut client = v1::coordinator_client::CoordinatorClient::connect(coordinator.to_string()).await?;
+            client
+                .register_worker(v1::RegisterWorkerRequest {
+                    worker_id: id,
+                    address: address.to_string(),
+                })
+                .await?;
+            anyhow::Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                if attempts % 10 == 1 {
+                    warn!(worker_id = id, %coordinator, error = %e, "cannot register with the coordinator yet; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {},
+            _ = shutdown.clone().wait() => anyhow::bail!("stopped before registering with the coordinator"),
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Settings of the standalone cluster.
+#[derive(Debug, Clone)]
+pub struct StandaloneOptions {
+    pub data_dir: PathBuf,
+    pub workers: u64,
+    pub listen: CoordinatorListen,
+    pub default_chunk_depth: u8,
+    pub memory_limit_mb: usize,
+}
+
+/// A running standalone cluster.
+pub struct Standalone {
+    pub coordinator: RunningCoordinator,
+    pub workers: Vec<JoinHandle<()>>,
+}
+
+/// Starts one coordinator and `workers` workers in this process.
+pub async fn start_standalone(opts: StandaloneOptions, shutdown: Shutdown) -> anyhow::Result<Standalone> {
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("cannot create data directory {}", opts.data_dir.display()))?;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let coordinator = start_coordinator(
+        CoordinatorConfig {
+            node_id: 1,
+            data_dir: opts.data_dir.join("coordinator"),
+            advertise_address: String::new(),
+            default_chunk_depth: opts.default_chunk_depth,
+            memory_limit_bytes: opts.memory_limit_mb * 1024 * 1024,
+            target_partitions: threads,
+        },
+        opts.listen.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let mut workers = Vec::new();
+    for id in 1..=opts.workers {
+        let handle = start_worker(
+            WorkerRole {
+                id,
+                data_dir: opts.data_dir.join(format!("worker-{id}")),
+                listen: ([127, 0, 0, 1], 0).into(),
+                advertise_address: None,
+                coordinator: format!("http://{}", coordinator.grpc_addr),
+                target_partitions: threads,
+            },
+            shutdown.clone(),
+        )
+        .await?;
+        workers.push(handle);
+    }
+    Ok(Standalone {
+        coordinator,
+        workers,
+    })
+}
+
+impl Standalone {
+    pub async fn join(self) -> anyhow::Result<()> {
+        for w in self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+        }
+        self.coordinator.join().await
+    }
+}

@@ -1,0 +1,158 @@
+//! Typed configuration of the coordinator and worker roles: defaults, then a TOML file,
+//! then `ALMAGEST__*` environment variables (e.g. `ALMAGEST__COORDINATOR__PG_LISTEN`),
+//! then `validate()`. `config/almagest.example.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file: one section per role.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlmagestConfig {
+    pub coordinator: CoordinatorSection,
+    pub worker: WorkerSection,
+}
+
+/// `[coordinator]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CoordinatorSection {
+    /// Raft node id.
+    pub node_id: u64,
+    /// Catalog storage.
+    pub data_dir: PathBuf,
+    /// gRPC for workers and loaders.
+    pub grpc_listen: SocketAddr,
+    /// Postgres wire protocol.
+    pub pg_listen: SocketAddr,
+    /// HTTP (health, and the TAP service to come).
+    pub http_listen: SocketAddr,
+    /// Chunk depth of databases created by loads that do not choose one.
+    pub default_chunk_depth: u8,
+    /// Memory for the merge side of queries, MiB.
+    pub memory_limit_mb: usize,
+    /// Parallelism of the merge plan.
+    pub target_partitions: usize,
+}
+
+impl Default for CoordinatorSection {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            data_dir: PathBuf::from("almagest-data/coordinator"),
+            grpc_listen: ([127, 0, 0, 1], 7000).into(),
+            pg_listen: ([127, 0, 0, 1], 5433).into(),
+            http_listen: ([127, 0, 0, 1], 8080).into(),
+            default_chunk_depth: almagest_coordinator::catalog::DEFAULT_CHUNK_DEPTH,
+            memory_limit_mb: 4096,
+            target_partitions: 2,
+        }
+    }
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerSection {
+    /// Unique id of this worker in the cluster (its chunks are placed by id).
+    pub id: u64,
+    /// Chunk files.
+    pub data_dir: PathBuf,
+    /// gRPC for the coordinator and loaders.
+    pub grpc_listen: SocketAddr,
+    /// Address others reach this worker at (default: `http://<grpc_listen>`).
+    pub advertise_address: Option<String>,
+    /// The coordinator's gRPC address.
+    pub coordinator: String,
+    /// Parallelism of fragment execution.
+    pub target_partitions: usize,
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        Self {
+            id: 1,
+            data_dir: PathBuf::from("almagest-data/worker-1"),
+            grpc_listen: ([127, 0, 0, 1], 7001).into(),
+            advertise_address: None,
+            coordinator: "http://127.0.0.1:7000".into(),
+            target_partitions: 2,
+        }
+    }
+}
+
+impl AlmagestConfig {
+    /// Defaults, then the TOML file (if given), then `ALMAGEST__*` variables.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(AlmagestConfig::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("ALMAGEST__").split("__"));
+        let config: AlmagestConfig = fig.extract().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let c = &self.coordinator;
+        if !(1..=12).contains(&c.default_chunk_depth) {
+            bail!(
+                "coordinator.default_chunk_depth must be within 1..=12, got {}",
+                c.default_chunk_depth
+            );
+        }
+        if c.memory_limit_mb < 64 {
+            bail!("coordinator.memory_limit_mb must be at least 64");
+        }
+        if self.worker.id == 0 {
+            bail!("worker.id must be positive");
+        }
+        if !self.worker.coordinator.starts_with("http://") {
+            bail!(
+                "worker.coordinator must be an http:// gRPC address, got {:?}",
+                self.worker.coordinator
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t10_file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(
+            &path,
+            "[coordinator]\npg_listen = \"127.0.0.1:6543\"\n[worker]\nid = 3\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ALMAGEST__WORKER__ID", "4");
+            let c = AlmagestConfig::load(Some(&path)).unwrap();
+            assert_eq!(c.coordinator.pg_listen.port(), 6543);
+            assert_eq!(c.worker.id, 4);
+            assert_eq!(c.coordinator.grpc_listen.port(), 7000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn t11_invalid_values_are_refused() {
+        let mut c = AlmagestConfig::default();
+        c.coordinator.default_chunk_depth = 40;
+        assert!(c.validate().is_err());
+    }
+}

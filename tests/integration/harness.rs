@@ -1,0 +1,253 @@
+//! The cluster harness: real `almagest` processes on free loopback ports, stopped when the
+//! test drops them, and data generated once per test binary.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tokio_postgres::{Client, NoTls};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_almagest");
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Runs `almagest` with `args` to completion; returns stdout, or an error with stderr.
+pub fn almagest(args: &[&str]) -> Result<String> {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .context("cannot run almagest")?;
+    if !out.status.success() {
+        bail!(
+            "almagest {:?} failed: {}{}",
+            args,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, args: &[&str], log: &Path) -> Result<Self> {
+        let log_file = std::fs::File::create(log)?;
+        let child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        Ok(Self {
+            child,
+            name: name.to_string(),
+        })
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the process without warning (a crash).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A standalone cluster in a child process.
+pub struct Cluster {
+    pub proc: Proc,
+    pub pg_port: u16,
+    pub grpc_port: u16,
+    pub http_port: u16,
+    pub data_dir: PathBuf,
+}
+
+impl Cluster {
+    pub async fn start(data_dir: &Path, workers: u32) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let (pg, grpc, http) = (free_port(), free_port(), free_port());
+        let proc = Proc::spawn(
+            "standalone",
+            &[
+                "standalone",
+                "--data-dir",
+                &data_dir.display().to_string(),
+                "--workers",
+                &workers.to_string(),
+                "--pg-port",
+                &pg.to_string(),
+                "--grpc-port",
+                &grpc.to_string(),
+                "--http-port",
+                &http.to_string(),
+            ],
+            &data_dir.join(format!("standalone-{pg}.log")),
+        )?;
+        let cluster = Self {
+            proc,
+            pg_port: pg,
+            grpc_port: grpc,
+            http_port: http,
+            data_dir: data_dir.to_path_buf(),
+        };
+        wait_for_pg(pg, &data_dir.join(format!("standalone-{pg}.log"))).await?;
+        Ok(cluster)
+    }
+
+    pub fn coordinator(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    pub async fn client(&self) -> Result<Client> {
+        connect(self.pg_port).await
+    }
+
+    /// Loads files with `almagest load`.
+    pub fn load(&self, table: &str, position: Option<(&str, &str, &str)>, files: &[&Path]) -> Result<String> {
+        let coordinator = self.coordinator();
+        let mut args: Vec<String> = vec![
+            "load".into(),
+            "--quiet".into(),
+            "--coordinator".into(),
+            coordinator,
+            "--table".into(),
+            table.into(),
+        ];
+        if let Some((ra, dec, key)) = position {
+            args.extend(["--ra".into(), ra.into(), "--dec".into(), dec.into(), "--key".into(), key.into()]);
+        }
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        almagest(&refs)
+    }
+}
+
+/// Connects to pgwire on `port`.
+pub async fn connect(port: u16) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=almagest dbname=almagest"),
+        NoTls,
+    )
+    .await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Waits until pgwire answers `SELECT 1`.
+pub async fn wait_for_pg(port: u16, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(c) = connect(port).await {
+            if c.simple_query("SELECT 1").await.is_ok() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "server on port {port} did not start; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Directory for this test binary's files (kept between runs; the generated catalog is
+/// reused when present).
+pub fn work_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("almagest-it")
+}
+
+/// A fresh directory for one test.
+pub fn test_dir(name: &str) -> PathBuf {
+    let dir = work_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("cannot create test dir");
+    dir
+}
+
+pub const CATALOG_ROWS: u64 = 60_000;
+pub const CATALOG_SEED: u64 = 20261121;
+
+/// The generated test catalog (Parquet, with edge-case rows), made once.
+pub fn catalog_file() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = work_dir();
+        std::fs::create_dir_all(&dir).expect("cannot create work dir");
+        let file = dir.join(format!("gaia-{CATALOG_ROWS}-{CATALOG_SEED}.parquet"));
+        if !file.exists() {
+            let tmp = dir.join(format!("gaia-tmp-{}.parquet", std::process::id()));
+            almagest(&[
+                "gen",
+                "--rows",
+                &CATALOG_ROWS.to_string(),
+                "--seed",
+                &CATALOG_SEED.to_string(),
+                "--edge-cases",
+                "--out",
+                &tmp.display().to_string(),
+            ])
+            .expect("almagest gen failed");
+            std::fs::rename(&tmp, &file).expect("cannot move catalog into place");
+        }
+        file
+    })
+}
+
+/// Every file under `dir` whose name ends with `.parquet` (chunk files of workers).
+pub fn parquet_files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

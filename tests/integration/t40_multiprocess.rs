@@ -1,0 +1,156 @@
+//! A cluster of separate processes: one coordinator and two workers configured by TOML
+//! files and ALMAGEST__* variables; load, query, stop everything, start again, query again.
+
+use std::path::Path;
+
+use anyhow::{ensure, Result};
+
+use crate::harness::{self, free_port, Proc};
+use crate::reference;
+use crate::t10_queries::query_text;
+
+fn write_config(path: &Path, body: &str) -> Result<()> {
+    std::fs::write(path, body)?;
+    Ok(())
+}
+
+struct Ports {
+    grpc: u16,
+    pg: u16,
+    http: u16,
+    workers: [u16; 2],
+}
+
+fn start_all(dir: &Path, p: &Ports) -> Result<Vec<Proc>> {
+    let coord_cfg = dir.join("coordinator.toml");
+    write_config(
+        &coord_cfg,
+        &format!(
+            "[coordinator]\nnode_id = 1\ndata_dir = \"{}\"\ngrpc_listen = \"127.0.0.1:{}\"\npg_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n",
+            dir.join("coordinator").display(),
+            p.grpc,
+            p.pg,
+            p.http
+        ),
+    )?;
+    let mut procs = vec![Proc::spawn(
+        "coordinator",
+        &["coordinator", "--config", &coord_cfg.display().to_string()],
+        &dir.join("coordinator.log"),
+    )?];
+    for (i, port) in p.workers.iter().enumerate() {
+        let id = i + 1;
+        let cfg = dir.join(format!("worker-{id}.toml"));
+        // The worker id comes from the environment, the rest from the file.
+        write_config(
+            &cfg,
+            &format!(
+                "[worker]\ndata_dir = \"{}\"\ngrpc_listen = \"127.0.0.1:{port}\"\ncoordinator = \"http://127.0.0.1:{}\"\n",
+                dir.join(format!("worker-{id}")).display(),
+                p.grpc
+            ),
+        )?;
+        let log = dir.join(format!("worker-{id}.log"));
+        let child = std::process::Command::new(harness::BIN)
+            .args(["worker", "--config", &cfg.display().to_string()])
+            .env("ALMAGEST__WORKER__ID", id.to_string())
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        procs.push(Proc {
+            child,
+            name: format!("worker-{id}"),
+        });
+    }
+    Ok(procs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t40_separate_processes_survive_restart() -> Result<()> {
+    let file = harness::catalog_file();
+    let rows = reference::read_catalog(file);
+    let dir = harness::test_dir("t40");
+    let ports = Ports {
+        grpc: free_port(),
+        pg: free_port(),
+        http: free_port(),
+        workers: [free_port(), free_port()],
+    };
+    let expected_cone = rows
+        .iter()
+        .filter(|r| reference::in_circle(r, 10.0, -5.0, 3.0) == Some(true))
+        .count()
+        .to_string();
+    let cone = "SELECT COUNT(*) FROM test.gaia WHERE scisql_s2PtInCircle(ra, dec, 10, -5, 3) = 1";
+
+    let procs = start_all(&dir, &ports)?;
+    harness::wait_for_pg(ports.pg, &dir.join("coordinator.log")).await?;
+    // Wait until both workers have registered (the load spreads chunks over all of them).
+    let status_url = format!("127.0.0.1:{}", ports.http);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let body = http_get(&status_url, "/status").await.unwrap_or_default();
+        if body.matches("\"address\"").count() >= 2 {
+            break;
+        }
+        ensure!(std::time::Instant::now() < deadline, "workers did not register: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    harness::almagest(&[
+        "load",
+        "--quiet",
+        "--coordinator",
+        &format!("http://127.0.0.1:{}", ports.grpc),
+        "--table",
+        "test.gaia",
+        "--ra",
+        "ra",
+        "--dec",
+        "dec",
+        "--key",
+        "source_id",
+        &file.display().to_string(),
+    ])?;
+    // Chunks landed on both workers.
+    for id in 1..=2 {
+        let files = harness::parquet_files_under(&dir.join(format!("worker-{id}")));
+        ensure!(!files.is_empty(), "worker {id} holds no chunk");
+    }
+    let client = harness::connect(ports.pg).await?;
+    let got = query_text(&client, cone).await?;
+    ensure!(got[0][0].as_deref() == Some(expected_cone.as_str()), "cone before restart: {got:?} vs {expected_cone}");
+    let total = query_text(&client, "SELECT COUNT(*), COUNT(bp_rp) FROM test.gaia").await?;
+    ensure!(total[0][0].as_deref() == Some(rows.len().to_string().as_str()), "count");
+    drop(client);
+    drop(procs);
+
+    let _procs = start_all(&dir, &ports)?;
+    harness::wait_for_pg(ports.pg, &dir.join("coordinator.log")).await?;
+    let client = harness::connect(ports.pg).await?;
+    // Workers re-register after the restart; queries succeed once they have.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let got = loop {
+        match query_text(&client, cone).await {
+            Ok(g) => break g,
+            Err(e) => {
+                ensure!(std::time::Instant::now() < deadline, "query after restart failed: {e:#}");
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
+    };
+    ensure!(got[0][0].as_deref() == Some(expected_cone.as_str()), "cone after restart");
+    let again = query_text(&client, "SELECT COUNT(*), COUNT(bp_rp) FROM test.gaia").await?;
+    ensure!(again == total, "aggregates after restart: {again:?} vs {total:?}");
+    Ok(())
+}
+
+/// A minimal HTTP GET (the test needs no HTTP client dependency for one status call).
+pub async fn http_get(addr: &str, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await?;
+    Ok(buf)
+}

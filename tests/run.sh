@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of Almagest on a fresh Debian machine: installs what the tests need
+# (libclang for RocksDB's bindings, psql, a Python venv with psycopg), then the whole
+# workspace's tests on the debug build. .ci/run calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# One target directory outside the clone, so repeated runs on a machine are incremental.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/almagest-target}"
+
+need=()
+dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Python clients for the client-compatibility tests.
+venv="$CARGO_TARGET_DIR/test-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
+export ALMAGEST_TEST_PYTHON="$venv/bin/python"
+
+cargo fmt --all -- --check
+cargo test --workspace --locked "$@"

@@ -1,0 +1,213 @@
+//! The worker's gRPC service: fragment execution over chunk files, and chunk storage for
+//! loads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use almagest_proto::v1;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::{debug, info, warn};
+
+use crate::error::{Result, WorkerError};
+use crate::store::{ChunkFile, ChunkStore};
+
+/// Largest gRPC message a worker accepts (one chunk file of a load).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
+/// Settings of one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    /// Threads of DataFusion's per-fragment parallelism.
+    pub target_partitions: usize,
+}
+
+/// The worker's state shared by its gRPC handlers.
+#[derive(Debug, Clone)]
+pub struct WorkerService {
+    config: WorkerConfig,
+    store: ChunkStore,
+}
+
+type BatchStream = Pin<Box<dyn Stream<Item = Result<v1::ArrowBatch, Status>> + Send>>;
+
+impl WorkerService {
+    pub fn new(config: WorkerConfig) -> Result<Self> {
+        let store = ChunkStore::open(&config.data_dir)?;
+        Ok(Self { config, store })
+    }
+
+    /// The tonic server for this service, with message limits large enough for chunk files.
+    pub fn into_server(self) -> v1::worker_server::WorkerServer<Self> {
+        v1::worker_server::WorkerServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Serves the gRPC service on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::result::Result<(), tonic::transport::Error> {
+        let addr: Option<SocketAddr> = listener.local_addr().ok();
+        info!(worker_id = self.config.id, ?addr, "worker serving gRPC");
+        tonic::transport::Server::builder()
+            .add_service(self.into_server())
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown,
+            )
+            .await
+    }
+
+    /// A DataFusion session over the requested chunk files, registered as table `chunk`.
+    async fn fragment_session(&self, req: &v1::FragmentRequest) -> Result<SessionContext> {
+        if req.chunks.is_empty() {
+            return Err(WorkerError::InvalidRequest(
+                "a fragment needs at least one chunk".into(),
+            ));
+        }
+        let mut config = SessionConfig::new()
+            .with_target_partitions(self.config.target_partitions.max(1))
+            .with_information_schema(false);
+        let opts = config.options_mut();
+        // Late materialization: evaluate the (spatial) filters while decoding, using the
+        // page index, so rows outside the region are never built.
+        opts.execution.parquet.pushdown_filters = true;
+        opts.execution.parquet.reorder_filters = true;
+        opts.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        let ctx = SessionContext::new_with_config(config);
+        almagest_adql::register_udfs(&ctx);
+
+        let mut urls = Vec::with_capacity(req.chunks.len());
+        for &chunk in &req.chunks {
+            let path = self
+                .store
+                .chunk_path(&req.table, &req.version, chunk, ChunkFile::Primary)?;
+            if !tokio::fs::try_exists(&path).await? {
+                return Err(WorkerError::MissingChunk {
+                    table: req.table.clone(),
+                    load_id: req.version.clone(),
+                    chunk,
+                });
+            }
+            let url = ListingTableUrl::parse(path.to_string_lossy())?;
+            urls.push(url);
+        }
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_collect_stat(false);
+        let state = ctx.state();
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .infer_schema(&state)
+            .await?;
+        let table = ListingTable::try_new(config)?;
+        ctx.register_table("chunk", Arc::new(table))?;
+        Ok(ctx)
+    }
+
+    async fn execute(&self, req: v1::FragmentRequest) -> Result<BatchStream> {
+        let ctx = self.fragment_session(&req).await?;
+        debug!(query_id = %req.query_id, table = %req.table, chunks = req.chunks.len(), sql = %req.sql, "fragment");
+        let df = ctx.sql(&req.sql).await?;
+        let mut stream = df.execute_stream().await?;
+        // The producer stops as soon as the receiver is gone: a cancelled query (client
+        // cancel, satisfied LIMIT, failed sibling) drops the gRPC stream and with it the
+        // DataFusion execution.
+        let (tx, rx) = mpsc::channel::<Result<v1::ArrowBatch, Status>>(4);
+        let query_id = req.query_id.clone();
+        tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                let msg = match item {
+                    Ok(batch) if batch.num_rows() == 0 => continue,
+                    Ok(batch) => almagest_proto::encode_batch(&batch)
+                        .map_err(|e| Status::from(WorkerError::from(e))),
+                    Err(e) => Err(Status::from(WorkerError::from(e))),
+                };
+                let failed = msg.is_err();
+                if tx.send(msg).await.is_err() {
+                    debug!(%query_id, "fragment cancelled by the coordinator");
+                    return;
+                }
+                if failed {
+                    return;
+                }
+            }
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+#[tonic::async_trait]
+impl v1::worker_server::Worker for WorkerService {
+    type ExecuteFragmentStream = BatchStream;
+
+    async fn execute_fragment(
+        &self,
+        request: Request<v1::FragmentRequest>,
+    ) -> std::result::Result<Response<Self::ExecuteFragmentStream>, Status> {
+        let req = request.into_inner();
+        match self.execute(req).await {
+            Ok(stream) => Ok(Response::new(stream)),
+            Err(e) => {
+                warn!(error = %e, "fragment failed");
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn put_chunk(
+        &self,
+        request: Request<v1::PutChunkRequest>,
+    ) -> std::result::Result<Response<v1::PutChunkResponse>, Status> {
+        let req = request.into_inner();
+        let kind = match v1::ChunkFileKind::try_from(req.kind) {
+            Ok(v1::ChunkFileKind::Primary) => ChunkFile::Primary,
+            Ok(v1::ChunkFileKind::Overlap) => ChunkFile::Overlap,
+            Err(_) => {
+                return Err(WorkerError::InvalidRequest(format!(
+                    "unknown chunk file kind {}",
+                    req.kind
+                ))
+                .into())
+            }
+        };
+        self.store
+            .put(&req.table, &req.load_id, req.chunk, kind, &req.parquet)
+            .await?;
+        Ok(Response::new(v1::PutChunkResponse {
+            bytes: req.parquet.len() as u64,
+        }))
+    }
+
+    async fn drop_load(
+        &self,
+        request: Request<v1::DropLoadRequest>,
+    ) -> std::result::Result<Response<v1::DropLoadResponse>, Status> {
+        let req = request.into_inner();
+        self.store.drop_load(&req.table, &req.load_id).await?;
+        info!(table = %req.table, load_id = %req.load_id, "dropped load");
+        Ok(Response::new(v1::DropLoadResponse {}))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<v1::WorkerStatusRequest>,
+    ) -> std::result::Result<Response<v1::WorkerStatusResponse>, Status> {
+        Ok(Response::new(v1::WorkerStatusResponse {
+            worker_id: self.config.id,
+            data_dir: self.config.data_dir.display().to_string(),
+        }))
+    }
+}
