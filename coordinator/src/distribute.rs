@@ -101,7 +101,8 @@ fn catalog_table(plan: &LogicalPlan) -> Option<Arc<CatalogTable>> {
         return None;
     };
     let provider: Arc<dyn TableProvider> = source_as_provider(&scan.source).ok()?;
-    let table = provider.as_any().downcast_ref::<CatalogTable>()?;
+    let any: &dyn std::any::Any = provider.as_ref();
+    let table = any.downcast_ref::<CatalogTable>()?;
     Some(Arc::new(CatalogTable {
         meta: table.meta.clone(),
         schema: table.schema.clone(),

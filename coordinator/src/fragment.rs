@@ -3,7 +3,6 @@
 //! chunks the spatial constraint leaves; [`FragmentExec`] dispatches it and streams the
 //! workers' Arrow batches back into the coordinator's merge plan.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -41,7 +40,7 @@ pub const CHUNK_TABLE: &str = "chunk";
 /// The hidden per-row HEALPix index column (depth 29, nested) of partitioned tables.
 pub const HPX_COLUMN: &str = "_hpx";
 /// Most depth-29 index ranges a fragment carries for row-group pruning.
-const MAX_HPX_RANGES: usize = 48;
+const MAX_HPX_RANGES: usize = 16;
 
 /// What one fragment computes, over raw table columns.
 #[derive(Debug, Clone)]
@@ -225,9 +224,6 @@ pub struct FragmentTable {
 
 #[async_trait::async_trait]
 impl TableProvider for FragmentTable {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 
     fn schema(&self) -> SchemaRef {
         self.spec.schema.clone()

@@ -50,13 +50,18 @@ pub struct CoordinatorConfig {
 }
 
 /// A running coordinator.
-#[derive(Debug)]
 pub struct Coordinator {
     pub config: CoordinatorConfig,
     catalog: Catalog,
     pool: WorkerPool,
     ctx: Arc<SessionContext>,
     loads: tokio::sync::Mutex<HashMap<String, PendingLoad>>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 impl Coordinator {

@@ -2,7 +2,6 @@
 //! tables as [`CatalogTable`] providers read live from the Raft catalog, so a table
 //! published by a load is visible to the next statement.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
@@ -64,9 +63,6 @@ impl AlmagestCatalog {
 }
 
 impl CatalogProvider for AlmagestCatalog {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 
     fn schema_names(&self) -> Vec<String> {
         let state = self.catalog.state();
@@ -121,9 +117,6 @@ pub struct DatabaseSchema {
 
 #[async_trait::async_trait]
 impl SchemaProvider for DatabaseSchema {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 
     fn table_names(&self) -> Vec<String> {
         let state = self.catalog.state();
@@ -177,9 +170,6 @@ pub struct CatalogTable {
 
 #[async_trait::async_trait]
 impl TableProvider for CatalogTable {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 
     fn schema(&self) -> SchemaRef {
         self.schema.clone()

@@ -105,8 +105,7 @@ impl WorkerService {
             urls.push(url);
         }
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet")
-            .with_collect_stat(false);
+            .with_file_extension(".parquet");
         let state = ctx.state();
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)

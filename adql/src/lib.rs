@@ -1,0 +1,29 @@
+//! The query language of Almagest: ADQL and Qserv-flavoured SQL translated into the SQL
+//! DataFusion runs, the spherical-geometry UDFs those translations call, and the spatial
+//! constraint of a planned query.
+//!
+//! Code map:
+//! - [`translate`]: text to text. Parses with sqlparser (PostgreSQL dialect), rewrites
+//!   `SELECT TOP n` into `LIMIT n` and the ADQL geometry functions (in `geometry`) into UDF
+//!   calls, prints the result. Text that does not parse or needs nothing is passed through.
+//! - [`udf`]: the scalar UDFs (`scisql_s2ptincircle`, `scisql_s2angsep`, ...) built on
+//!   `almagest-sky`, registered by the coordinator and every worker.
+//! - [`region`]: the region implied by the filters of an optimized logical plan, for
+//!   chunk pruning.
+//! - [`areaspec`]: the coordinator's rewrite of Qserv's `qserv_areaspec_*` placeholders.
+//!
+//! Architecture invariants: this crate does no I/O and keeps no state; a region it extracts
+//! is always a superset of the positions of the rows the filters accept.
+
+pub mod areaspec;
+pub mod error;
+mod geometry;
+pub mod region;
+pub mod translate;
+pub mod udf;
+
+pub use areaspec::{contains_areaspec, rewrite_areaspec};
+pub use error::{AdqlError, Position, Result};
+pub use region::extract_region;
+pub use translate::translate_sql;
+pub use udf::{names, register_udfs, udfs};

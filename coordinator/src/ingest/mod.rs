@@ -1,0 +1,536 @@
+//! Client-side loading of catalogs (`almagest load`): read CSV or Parquet files, assign
+//! every row its `_hpx`, chunk and overlap chunks, spill rows to per-chunk files with
+//! bounded memory, sort each chunk by `_hpx`, encode it as Parquet and upload it to its
+//! worker, then publish the table in one `CommitLoad`.
+//!
+//! The stages, each usable on its own:
+//!
+//! 1. [`InputSet::inspect`]: the schema every input file must share, and checks of the
+//!    position and key columns.
+//! 2. [`partition`]: the input, batch by batch, into a [`PartitionedTable`] (spill files
+//!    per chunk and kind in a temporary directory). No network.
+//! 3. [`PartitionedTable::encode_chunk`]: one chunk's sorted Parquet files.
+//! 4. [`load`]: the whole protocol with the coordinator (`BeginLoad`, `PutChunk` to
+//!    workers, `CommitLoad`), and `AbortLoad` on any failure after `BeginLoad`, so that a
+//!    failed load leaves neither a table nor chunk files behind.
+//!
+//! Architecture invariant: memory is bounded by `memory_rows` routed rows, one input batch
+//! and [`UPLOADS_IN_FLIGHT`] chunks being encoded, whatever the size of the input.
+
+mod encode;
+mod input;
+mod partition;
+mod spill;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use almagest_proto::v1::coordinator_client::CoordinatorClient;
+use almagest_proto::v1::worker_client::WorkerClient;
+use almagest_proto::v1::{
+    self, AbortLoadRequest, BeginLoadRequest, BeginLoadResponse, CommitLoadRequest, LoadedChunk,
+    PutChunkRequest,
+};
+use datafusion::arrow::error::ArrowError;
+use futures::stream::{FuturesUnordered, StreamExt};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use tonic::transport::{Channel, Endpoint};
+
+pub use encode::{EncodedChunk, EncodedChunkSummary, PAGE_ROWS, ROW_GROUP_ROWS};
+pub use input::{
+    BatchOrigin, ColumnRoles, InputFile, InputFormat, InputReader, InputSet, CSV_INFER_ROWS,
+    HPX_COLUMN, INPUT_BATCH_ROWS,
+};
+pub use partition::{
+    partition, stored_schema, ChunkCounts, Layout, PartitionSpec, PartitionedTable, SpillOptions,
+    DEFAULT_MEMORY_ROWS,
+};
+pub use spill::ChunkFileKind;
+
+use crate::error::{CoordinatorError, Result};
+
+/// Chunks encoded and uploaded at the same time.
+pub const UPLOADS_IN_FLIGHT: usize = 4;
+
+/// What to load, and where.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Coordinator gRPC address, e.g. "http://127.0.0.1:7000".
+    pub coordinator: String,
+    /// "database.table".
+    pub table: String,
+    /// Position columns (degrees) of a director table; both or neither. Without them the
+    /// table is replicated (copied whole to every worker).
+    pub ra_column: Option<String>,
+    pub dec_column: Option<String>,
+    /// Unique key column; required for a director table.
+    pub key_column: Option<String>,
+    /// CSV (with a header line) or Parquet files, all with the same columns.
+    pub files: Vec<PathBuf>,
+    /// Chunk depth and overlap margin for a new database (`None`: the server's defaults).
+    pub chunk_depth: Option<u8>,
+    pub overlap_deg: Option<f64>,
+    /// Where spill files go (the system temporary directory if `None`).
+    pub spill_dir: Option<PathBuf>,
+    /// Rows buffered in memory before spilling (0: [`DEFAULT_MEMORY_ROWS`]).
+    pub memory_rows: usize,
+    /// Show progress bars on stderr.
+    pub progress: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            coordinator: "http://127.0.0.1:7000".to_string(),
+            table: String::new(),
+            ra_column: None,
+            dec_column: None,
+            key_column: None,
+            files: Vec::new(),
+            chunk_depth: None,
+            overlap_deg: None,
+            spill_dir: None,
+            memory_rows: DEFAULT_MEMORY_ROWS,
+            progress: false,
+        }
+    }
+}
+
+/// What a load did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    /// Input rows loaded.
+    pub rows: u64,
+    /// Chunks stored (1 for a non-empty replicated table).
+    pub chunks: u64,
+    /// Overlap rows stored beside the chunks.
+    pub overlap_rows: u64,
+    /// Parquet bytes uploaded (a replicated table counts once per worker).
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// Loads files into a table through the coordinator; see the module documentation.
+pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
+    let started = Instant::now();
+    let roles = check_options(opts)?;
+    let director = roles.ra.is_some();
+    let input = {
+        let files = opts.files.clone();
+        let roles = roles.clone();
+        blocking(move || InputSet::inspect(&files, &roles)).await?
+    };
+
+    let mut coordinator = connect_coordinator(&opts.coordinator).await?;
+    let begin = coordinator
+        .begin_load(BeginLoadRequest {
+            table: opts.table.clone(),
+            arrow_schema: almagest_proto::encode_schema(&input.schema).map_err(|e| {
+                CoordinatorError::Internal(format!("cannot encode the table schema: {e}"))
+            })?,
+            kind: if director {
+                v1::TableKind::Director
+            } else {
+                v1::TableKind::Replicated
+            } as i32,
+            ra_column: roles.ra.clone().unwrap_or_default(),
+            dec_column: roles.dec.clone().unwrap_or_default(),
+            key_column: roles.key.clone().unwrap_or_default(),
+            chunk_depth: opts.chunk_depth.map_or(0, u32::from),
+            overlap_deg: opts.overlap_deg.unwrap_or(-1.0),
+        })
+        .await
+        .map_err(|s| coordinator_error("BeginLoad", &opts.table, s))?
+        .into_inner();
+    let load_id = begin.load_id.clone();
+    tracing::info!(table = %opts.table, %load_id, chunk_depth = begin.chunk_depth,
+        overlap_deg = begin.overlap_deg, workers = begin.workers.len(), "load begun");
+
+    match run_load(opts, input, &roles, &begin, &mut coordinator).await {
+        Ok(mut report) => {
+            report.elapsed = started.elapsed();
+            tracing::info!(table = %opts.table, %load_id, rows = report.rows,
+                chunks = report.chunks, bytes = report.bytes, "load committed");
+            Ok(report)
+        }
+        Err(e) => {
+            // The coordinator tells the workers to delete the load's files; the local spill
+            // files went with the partitioned table when `run_load` returned.
+            if let Err(abort) = coordinator
+                .abort_load(AbortLoadRequest {
+                    load_id: load_id.clone(),
+                })
+                .await
+            {
+                tracing::warn!(%load_id, error = %abort.message(), "AbortLoad failed after: {e}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Everything after `BeginLoad`: partition, encode and upload, commit.
+async fn run_load(
+    opts: &LoadOptions,
+    input: InputSet,
+    roles: &ColumnRoles,
+    begin: &BeginLoadResponse,
+    coordinator: &mut CoordinatorClient<Channel>,
+) -> Result<LoadReport> {
+    let mut workers = begin.workers.clone();
+    workers.sort_by_key(|w| w.worker_id);
+    if workers.is_empty() {
+        return Err(CoordinatorError::NoWorkers);
+    }
+    let layout = match (&roles.ra, &roles.dec) {
+        (Some(ra), Some(dec)) => {
+            let chunk_depth = u8::try_from(begin.chunk_depth)
+                .ok()
+                .filter(|d| *d <= 29)
+                .ok_or_else(|| {
+                    CoordinatorError::Rpc(format!(
+                        "BeginLoad returned an invalid chunk depth {}",
+                        begin.chunk_depth
+                    ))
+                })?;
+            let index = |name: &str| {
+                input.column_index(name).ok_or_else(|| {
+                    CoordinatorError::Internal(format!("column {name} vanished from the schema"))
+                })
+            };
+            Layout::Director(PartitionSpec {
+                ra: index(ra)?,
+                dec: index(dec)?,
+                key: roles.key.as_deref().map(index).transpose()?,
+                chunk_depth,
+                overlap_deg: if begin.overlap_deg.is_finite() {
+                    begin.overlap_deg
+                } else {
+                    0.0
+                },
+            })
+        }
+        _ => Layout::Replicated,
+    };
+    // Reach every worker before reading the input: an unreachable worker should fail the
+    // load in a second, not after an hour of partitioning.
+    let mut handles = Vec::with_capacity(workers.len());
+    for w in &workers {
+        handles.push(WorkerHandle::connect(w.worker_id, &w.address).await?);
+    }
+
+    let bar = rows_bar(opts.progress);
+    let table = {
+        let spill = SpillOptions {
+            dir: opts.spill_dir.clone(),
+            memory_rows: opts.memory_rows,
+        };
+        let bar = bar.clone();
+        blocking(move || partition(&input, &layout, &spill, &bar)).await?
+    };
+    bar.finish_and_clear();
+    tracing::info!(rows = table.rows(), chunks = table.stored_chunks().len(),
+        overlap_rows = table.overlap_rows(), spills = table.flushes(), "input partitioned");
+
+    let table = Arc::new(table);
+    let (loaded, bytes) = upload(&table, &handles, &begin.load_id, &opts.table, opts.progress).await?;
+    let report = LoadReport {
+        rows: table.rows(),
+        chunks: loaded.len() as u64,
+        overlap_rows: loaded.iter().map(|c| c.overlap_rows).sum(),
+        bytes,
+        elapsed: Duration::ZERO,
+    };
+    drop(table);
+
+    coordinator
+        .commit_load(CommitLoadRequest {
+            load_id: begin.load_id.clone(),
+            chunks: loaded,
+        })
+        .await
+        .map_err(|s| coordinator_error("CommitLoad", &opts.table, s))?;
+    Ok(report)
+}
+
+/// Encodes and uploads every stored chunk, [`UPLOADS_IN_FLIGHT`] at a time. On a failure
+/// no new upload starts, but those in flight are awaited, so that none lands on a worker
+/// after the load is aborted. Returns the chunks and the bytes sent.
+async fn upload(
+    table: &Arc<PartitionedTable>,
+    workers: &[WorkerHandle],
+    load_id: &str,
+    table_name: &str,
+    progress: bool,
+) -> Result<(Vec<LoadedChunk>, u64)> {
+    let chunks = table.stored_chunks();
+    let replicated = matches!(table.layout(), Layout::Replicated);
+    let bar = upload_bar(progress, chunks.len() as u64);
+    let mut pending = chunks.into_iter();
+    let mut in_flight = FuturesUnordered::new();
+    let mut loaded = Vec::new();
+    let mut bytes = 0u64;
+    let mut first_error = None;
+    loop {
+        while first_error.is_none() && in_flight.len() < UPLOADS_IN_FLIGHT {
+            let Some(chunk) = pending.next() else { break };
+            // A replicated table's single chunk goes to every worker; a director chunk to
+            // its owner.
+            let targets: Vec<WorkerHandle> = if replicated {
+                workers.to_vec()
+            } else {
+                vec![workers[(chunk % workers.len() as u64) as usize].clone()]
+            };
+            let job = UploadJob {
+                table: Arc::clone(table),
+                chunk,
+                targets,
+                load_id: load_id.to_string(),
+                table_name: table_name.to_string(),
+            };
+            in_flight.push(job.run());
+        }
+        match in_flight.next().await {
+            None => break,
+            Some(Ok((chunk, sent))) => {
+                bytes += sent;
+                bar.inc(1);
+                bar.set_message(HumanBytes(bytes).to_string());
+                loaded.push(chunk);
+            }
+            Some(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    match first_error {
+        Some(e) => Err(e),
+        None => {
+            loaded.sort_by_key(|c| c.chunk);
+            Ok((loaded, bytes))
+        }
+    }
+}
+
+/// One chunk to encode and send.
+struct UploadJob {
+    table: Arc<PartitionedTable>,
+    chunk: u64,
+    targets: Vec<WorkerHandle>,
+    load_id: String,
+    table_name: String,
+}
+
+impl UploadJob {
+    /// Returns the chunk's catalog entry (placed on the first target) and the bytes sent.
+    async fn run(self) -> Result<(LoadedChunk, u64)> {
+        let (table, chunk) = (Arc::clone(&self.table), self.chunk);
+        let mut encoded = blocking(move || table.encode_chunk(chunk)).await?;
+        let entry = LoadedChunk {
+            chunk,
+            worker_id: self.targets[0].id,
+            rows: encoded.rows,
+            bytes: encoded.bytes(),
+            overlap_rows: encoded.overlap_rows,
+        };
+        let mut sent = 0;
+        for (i, worker) in self.targets.iter().enumerate() {
+            // The last target gets the buffers themselves rather than copies.
+            let last = i + 1 == self.targets.len();
+            let primary = if last {
+                std::mem::take(&mut encoded.primary)
+            } else {
+                encoded.primary.clone()
+            };
+            let kind = v1::ChunkFileKind::Primary;
+            sent += worker
+                .put(&self.load_id, &self.table_name, chunk, kind, primary)
+                .await?;
+            let overlap = if last {
+                encoded.overlap.take()
+            } else {
+                encoded.overlap.clone()
+            };
+            if let Some(overlap) = overlap {
+                let kind = v1::ChunkFileKind::Overlap;
+                sent += worker
+                    .put(&self.load_id, &self.table_name, chunk, kind, overlap)
+                    .await?;
+            }
+        }
+        Ok((entry, sent))
+    }
+}
+
+/// A connected worker.
+#[derive(Clone)]
+struct WorkerHandle {
+    id: u64,
+    address: String,
+    client: WorkerClient<Channel>,
+}
+
+impl WorkerHandle {
+    async fn connect(id: u64, address: &str) -> Result<Self> {
+        let failed = |message: String| CoordinatorError::Worker {
+            worker_id: id,
+            address: address.to_string(),
+            message,
+        };
+        let channel = Endpoint::from_shared(address.to_string())
+            .map_err(|e| failed(format!("invalid address: {e}")))?
+            .connect_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .map_err(|e| failed(format!("cannot connect: {e}")))?;
+        let client = WorkerClient::new(channel)
+            .max_encoding_message_size(usize::MAX)
+            .max_decoding_message_size(usize::MAX);
+        Ok(WorkerHandle {
+            id,
+            address: address.to_string(),
+            client,
+        })
+    }
+
+    async fn put(
+        &self,
+        load_id: &str,
+        table: &str,
+        chunk: u64,
+        kind: v1::ChunkFileKind,
+        parquet: Vec<u8>,
+    ) -> Result<u64> {
+        let len = parquet.len() as u64;
+        self.client
+            .clone()
+            .put_chunk(PutChunkRequest {
+                load_id: load_id.to_string(),
+                table: table.to_string(),
+                chunk,
+                kind: kind as i32,
+                parquet,
+            })
+            .await
+            .map_err(|s| CoordinatorError::Worker {
+                worker_id: self.id,
+                address: self.address.clone(),
+                message: format!(
+                    "PutChunk of chunk {chunk} ({}) failed: {}",
+                    kind.as_str_name(),
+                    s.message()
+                ),
+            })?;
+        Ok(len)
+    }
+}
+
+/// Checks the options that need no file: the table name and the column roles.
+fn check_options(opts: &LoadOptions) -> Result<ColumnRoles> {
+    let invalid = |m: String| Err(CoordinatorError::InvalidRequest(m));
+    match opts.table.split_once('.') {
+        Some((db, t)) if !db.is_empty() && !t.is_empty() && !t.contains('.') => {}
+        _ => return invalid(format!("table name \"{}\" must be database.table", opts.table)),
+    }
+    if opts.files.is_empty() {
+        return invalid("no input files to load".to_string());
+    }
+    match (&opts.ra_column, &opts.dec_column, &opts.key_column) {
+        (Some(_), None, _) | (None, Some(_), _) => {
+            return invalid("the RA and Dec columns must be given together".to_string())
+        }
+        (Some(_), Some(_), None) => {
+            return invalid(
+                "a table with a position (RA/Dec) needs a unique key column too".to_string(),
+            )
+        }
+        _ => {}
+    }
+    if let Some(o) = opts.overlap_deg {
+        if !o.is_finite() || o > 10.0 {
+            return invalid(format!("overlap margin {o} degrees is not between 0 and 10"));
+        }
+    }
+    if let Some(d) = opts.chunk_depth {
+        if d > 12 {
+            return invalid(format!("chunk depth {d} is larger than 12"));
+        }
+    }
+    Ok(ColumnRoles {
+        ra: opts.ra_column.clone(),
+        dec: opts.dec_column.clone(),
+        key: opts.key_column.clone(),
+    })
+}
+
+async fn connect_coordinator(address: &str) -> Result<CoordinatorClient<Channel>> {
+    let channel = Endpoint::from_shared(address.to_string())
+        .map_err(|e| {
+            CoordinatorError::InvalidRequest(format!("invalid coordinator address {address}: {e}"))
+        })?
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(|e| {
+            CoordinatorError::Rpc(format!("cannot connect to the coordinator at {address}: {e}"))
+        })?;
+    Ok(CoordinatorClient::new(channel)
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX))
+}
+
+/// Maps a coordinator's gRPC status back to the error it was made from.
+fn coordinator_error(call: &str, table: &str, status: tonic::Status) -> CoordinatorError {
+    let message = status.message().to_string();
+    match status.code() {
+        tonic::Code::InvalidArgument => CoordinatorError::InvalidRequest(message),
+        tonic::Code::AlreadyExists => CoordinatorError::DuplicateTable(table.to_string()),
+        tonic::Code::Cancelled => CoordinatorError::Cancelled,
+        tonic::Code::Unavailable if message.contains("no worker") => CoordinatorError::NoWorkers,
+        code => CoordinatorError::Rpc(format!("{call} failed ({code:?}): {message}")),
+    }
+}
+
+/// Runs blocking work (file I/O, CPU) off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CoordinatorError::Internal(format!("load task failed: {e}")))?
+}
+
+/// An Arrow error on data we built ourselves.
+pub(crate) fn arrow_err(e: ArrowError) -> CoordinatorError {
+    CoordinatorError::DataFusion(e.into())
+}
+
+fn rows_bar(progress: bool) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} partitioning: {human_pos} rows ({per_sec}), {elapsed}")
+            .expect("static template is valid"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn upload_bar(progress: bool, chunks: u64) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(chunks);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} uploading [{wide_bar}] {pos}/{len} chunks, {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("static template is valid"),
+    );
+    bar
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! The Postgres wire protocol front end: psql, psycopg, asyncpg, JDBC and SQLAlchemy talk
+//! to Almagest through it.
+//!
+//! pgwire does the protocol; datafusion-postgres runs queries over a DataFusion
+//! `SessionContext` (simple and extended protocol, `SET`/`SHOW`, transactions as no-ops);
+//! datafusion-pg-catalog emulates `pg_catalog` for client introspection. This module adds:
+//!
+//! - `catalog`: the session the front end plans with, the coordinator's catalogs with
+//!   `pg_catalog` and `information_schema` laid over them without touching the coordinator;
+//! - `session`: ADQL translation of every query, cancel requests that stop streaming
+//!   queries, panics kept to an error on their connection;
+//! - `errors`: the one mapping from errors to SQLSTATE.
+//!
+//! Connections: SSL requests are refused with `N` (no TLS is configured yet), and every user
+//! is trusted (no authentication is configured yet). Each connection runs in its own task on
+//! its own copy of the session state.
+//!
+//! Architecture invariant: only this module knows the Postgres protocol.
+
+mod catalog;
+mod errors;
+mod session;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::prelude::SessionContext;
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{ConnectionManager, ErrorHandler, PgWireServerHandlers};
+use tokio::net::TcpListener;
+
+pub use errors::sqlstate_of;
+
+use errors::SqlStateErrorHandler;
+use session::AlmagestSession;
+
+/// The Postgres front end over one coordinator session.
+pub struct PgServer {
+    /// The session every connection starts from (see `catalog::front_end_context`).
+    base: SessionContext,
+    /// Maps the (pid, secret key) of each live connection to its cancel signal.
+    connections: Arc<ConnectionManager>,
+}
+
+impl PgServer {
+    /// A front end planning over `ctx`'s catalogs, functions and planner.
+    pub fn new(ctx: &SessionContext) -> datafusion::error::Result<Self> {
+        Ok(Self {
+            base: catalog::front_end_context(ctx)?,
+            connections: Arc::new(ConnectionManager::new()),
+        })
+    }
+
+    /// Serves connections from `listener` until `shutdown` resolves, then returns; the
+    /// connections in flight go on in their own tasks until their clients leave.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((socket, peer)) => {
+                    let handlers = self.connection_handlers();
+                    tokio::spawn(async move {
+                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await
+                        {
+                            tracing::debug!(%peer, "pgwire connection ended with an error: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!("pgwire accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn connection_handlers(&self) -> ConnectionHandlers {
+        let session = AlmagestSession::new(SessionContext::new_with_state(self.base.state()));
+        ConnectionHandlers {
+            session: Arc::new(session),
+            startup: Arc::new(TrustStartup {
+                connections: Arc::clone(&self.connections),
+            }),
+            cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&self.connections))),
+            errors: Arc::new(SqlStateErrorHandler),
+        }
+    }
+}
+
+/// Serves the Postgres wire protocol on `listener` over `ctx` until `shutdown` resolves;
+/// each connection runs in its own task; returns after the listener stops (connections in
+/// flight may finish).
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<SessionContext>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let server = PgServer::new(&ctx).map_err(std::io::Error::other)?;
+    server.serve(listener, shutdown).await
+}
+
+/// The handlers of one connection.
+struct ConnectionHandlers {
+    session: Arc<AlmagestSession>,
+    startup: Arc<TrustStartup>,
+    cancel: Arc<DefaultCancelHandler>,
+    errors: Arc<SqlStateErrorHandler>,
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::clone(&self.session)
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::clone(&self.session)
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::clone(&self.startup)
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::clone(&self.errors)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::clone(&self.cancel)
+    }
+}
+
+/// Accepts every user without a password, and registers the connection so that cancel
+/// requests can find it.
+struct TrustStartup {
+    connections: Arc<ConnectionManager>,
+}
+
+impl NoopStartupHandler for TrustStartup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(Arc::clone(&self.connections))
+    }
+}

@@ -1,0 +1,423 @@
+//! End-to-end tests of the Postgres front end: a server on 127.0.0.1 over a small
+//! in-memory catalog, driven by tokio-postgres and by the real `psql` binary.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::catalog::{MemTable, MemorySchemaProvider, SchemaProvider};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use super::serve;
+
+/// Generous bound on anything that should be quick, so a bug fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A front end on an ephemeral port; `stop` shuts it down and waits for it.
+struct TestServer {
+    addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+    /// Set when the stream of `demo.endless` is dropped.
+    endless_dropped: Arc<AtomicBool>,
+}
+
+impl TestServer {
+    async fn start() -> Self {
+        let endless_dropped = Arc::new(AtomicBool::new(false));
+        let ctx = demo_context(Arc::clone(&endless_dropped));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, ctx, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            shutdown,
+            task,
+            endless_dropped,
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        let config = format!(
+            "host=127.0.0.1 port={} user=almagest dbname=almagest",
+            self.addr.port()
+        );
+        let (client, connection) = tokio_postgres::connect(&config, NoTls).await.unwrap();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("server did not stop")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn gaia_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source_id", DataType::Int64, false),
+        Field::new("ra", DataType::Float64, true),
+        Field::new("dec", DataType::Float64, true),
+        Field::new("parallax", DataType::Float64, true),
+    ]))
+}
+
+fn gaia_batch() -> RecordBatch {
+    RecordBatch::try_new(
+        gaia_schema(),
+        vec![
+            Arc::new(Int64Array::from(vec![101, 102, 103])),
+            Arc::new(Float64Array::from(vec![10.5, 20.25, 30.0])),
+            Arc::new(Float64Array::from(vec![-5.0, 0.0, 45.5])),
+            Arc::new(Float64Array::from(vec![0.5, 1.5, 2.5])),
+        ],
+    )
+    .unwrap()
+}
+
+/// The coordinator stand-in: catalog `almagest` with a schema `demo` holding `gaia` (three
+/// stars), `endless` (a stream of stars that never ends), and a function that panics.
+fn demo_context(endless_dropped: Arc<AtomicBool>) -> Arc<SessionContext> {
+    let config = SessionConfig::new().with_default_catalog_and_schema("almagest", "public");
+    let ctx = SessionContext::new_with_config(config);
+    let demo = MemorySchemaProvider::new();
+    let gaia = MemTable::try_new(gaia_schema(), vec![vec![gaia_batch()]]).unwrap();
+    demo.register_table("gaia".into(), Arc::new(gaia)).unwrap();
+    let endless = StreamingTable::try_new(
+        gaia_schema(),
+        vec![Arc::new(EndlessPartition {
+            schema: gaia_schema(),
+            dropped: endless_dropped,
+        })],
+    )
+    .unwrap();
+    demo.register_table("endless".into(), Arc::new(endless))
+        .unwrap();
+    ctx.catalog("almagest")
+        .unwrap()
+        .register_schema("demo", Arc::new(demo))
+        .unwrap();
+    ctx.register_udf(create_udf(
+        "almagest_test_panic",
+        vec![DataType::Int64],
+        DataType::Int64,
+        Volatility::Volatile,
+        Arc::new(
+            |_: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> {
+                panic!("almagest_test_panic was called")
+            },
+        ),
+    ));
+    Arc::new(ctx)
+}
+
+#[derive(Debug)]
+struct EndlessPartition {
+    schema: SchemaRef,
+    dropped: Arc<AtomicBool>,
+}
+
+/// Raises its flag when dropped, that is when the query's stream is dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl PartitionStream for EndlessPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let flag = DropFlag(Arc::clone(&self.dropped));
+        let batches = futures::stream::unfold(flag, |flag| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Some((Ok(gaia_batch()), flag))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            batches,
+        ))
+    }
+}
+
+fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sqlstate(err: &tokio_postgres::Error) -> String {
+    err.code()
+        .map(|c| c.code().to_owned())
+        .unwrap_or_else(|| panic!("error without SQLSTATE: {err:?}"))
+}
+
+async fn assert_usable(client: &Client) {
+    let rows = client.simple_query("SELECT 1 + 1").await.unwrap();
+    assert_eq!(rows_of(&rows), vec![vec![Some("2".to_owned())]]);
+}
+
+#[tokio::test]
+async fn t10_simple_query() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let messages = client
+        .simple_query("SELECT source_id, ra FROM demo.gaia ORDER BY source_id")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_of(&messages),
+        vec![
+            vec![Some("101".into()), Some("10.5".into())],
+            vec![Some("102".into()), Some("20.25".into())],
+            vec![Some("103".into()), Some("30".into())],
+        ]
+    );
+    // Several statements in one simple query, and the empty query.
+    let messages = client
+        .simple_query("SELECT count(*) FROM demo.gaia; SELECT max(dec) FROM demo.gaia")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_of(&messages),
+        vec![vec![Some("3".into())], vec![Some("45.5".into())]]
+    );
+    client.simple_query("").await.unwrap();
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn t20_extended_query_with_parameters() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let rows = client
+        .query(
+            "SELECT source_id, parallax FROM demo.gaia WHERE parallax > $1 ORDER BY source_id",
+            &[&1.0f64],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(i64, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![(102, 1.5), (103, 2.5)]);
+
+    // A prepared statement runs again with other parameters.
+    let statement = client
+        .prepare("SELECT ra FROM demo.gaia WHERE source_id = $1")
+        .await
+        .unwrap();
+    for (id, ra) in [(101i64, 10.5f64), (103, 30.0)] {
+        let row = client.query_one(&statement, &[&id]).await.unwrap();
+        assert_eq!(row.get::<_, f64>(0), ra);
+    }
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn t30_errors_carry_sqlstate_and_leave_the_connection_usable() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let cases = [
+        ("SELEC 1", "42601"),
+        ("SELECT * FROM demo.nope", "42P01"),
+        ("SELECT nope FROM demo.gaia", "42703"),
+        ("SELECT no_such_function(ra) FROM demo.gaia", "42883"),
+        ("SELECT source_id / 0 FROM demo.gaia", "22012"),
+    ];
+    for (sql, expected) in cases {
+        let err = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&err), expected, "simple query {sql}: {err:?}");
+        let message = err.as_db_error().unwrap().message().to_owned();
+        assert!(
+            !message.contains("ParserError(") && !message.is_empty(),
+            "message of {sql} is not readable: {message}"
+        );
+        assert_usable(&client).await;
+
+        let err = client.query(sql, &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&err), expected, "extended query {sql}: {err:?}");
+        assert_usable(&client).await;
+    }
+    drop(client);
+    server.stop().await;
+}
+
+/// Issues `query` on `client`, cancels it from another connection after it has run a while,
+/// and checks it fails with 57014 promptly.
+async fn cancel_while_running(client: &Client, query: &str, extended: bool) {
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let cancelled_at = Instant::now();
+        token.cancel_query(NoTls).await.unwrap();
+        cancelled_at
+    });
+    let outcome = tokio::time::timeout(PATIENCE, async {
+        if extended {
+            client.query(query, &[]).await.map(|_| ())
+        } else {
+            client.simple_query(query).await.map(|_| ())
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{query} was not cancelled"));
+    let finished_at = Instant::now();
+    let cancelled_at = canceller.await.unwrap();
+    let err = outcome.expect_err("the query should have been cancelled");
+    assert_eq!(sqlstate(&err), "57014", "{err:?}");
+    assert!(
+        finished_at.saturating_duration_since(cancelled_at) < Duration::from_secs(5),
+        "cancel took {:?}",
+        finished_at - cancelled_at
+    );
+}
+
+#[tokio::test]
+async fn t40_cancel_stops_a_running_query() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+
+    // The endless stream is dropped when its query is cancelled, on both protocols.
+    for extended in [false, true] {
+        server.endless_dropped.store(false, Ordering::SeqCst);
+        cancel_while_running(&client, "SELECT * FROM demo.endless", extended).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !server.endless_dropped.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the query's stream was not dropped");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_usable(&client).await;
+    }
+
+    // A long CPU-bound join.
+    let join = "SELECT count(*) FROM generate_series(1, 1000000) AS a \
+                CROSS JOIN generate_series(1, 1000000) AS b";
+    cancel_while_running(&client, join, false).await;
+    assert_usable(&client).await;
+    cancel_while_running(&client, join, true).await;
+    assert_usable(&client).await;
+
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn t50_a_panicking_query_is_an_error_not_a_crash() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let err = client
+        .simple_query("SELECT almagest_test_panic(source_id) FROM demo.gaia")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "XX000", "{err:?}");
+    assert_usable(&client).await;
+    let err = client
+        .query("SELECT almagest_test_panic(source_id) FROM demo.gaia", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "XX000", "{err:?}");
+    assert_usable(&client).await;
+    // The server still accepts connections.
+    let other = server.connect().await;
+    assert_usable(&other).await;
+    drop((client, other));
+    server.stop().await;
+}
+
+/// Runs `psql -c command` against `server` and returns its standard output.
+async fn psql(server: &TestServer, command: &str) -> String {
+    let output = tokio::time::timeout(
+        PATIENCE,
+        tokio::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &server.addr.port().to_string()])
+            .args(["-U", "almagest", "-d", "almagest"])
+            // No ~/.psqlrc, never prompt for a password, fail on the first error.
+            .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-c", command])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("psql hung")
+    .expect("psql is not installed");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "psql -c '{command}' failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn t60_psql_describes_tables() {
+    let server = TestServer::start().await;
+
+    let tables = psql(&server, r"\dt").await;
+    for expected in ["demo", "gaia", "endless", "table"] {
+        assert!(tables.contains(expected), "\\dt lacks {expected}:\n{tables}");
+    }
+    assert!(!tables.contains("pg_class"), "\\dt lists pg_catalog:\n{tables}");
+
+    let gaia = psql(&server, r"\d demo.gaia").await;
+    for expected in ["source_id", "bigint", "ra", "dec", "parallax", "double precision"] {
+        assert!(gaia.contains(expected), "\\d demo.gaia lacks {expected}:\n{gaia}");
+    }
+
+    let databases = psql(&server, r"\l").await;
+    assert!(databases.contains("almagest"), "\\l:\n{databases}");
+    let schemas = psql(&server, r"\dn").await;
+    assert!(schemas.contains("demo"), "\\dn:\n{schemas}");
+
+    let rows = psql(&server, "SELECT source_id FROM demo.gaia ORDER BY 1").await;
+    assert!(rows.contains("101") && rows.contains("(3 rows)"), "{rows}");
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zz_scratch_timing() {
+    let ctx = SessionContext::new();
+    for (n, m) in [(1000, 100000), (10000, 100000), (20000, 200000)] {
+        let start = Instant::now();
+        let df = ctx.sql(&format!("SELECT count(*) FROM generate_series(1, {n}) AS a CROSS JOIN generate_series(1, {m}) AS b")).await.unwrap();
+        if n == 1000 { println!("{}", ctx.sql(&format!("EXPLAIN SELECT count(*) FROM generate_series(1, {n}) AS a CROSS JOIN generate_series(1, {m}) AS b")).await.unwrap().to_string().await.unwrap()); }
+        let _ = df.collect().await.unwrap();
+        println!("{n} x {m}: {:?}", start.elapsed());
+    }
+}
