@@ -41,7 +41,6 @@ pub fn almagest(args: &[&str]) -> Result<String> {
 /// A child process killed on drop.
 pub struct Proc {
     pub child: Child,
-    pub name: String,
 }
 
 impl Proc {
@@ -54,10 +53,7 @@ impl Proc {
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("cannot start {name}"))?;
-        Ok(Self {
-            child,
-            name: name.to_string(),
-        })
+        Ok(Self { child })
     }
 
     /// Asks the process to stop (SIGTERM) and waits for it.
@@ -90,10 +86,10 @@ impl Drop for Proc {
 
 /// A standalone cluster in a child process.
 pub struct Cluster {
-    pub proc: Proc,
+    /// Held so that dropping the cluster stops the process.
+    _proc: Proc,
     pub pg_port: u16,
     pub grpc_port: u16,
-    pub http_port: u16,
     pub data_dir: PathBuf,
 }
 
@@ -119,10 +115,9 @@ impl Cluster {
             &data_dir.join(format!("standalone-{pg}.log")),
         )?;
         let cluster = Self {
-            proc,
+            _proc: proc,
             pg_port: pg,
             grpc_port: grpc,
-            http_port: http,
             data_dir: data_dir.to_path_buf(),
         };
         wait_for_pg(pg, &data_dir.join(format!("standalone-{pg}.log"))).await?;

@@ -58,10 +58,7 @@ fn start_all(dir: &Path, p: &Ports) -> Result<Vec<Proc>> {
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()?;
-        procs.push(Proc {
-            child,
-            name: format!("worker-{id}"),
-        });
+        procs.push(Proc { child });
     }
     Ok(procs)
 }
@@ -125,7 +122,7 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
     drop(client);
     drop(procs);
 
-    let _procs = start_all(&dir, &ports)?;
+    let mut procs = start_all(&dir, &ports)?;
     harness::wait_for_pg(ports.pg, &dir.join("coordinator.log")).await?;
     let client = harness::connect(ports.pg).await?;
     // Workers re-register after the restart; queries succeed once they have.
@@ -142,6 +139,20 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
     ensure!(got[0][0].as_deref() == Some(expected_cone.as_str()), "cone after restart");
     let again = query_text(&client, "SELECT COUNT(*), COUNT(bp_rp) FROM test.gaia").await?;
     ensure!(again == total, "aggregates after restart: {again:?} vs {total:?}");
+
+    // A worker dies: a query needing its chunks fails with a clear error naming it, and
+    // the coordinator stays up and keeps answering.
+    procs[2].kill();
+    let err = client
+        .simple_query("SELECT COUNT(*) FROM test.gaia WHERE parallax > 0")
+        .await
+        .expect_err("a query over a dead worker's chunks must fail");
+    let db = err.as_db_error().map(|d| (d.code().code().to_string(), d.message().to_string()));
+    let (code, message) = db.unwrap_or_default();
+    ensure!(code == "58000" && message.contains("worker 2"), "dead worker error: {code} {message}");
+    let one = query_text(&client, "SELECT 1").await?;
+    ensure!(one[0][0].as_deref() == Some("1"), "coordinator still answers");
+    drop(procs);
     Ok(())
 }
 
