@@ -103,12 +103,17 @@ mod tests {
              scisql_s2ptinbox(ra, decl, Float64(1), Float64(2), Float64(3), Float64(4)) = Int32(1)"
         );
 
-        let poly = areaspec(GeoFunction::AreaspecPoly, vec![0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+        let poly = areaspec(
+            GeoFunction::AreaspecPoly,
+            vec![0.0, 0.0, 1.0, 0.0, 0.0, 1.0],
+        );
         let rewritten = match rewrite_areaspec(poly, col("ra"), col("dec")) {
             Ok(e) => e,
             Err(e) => panic!("{e}"),
         };
-        assert!(rewritten.to_string().starts_with("scisql_s2ptincpoly(ra, dec, "));
+        assert!(rewritten
+            .to_string()
+            .starts_with("scisql_s2ptincpoly(ra, dec, "));
     }
 
     #[test]

@@ -163,6 +163,8 @@ mod tests {
         assert_eq!(AdqlError::invalid_argument(None, "x").sqlstate(), "22023");
         assert_eq!(AdqlError::undefined_function(None, "x").sqlstate(), "42883");
         assert_eq!(AdqlError::internal("x").sqlstate(), "XX000");
-        assert!(AdqlError::internal("x").to_string().contains("this is a bug"));
+        assert!(AdqlError::internal("x")
+            .to_string()
+            .contains("this is a bug"));
     }
 }

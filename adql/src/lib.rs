@@ -8,8 +8,8 @@
 //!   calls, prints the result. Text that does not parse or needs nothing is passed through.
 //! - [`udf`]: the scalar UDFs (`scisql_s2ptincircle`, `scisql_s2angsep`, ...) built on
 //!   `almagest-sky`, registered by the coordinator and every worker.
-//! - [`region`]: the region implied by the filters of an optimized logical plan, for
-//!   chunk pruning.
+//! - [`region`]: the region implied by the filters of an optimized logical plan
+//!   ([`plan_filters`] collects them, [`extract_region`] reads them), for chunk pruning.
 //! - [`areaspec`]: the coordinator's rewrite of Qserv's `qserv_areaspec_*` placeholders.
 //!
 //! Architecture invariants: this crate does no I/O and keeps no state; a region it extracts
@@ -24,6 +24,6 @@ pub mod udf;
 
 pub use areaspec::{contains_areaspec, rewrite_areaspec};
 pub use error::{AdqlError, Position, Result};
-pub use region::extract_region;
+pub use region::{extract_region, plan_filters};
 pub use translate::translate_sql;
 pub use udf::{names, register_udfs, udfs};

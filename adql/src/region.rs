@@ -7,8 +7,9 @@
 
 use almagest_sky::{adql_box, Circle, LonLatBox, Region, SphericalPolygon};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
 use crate::udf::GeoFunction;
 
@@ -37,6 +38,64 @@ pub fn extract_region(filters: &[Expr], ra_col: &str, dec_col: &str) -> Option<R
             .filter_map(|f| region_of(f, &columns))
             .collect(),
     )
+}
+
+/// The filter expressions of `plan`: the predicates of its Filter nodes and the filters
+/// pushed into its TableScans, anywhere in the tree (subqueries excepted).
+///
+/// Common-subexpression elimination can move a spatial call below its filter, leaving
+/// `__common_expr_1 <= 4` over `Projection: scisql_s2angsep(...) AS __common_expr_1`; the
+/// columns a Filter reads from projections directly beneath it are therefore replaced by
+/// the expressions they name, so that [`extract_region`] sees the call.
+pub fn plan_filters(plan: &LogicalPlan) -> Vec<Expr> {
+    let mut filters = Vec::new();
+    // The closure never fails, so neither does the walk.
+    let _ = plan.apply(|node| {
+        match node {
+            LogicalPlan::Filter(filter) => {
+                filters.push(inline_projections(filter.predicate.clone(), &filter.input))
+            }
+            LogicalPlan::TableScan(scan) => filters.extend(scan.filters.iter().cloned()),
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    filters
+}
+
+/// Replaces the columns of `expr` that name aliased expressions of the projections at the
+/// top of `input` with those expressions.
+fn inline_projections(mut expr: Expr, mut input: &LogicalPlan) -> Expr {
+    while let LogicalPlan::Projection(projection) = input {
+        let definitions: Vec<_> = projection
+            .expr
+            .iter()
+            .filter_map(|e| match e {
+                Expr::Alias(alias) => Some(alias),
+                _ => None,
+            })
+            .collect();
+        if !definitions.is_empty() {
+            let inlined = expr.clone().transform_up(|e| {
+                let Expr::Column(column) = &e else {
+                    return Ok(Transformed::no(e));
+                };
+                let definition = definitions
+                    .iter()
+                    .find(|alias| alias.name == column.name && alias.relation == column.relation);
+                Ok(match definition {
+                    Some(alias) => Transformed::yes(alias.expr.as_ref().clone()),
+                    None => Transformed::no(e),
+                })
+            });
+            match inlined {
+                Ok(inlined) => expr = inlined.data,
+                Err(_) => return expr,
+            }
+        }
+        input = &projection.input;
+    }
+    expr
 }
 
 struct PositionColumns<'a> {
@@ -185,6 +244,8 @@ fn separation_within(call: &Expr, radius: &Expr, columns: &PositionColumns) -> O
         return None;
     };
     let (ra, dec) = (literal_f64(center.0)?, literal_f64(center.1)?);
+    // A radius of 180 degrees or more is the whole sky; Circle::new rejects it, and `None`
+    // says the same.
     Circle::new(ra, dec, radius + SEPARATION_SLACK_DEG)
         .ok()
         .map(Region::Circle)

@@ -247,8 +247,10 @@ mod tests {
     #[test]
     fn t10_top_in_nested_subqueries() {
         assert_eq!(
-            tr("SELECT TOP 2 a FROM (SELECT TOP 5 ra AS a FROM obj ORDER BY ra) AS s \
-                WHERE a IN (SELECT TOP 1 ra FROM obj2)"),
+            tr(
+                "SELECT TOP 2 a FROM (SELECT TOP 5 ra AS a FROM obj ORDER BY ra) AS s \
+                WHERE a IN (SELECT TOP 1 ra FROM obj2)"
+            ),
             "SELECT a FROM (SELECT ra AS a FROM obj ORDER BY ra LIMIT 5) AS s \
              WHERE a IN (SELECT ra FROM obj2 LIMIT 1) LIMIT 2"
         );

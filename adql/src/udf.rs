@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use almagest_sky::{adql_box, angular_distance_deg, Circle, LonLatBox, SphericalPolygon};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int32Builder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int32Builder,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::{exec_err, internal_err, plan_err, Result, ScalarValue};
@@ -108,7 +110,9 @@ impl GeoFunction {
 
     fn usage(self) -> &'static str {
         match self {
-            GeoFunction::PtInCircle => "scisql_s2ptincircle(ra, dec, ra_center, dec_center, radius)",
+            GeoFunction::PtInCircle => {
+                "scisql_s2ptincircle(ra, dec, ra_center, dec_center, radius)"
+            }
             GeoFunction::PtInBox => "scisql_s2ptinbox(ra, dec, ra_min, dec_min, ra_max, dec_max)",
             GeoFunction::PtInCPoly => {
                 "scisql_s2ptincpoly(ra, dec, ra1, dec1, ra2, dec2, ra3, dec3, ...)"
@@ -119,7 +123,9 @@ impl GeoFunction {
             }
             GeoFunction::AreaspecCircle => "qserv_areaspec_circle(ra, dec, radius)",
             GeoFunction::AreaspecBox => "qserv_areaspec_box(ra_min, dec_min, ra_max, dec_max)",
-            GeoFunction::AreaspecPoly => "qserv_areaspec_poly(ra1, dec1, ra2, dec2, ra3, dec3, ...)",
+            GeoFunction::AreaspecPoly => {
+                "qserv_areaspec_poly(ra1, dec1, ra2, dec2, ra3, dec3, ...)"
+            }
         }
     }
 

@@ -203,7 +203,9 @@ pub fn in_convex_polygon(vertices: &[(f64, f64)], ra: f64, dec: f64, margin: f64
         }
     }
     // Also require the point on the polygon's hemisphere (the same side as the centroid).
-    let centroid = v.iter().fold([0.0; 3], |acc, x| [acc[0] + x[0], acc[1] + x[1], acc[2] + x[2]]);
+    let centroid = v.iter().fold([0.0; 3], |acc, x| {
+        [acc[0] + x[0], acc[1] + x[1], acc[2] + x[2]]
+    });
     if dot(centroid, p) <= 0.0 {
         return Some(false);
     }
