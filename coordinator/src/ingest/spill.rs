@@ -213,7 +213,14 @@ impl SpillBuffers {
 
     fn spill(&mut self, key: SpillKey) -> Result<()> {
         if let Some(buf) = self.buffers.remove(&key) {
-            self.dir.append(key, &buf.pieces)?;
+            // One IPC message per spill rather than one per (often tiny) piece: encoding a
+            // message costs far more than copying a few rows.
+            let batch = if buf.pieces.len() == 1 {
+                buf.pieces[0].clone()
+            } else {
+                concat_batches(self.dir.schema(), &buf.pieces).map_err(arrow_err)?
+            };
+            self.dir.append(key, &[batch])?;
             self.buffered_rows -= buf.rows;
             self.spilled_rows += buf.rows as u64;
         }

@@ -1052,7 +1052,11 @@ fn tdebug_ingest_speed() {
     let path = dir.path().join("many.parquet");
     write_parquet(&path, &stars_batch(&rows));
     let input = InputSet::inspect(&[path], &director_roles()).unwrap();
-    for (depth, mem) in [(3u8, 50_000usize), (3, 1_000_000), (5, 50_000), (5, 1_000_000)] {
+    let t = std::time::Instant::now();
+    let mut r = InputReader::new(&input);
+    while let Some(_) = r.next_batch().unwrap() {}
+    eprintln!("read only: {:?}", t.elapsed());
+    for (depth, mem) in [(0u8, 1_000_000usize), (3u8, 50_000usize), (3, 1_000_000), (5, 50_000), (5, 1_000_000)] {
         let layout = director_layout(&input, depth, 1.0 / 60.0);
         let t = std::time::Instant::now();
         let table = partition(&input, &layout, &SpillOptions { dir: None, memory_rows: mem }, &ProgressBar::hidden()).unwrap();
@@ -1061,4 +1065,37 @@ fn tdebug_ingest_speed() {
         for c in table.stored_chunks() { table.encode_chunk(c).unwrap(); }
         eprintln!("depth {depth} mem {mem}: partition {p:?} encode {:?} flushes {}", t.elapsed(), table.flushes());
     }
+}
+
+#[test]
+fn tdebug_ingest_spill_speed() {
+    let rows = stars(16, 12);
+    let batch = stars_batch(&rows);
+    let dir = spill::SpillDir::create(None, batch.schema()).unwrap();
+    let t = std::time::Instant::now();
+    for c in 0..1000u64 { dir.append((c, ChunkFileKind::Primary), &[batch.clone()]).unwrap(); }
+    eprintln!("1000 appends: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    for c in 0..1000u64 { dir.read((c, ChunkFileKind::Primary)).unwrap(); }
+    eprintln!("1000 reads: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    for _ in 0..20000u64 { std::hint::black_box(batch.slice(3, 5)); }
+    eprintln!("20000 slices: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    for c in 0..1000u64 { let _ = std::fs::File::create(dir.path().join(format!("x{c}"))).unwrap(); }
+    eprintln!("1000 creates: {:?}", t.elapsed());
+}
+
+#[test]
+fn tdebug_ingest_p3() {
+    let rows = stars(200_000, 12);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.parquet");
+    write_parquet(&path, &stars_batch(&rows));
+    let input = InputSet::inspect(&[path], &director_roles()).unwrap();
+    let layout = director_layout(&input, 3, 1.0 / 60.0);
+    let t = std::time::Instant::now();
+    let table = partition(&input, &layout, &SpillOptions { dir: None, memory_rows: 1_000_000 }, &ProgressBar::hidden()).unwrap();
+    eprintln!("p3 partition {:?}", t.elapsed());
+    drop(table);
 }

@@ -80,8 +80,9 @@ impl CatalogStateMachine {
         // Applied state and snapshot are written in batches of their own. The shared
         // write-ahead log keeps them ordered, but if a snapshot is ever ahead of the applied
         // state (the log before it may be purged), the snapshot is the truth.
-        if let Some(meta) = read_json::<SnapshotMeta<u64, BasicNode>>(&db, CF_MACHINE, KEY_SNAPSHOT_META)
-            .map_err(read)?
+        if let Some(meta) =
+            read_json::<SnapshotMeta<u64, BasicNode>>(&db, CF_MACHINE, KEY_SNAPSHOT_META)
+                .map_err(read)?
         {
             if meta.last_log_id > applied.last_applied {
                 tracing::warn!(
@@ -159,7 +160,8 @@ fn read_snapshot_data(
                 AnyError::error("the snapshot's data is missing from the catalog database"),
             )
         })?;
-    Ok(serde_json::from_slice(&bytes).map_err(|e| StorageIOError::read_snapshot(signature(), &e))?)
+    Ok(serde_json::from_slice(&bytes)
+        .map_err(|e| StorageIOError::read_snapshot(signature(), &e))?)
 }
 
 /// Stores `meta` and `data` as the current snapshot. A built snapshot (`with_applied` is

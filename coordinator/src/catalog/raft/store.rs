@@ -101,11 +101,14 @@ pub(crate) fn read_json<T: DeserializeOwned>(
     let handle = db
         .cf_handle(cf)
         .ok_or_else(|| AnyError::error(format!("column family {cf} is missing")))?;
-    match db.get_pinned_cf(handle, key).map_err(|e| AnyError::new(&e))? {
+    match db
+        .get_pinned_cf(handle, key)
+        .map_err(|e| AnyError::new(&e))?
+    {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| AnyError::new(&e).add_context(|| String::from_utf8_lossy(key).into_owned())),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            AnyError::new(&e).add_context(|| String::from_utf8_lossy(key).into_owned())
+        }),
     }
 }
 
@@ -256,8 +259,8 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         let cf = column_family(&self.db, CF_LOG)?;
         let mut batch = WriteBatch::default();
         for entry in entries {
-            let value = to_json(&entry)
-                .map_err(|e| StorageIOError::write_log_entry(entry.log_id, e))?;
+            let value =
+                to_json(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, e))?;
             batch.put_cf(cf, log_key(entry.log_id.index), value);
         }
         // openraft counts entries as accepted once the callback fires: they must be on disk.
@@ -272,7 +275,11 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         tracing::debug!(%log_id, "truncating the catalog Raft log from this entry on");
         let cf = column_family(&self.db, CF_LOG)?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(cf, log_key(log_id.index).as_slice(), &AFTER_LAST_LOG_KEY[..]);
+        batch.delete_range_cf(
+            cf,
+            log_key(log_id.index).as_slice(),
+            &AFTER_LAST_LOG_KEY[..],
+        );
         self.db
             .write_opt(batch, &synced())
             .map_err(|e| StorageIOError::write_logs(&e))?;

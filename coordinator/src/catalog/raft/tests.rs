@@ -116,7 +116,10 @@ async fn open_timed(dir: &std::path::Path) -> Arc<RaftCatalog> {
 }
 
 async fn write_ok(catalog: &RaftCatalog, cmd: CatalogCommand) {
-    assert_eq!(catalog.write(cmd).await.expect("write"), CatalogResponse::Ok);
+    assert_eq!(
+        catalog.write(cmd).await.expect("write"),
+        CatalogResponse::Ok
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +137,11 @@ async fn t20_restart_recovers_catalog() {
     )
     .await;
     write_ok(&catalog, CatalogCommand::CreateDatabase(demo_database())).await;
-    write_ok(&catalog, CatalogCommand::PublishTable(director_table("gaia"))).await;
+    write_ok(
+        &catalog,
+        CatalogCommand::PublishTable(director_table("gaia")),
+    )
+    .await;
 
     let before = catalog.state();
     assert_eq!(before.workers[&1].address, "http://127.0.0.1:7001");
@@ -142,7 +149,10 @@ async fn t20_restart_recovers_catalog() {
     assert_eq!(before.tables["demo.gaia"], director_table("gaia"));
 
     catalog.shutdown().await.expect("shutdown");
-    catalog.shutdown().await.expect("a second shutdown does nothing");
+    catalog
+        .shutdown()
+        .await
+        .expect("a second shutdown does nothing");
     drop(catalog);
 
     let reopened = open_timed(dir.path()).await;
@@ -173,22 +183,32 @@ async fn t25_restart_after_snapshot_and_purge() {
         .await;
     }
     let raft = catalog.raft();
+    // Metrics trail the state machine a little: wait for a snapshot at or after what the
+    // metrics show as applied, then purge up to that snapshot.
     let applied = raft.metrics().borrow().last_applied.expect("applied");
     raft.trigger().snapshot().await.expect("trigger snapshot");
-    raft.wait(Some(Duration::from_secs(5)))
-        .snapshot(applied, "snapshot built")
+    let metrics = raft
+        .wait(Some(Duration::from_secs(5)))
+        .metrics(|m| m.snapshot >= Some(applied), "snapshot built")
         .await
         .expect("snapshot");
+    let snapshot = metrics.snapshot.expect("snapshot log id");
     raft.trigger()
-        .purge_log(applied.index)
+        .purge_log(snapshot.index)
         .await
         .expect("trigger purge");
     raft.wait(Some(Duration::from_secs(5)))
-        .purged(Some(applied), "log purged")
+        .metrics(|m| m.purged >= Some(snapshot), "log purged")
         .await
         .expect("purge");
     // One entry after the snapshot, so recovery needs both the snapshot and the log.
-    write_ok(&catalog, CatalogCommand::DropTable { name: "demo.t0".into() }).await;
+    write_ok(
+        &catalog,
+        CatalogCommand::DropTable {
+            name: "demo.t0".into(),
+        },
+    )
+    .await;
     let before = catalog.state();
     catalog.shutdown().await.expect("shutdown");
     drop(catalog);
@@ -204,7 +224,11 @@ async fn t30_rejected_command_does_not_poison_later_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let catalog = open_timed(dir.path()).await;
     write_ok(&catalog, CatalogCommand::CreateDatabase(demo_database())).await;
-    write_ok(&catalog, CatalogCommand::PublishTable(director_table("gaia"))).await;
+    write_ok(
+        &catalog,
+        CatalogCommand::PublishTable(director_table("gaia")),
+    )
+    .await;
 
     let duplicate = catalog
         .write(CatalogCommand::PublishTable(director_table("gaia")))
@@ -222,7 +246,11 @@ async fn t30_rejected_command_does_not_poison_later_writes() {
         .expect("write");
     assert!(matches!(missing, CatalogResponse::Rejected(_)));
 
-    write_ok(&catalog, CatalogCommand::PublishTable(director_table("sdss"))).await;
+    write_ok(
+        &catalog,
+        CatalogCommand::PublishTable(director_table("sdss")),
+    )
+    .await;
     let state = catalog.state();
     assert_eq!(
         state.tables.keys().collect::<Vec<_>>(),
@@ -257,5 +285,42 @@ async fn t50_write_after_shutdown_is_an_error() {
         .write(CatalogCommand::CreateDatabase(demo_database()))
         .await
         .expect_err("no writes after shutdown");
-    assert!(matches!(err, crate::error::CoordinatorError::Catalog(_)), "{err}");
+    assert!(
+        matches!(err, crate::error::CoordinatorError::Catalog(_)),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_floats_survive_the_log_and_a_restart_bit_for_bit() {
+    // Values whose shortest decimal form serde_json's default (fast) float parser reads back
+    // one ulp off; the catalog needs its `float_roundtrip` feature to stay exact.
+    let margins = [
+        0.021706666666666666_f64,
+        0.09010666666666667,
+        DEFAULT_OVERLAP_DEG,
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = open_timed(dir.path()).await;
+    for (i, margin) in margins.iter().enumerate() {
+        let db = DatabaseMeta {
+            name: format!("db{i}"),
+            chunk_depth: 3,
+            overlap_deg: *margin,
+        };
+        write_ok(&catalog, CatalogCommand::CreateDatabase(db)).await;
+    }
+    let check = |catalog: &RaftCatalog| {
+        let state = catalog.state();
+        for (i, margin) in margins.iter().enumerate() {
+            let stored = state.databases[&format!("db{i}")].overlap_deg;
+            assert_eq!(stored.to_bits(), margin.to_bits(), "{stored} != {margin}");
+        }
+    };
+    check(&catalog);
+    catalog.shutdown().await.expect("shutdown");
+    drop(catalog);
+    let reopened = open_timed(dir.path()).await;
+    check(&reopened);
+    reopened.shutdown().await.expect("shutdown");
 }
