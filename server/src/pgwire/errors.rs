@@ -14,7 +14,8 @@ use almagest_coordinator::CoordinatorError;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
-use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use pgwire::api::{ClientInfo, ErrorHandler};
 use pgwire::error::{ErrorInfo, PgWireError};
 
@@ -322,7 +323,15 @@ pub(crate) fn locate_syntax_error(error: PgWireError, query: &str) -> PgWireErro
     let Some(parser_error) = inner.downcast_ref::<ParserError>() else {
         return error;
     };
-    let Some((line, column)) = parser_error_location(parser_error) else {
+    // The compatibility parser parses pre-processed tokens, whose errors lack a location;
+    // sqlparser reading the text itself says where it stumbled.
+    let location = parser_error_location(parser_error).or_else(|| {
+        let dialect = PostgreSqlDialect {};
+        Parser::parse_sql(&dialect, query)
+            .err()
+            .and_then(|e| parser_error_location(&e))
+    });
+    let Some((line, column)) = location else {
         return error;
     };
     let mut info = classify_parser(parser_error).into_error_info();
@@ -556,6 +565,14 @@ mod tests {
         let info: ErrorInfo = locate_syntax_error(error, "SELECT 1\n  WHER x").into();
         assert_eq!(info.code, "42601");
         assert_eq!(info.position.as_deref(), Some("12"));
+
+        // Without a location in the message, the text is parsed again to find one.
+        let error = PgWireError::ApiError(Box::new(ParserError::ParserError(
+            "Expected: end of statement, found: source_id".into(),
+        )));
+        let info: ErrorInfo =
+            locate_syntax_error(error, "SELECT ra FROM demo.gaia WHER source_id = 1").into();
+        assert_eq!(info.position.as_deref(), Some("31"));
 
         let adql = AdqlError::syntax(
             Some(almagest_adql::Position { line: 1, column: 8 }),

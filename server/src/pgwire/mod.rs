@@ -7,8 +7,9 @@
 //!
 //! - `catalog`: the session the front end plans with, the coordinator's catalogs with
 //!   `pg_catalog` and `information_schema` laid over them without touching the coordinator;
-//! - `session`: ADQL translation of every query, cancel requests that stop streaming
-//!   queries, panics kept to an error on their connection;
+//! - `session`: ADQL translation of every query, cancellation of streaming queries, panics
+//!   kept to an error on their connection;
+//! - `cancel`: which query a cancel request, arriving on a connection of its own, stops;
 //! - `errors`: the one mapping from errors to SQLSTATE.
 //!
 //! Connections: SSL requests are refused with `N` (no TLS is configured yet), and every user
@@ -17,6 +18,7 @@
 //!
 //! Architecture invariant: only this module knows the Postgres protocol.
 
+mod cancel;
 mod catalog;
 mod errors;
 mod session;
@@ -27,16 +29,21 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
+use futures::Sink;
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::StartupHandler;
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::{ConnectionManager, ErrorHandler, PgWireServerHandlers};
+use pgwire::api::{ClientInfo, ErrorHandler, PgWireServerHandlers};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 
 pub use errors::sqlstate_of;
 
+use cancel::{CancelRegistry, SessionCancel};
 use errors::SqlStateErrorHandler;
 use session::AlmagestSession;
 
@@ -44,8 +51,8 @@ use session::AlmagestSession;
 pub struct PgServer {
     /// The session every connection starts from (see `catalog::front_end_context`).
     base: SessionContext,
-    /// Maps the (pid, secret key) of each live connection to its cancel signal.
-    connections: Arc<ConnectionManager>,
+    /// Finds the session a cancel request names.
+    cancels: Arc<CancelRegistry>,
 }
 
 impl PgServer {
@@ -53,7 +60,7 @@ impl PgServer {
     pub fn new(ctx: &SessionContext) -> datafusion::error::Result<Self> {
         Ok(Self {
             base: catalog::front_end_context(ctx)?,
-            connections: Arc::new(ConnectionManager::new()),
+            cancels: Arc::new(CancelRegistry::default()),
         })
     }
 
@@ -91,13 +98,15 @@ impl PgServer {
     }
 
     fn connection_handlers(&self) -> ConnectionHandlers {
-        let session = AlmagestSession::new(SessionContext::new_with_state(self.base.state()));
+        let cancel = Arc::new(SessionCancel::default());
+        let ctx = SessionContext::new_with_state(self.base.state());
         ConnectionHandlers {
-            session: Arc::new(session),
+            session: Arc::new(AlmagestSession::new(ctx, Arc::clone(&cancel))),
             startup: Arc::new(TrustStartup {
-                connections: Arc::clone(&self.connections),
+                cancels: Arc::clone(&self.cancels),
+                cancel,
             }),
-            cancel: Arc::new(DefaultCancelHandler::new(Arc::clone(&self.connections))),
+            cancels: Arc::clone(&self.cancels),
             errors: Arc::new(SqlStateErrorHandler),
         }
     }
@@ -119,7 +128,7 @@ pub async fn serve(
 struct ConnectionHandlers {
     session: Arc<AlmagestSession>,
     startup: Arc<TrustStartup>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancels: Arc<CancelRegistry>,
     errors: Arc<SqlStateErrorHandler>,
 }
 
@@ -141,18 +150,35 @@ impl PgWireServerHandlers for ConnectionHandlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        Arc::clone(&self.cancel)
+        Arc::clone(&self.cancels)
     }
 }
 
-/// Accepts every user without a password, and registers the connection so that cancel
-/// requests can find it.
+/// Accepts every user without a password, and makes the session reachable by cancel
+/// requests once its (pid, secret key) is chosen.
 struct TrustStartup {
-    connections: Arc<ConnectionManager>,
+    cancels: Arc<CancelRegistry>,
+    cancel: Arc<SessionCancel>,
 }
 
+#[async_trait]
 impl NoopStartupHandler for TrustStartup {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(Arc::clone(&self.connections))
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (pid, secret_key) = client.pid_and_secret_key();
+        let registration = self
+            .cancels
+            .register(pid, &secret_key, Arc::clone(&self.cancel));
+        // Kept with the connection's state, so that it unregisters when the connection ends.
+        client.session_extensions().insert(registration);
+        Ok(())
     }
 }

@@ -3,10 +3,10 @@
 //! wire encoding); this wrapper adds what Almagest needs around it:
 //!
 //! - ADQL translation of every query text, simple or `Parse`, before anything parses it;
-//! - cancellation while rows stream: pgwire only races a cancel request against planning
-//!   (`do_query`), but DataFusion streams are lazy and the real work happens while pgwire
-//!   pulls rows, so each row stream is raced against the connection's cancel signal too,
-//!   and dropped when it fires (dropping the stream is what stops the workers);
+//! - cancellation (see `cancel`) of planning and of streaming: DataFusion streams are lazy
+//!   and the real work happens while pgwire pulls rows, so each row stream runs in a task
+//!   of its own, raced against the query's cancel signal and aborted when it fires
+//!   (dropping the stream is what stops the workers);
 //! - panics: a panicking query becomes an `XX000` error on its own connection.
 
 use std::any::Any;
@@ -16,21 +16,23 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
 use datafusion_postgres::DfSessionService;
 use futures::{FutureExt, Sink, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, Response, SendableRowStream};
+use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response, SendableRowStream};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::mpsc;
 
+use super::cancel::{QueryCancel, SessionCancel};
 use super::errors::{self, code};
 
 /// The prepared-statement type of `DfSessionService`: the (translated) query text and, when
@@ -41,16 +43,25 @@ type DfStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
 pub(crate) struct AlmagestSession {
     inner: DfSessionService,
     parser: Arc<AdqlQueryParser>,
+    ctx: Arc<SessionContext>,
+    cancel: Arc<SessionCancel>,
 }
 
 impl AlmagestSession {
-    /// A session over its own `SessionContext`, so that `SET` stays on this connection.
-    pub(crate) fn new(ctx: SessionContext) -> Self {
-        let inner = DfSessionService::new(Arc::new(ctx));
+    /// A session over its own `SessionContext`, so that `SET` stays on this connection,
+    /// whose queries `cancel` stops.
+    pub(crate) fn new(ctx: SessionContext, cancel: Arc<SessionCancel>) -> Self {
+        let ctx = Arc::new(ctx);
+        let inner = DfSessionService::new(Arc::clone(&ctx));
         let parser = Arc::new(AdqlQueryParser {
             inner: inner.query_parser(),
         });
-        Self { inner, parser }
+        Self {
+            inner,
+            parser,
+            ctx,
+            cancel,
+        }
     }
 }
 
@@ -63,12 +74,18 @@ impl SimpleQueryHandler for AlmagestSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let cancel = self.cancel.query();
         let translated = translate(query)?;
-        let responses =
-            catch_panic(SimpleQueryHandler::do_query(&self.inner, client, &translated))
-                .await?
-                .map_err(|e| locate(e, query, &translated))?;
-        let cancel = cancel_handle(&*client);
+        let planned = catch_panic(SimpleQueryHandler::do_query(
+            &self.inner,
+            client,
+            &translated,
+        ));
+        let responses = tokio::select! {
+            biased;
+            () = cancel.clone().cancelled() => return Err(query_canceled()),
+            planned = planned => planned?.map_err(|e| locate(e, query, &translated))?,
+        };
         Ok(responses
             .into_iter()
             .map(|response| guard_response(response, cancel.clone()))
@@ -97,15 +114,58 @@ impl ExtendedQueryHandler for AlmagestSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let response = catch_panic(ExtendedQueryHandler::do_query(
+        let cancel = self.cancel.query();
+        let planned = catch_panic(ExtendedQueryHandler::do_query(
             &self.inner,
             client,
             portal,
             max_rows,
-        ))
-        .await??;
-        Ok(guard_response(response, cancel_handle(&*client)))
+        ));
+        let response = tokio::select! {
+            biased;
+            () = cancel.clone().cancelled() => return Err(query_canceled()),
+            planned = planned => planned??,
+        };
+        Ok(guard_response(response, cancel))
     }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        target: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let format = &target.result_column_format;
+        match &target.statement.statement {
+            // Only `DECLARE` stores a statement without a plan.
+            (query, None) if !query.is_empty() => describe_cursor(&self.ctx, query, format).await,
+            statement => Ok(DescribePortalResponse::new(
+                self.parser.get_result_schema(statement, Some(format))?,
+            )),
+        }
+    }
+}
+
+/// The columns of a cursor opened with `DECLARE`, which psycopg's server-side cursors ask
+/// for with a Describe of the cursor's portal before they `FETCH`. datafusion-postgres keeps
+/// only the text of a cursor's query, so it is planned again here.
+async fn describe_cursor(
+    ctx: &SessionContext,
+    query: &str,
+    format: &Format,
+) -> PgWireResult<DescribePortalResponse> {
+    let plan = ctx
+        .state()
+        .create_logical_plan(query)
+        .await
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let fields = arrow_schema_to_pg_fields(plan.schema().as_arrow(), format, None)?;
+    Ok(DescribePortalResponse::new(fields))
 }
 
 /// datafusion-postgres's parser with ADQL translation in front of it.
@@ -159,16 +219,8 @@ fn locate(error: PgWireError, original: &str, translated: &str) -> PgWireError {
     }
 }
 
-/// The handle a cancel request for this connection fires (registered at startup).
-fn cancel_handle<C: ClientInfo>(client: &C) -> Option<Arc<ConnectionHandle>> {
-    client
-        .session_extensions()
-        .get::<Arc<ConnectionHandle>>()
-        .map(|handle| Arc::clone(handle.as_ref()))
-}
-
 /// Makes a query response's row stream cancellable and panic-safe.
-fn guard_response(response: Response, cancel: Option<Arc<ConnectionHandle>>) -> Response {
+fn guard_response(response: Response, cancel: QueryCancel) -> Response {
     match response {
         Response::Query(mut query) => {
             let rows = std::mem::replace(query.data_rows(), Box::pin(futures::stream::empty()));
@@ -189,19 +241,16 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 type RowChunk = Vec<PgWireResult<DataRow>>;
 
 /// Runs a query's row stream in a task of its own and races the rows it hands over against
-/// the connection's cancel signal. On cancel the stream yields one `57014` error and ends,
+/// the query's cancel signal. On cancel the stream yields one `57014` error and ends,
 /// aborting the task, which drops the DataFusion stream (and so its own tasks and the
 /// workers' streams) at its next yield point.
 ///
 /// The own task is what makes cancel prompt: a DataFusion operator can compute for a long
 /// time within one poll (a cross join feeding an aggregate never yields), and a cancel
 /// checked between polls would wait for it; the connection task only waits on a channel.
-///
-/// The task starts, and the signal is armed, at the first poll, when pgwire starts pulling
-/// rows: the statements of a simple query run one after another, and pgwire's own cancel
-/// receiver, armed for `do_query`, is gone by then. Arming replaces the connection's
-/// current receiver, which is why it must not happen inside `do_query`.
-fn guard_rows(rows: SendableRowStream, cancel: Option<Arc<ConnectionHandle>>) -> SendableRowStream {
+/// The task starts at the first poll, when pgwire starts pulling rows: the statements of a
+/// simple query run one after another.
+fn guard_rows(rows: SendableRowStream, cancel: QueryCancel) -> SendableRowStream {
     struct Running {
         chunks: mpsc::Receiver<RowChunk>,
         ready: std::vec::IntoIter<PgWireResult<DataRow>>,
@@ -210,20 +259,19 @@ fn guard_rows(rows: SendableRowStream, cancel: Option<Arc<ConnectionHandle>>) ->
     }
 
     enum State {
-        NotStarted(SendableRowStream, Option<Arc<ConnectionHandle>>),
+        NotStarted(SendableRowStream, QueryCancel),
         Running(Running),
         Finished,
     }
 
     let stream = futures::stream::unfold(State::NotStarted(rows, cancel), |state| async move {
         let mut running = match state {
-            State::NotStarted(rows, handle) => {
-                let cancel = arm_cancel(handle).await;
+            State::NotStarted(rows, cancel) => {
                 let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
                 Running {
                     chunks,
                     ready: Vec::new().into_iter(),
-                    cancel,
+                    cancel: Box::pin(cancel.cancelled()),
                     _producer: AbortOnDrop(tokio::spawn(produce_rows(rows, sender))),
                 }
             }
@@ -280,21 +328,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A future that completes when a cancel request arrives for the query now running. The
-/// receiver also completes, with an error, when a later query replaces it; that is not a
-/// cancel, so the future then never completes.
-async fn arm_cancel(handle: Option<Arc<ConnectionHandle>>) -> CancelSignal {
-    let Some(handle) = handle else {
-        return Box::pin(futures::future::pending());
-    };
-    let receiver = handle.start_query().await;
-    Box::pin(async move {
-        if receiver.await.is_err() {
-            futures::future::pending::<()>().await;
-        }
-    })
-}
-
 fn query_canceled() -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".to_owned(),
@@ -305,7 +338,10 @@ fn query_canceled() -> PgWireError {
 
 /// Runs `future`, turning a panic inside it into an internal error.
 async fn catch_panic<T>(future: impl Future<Output = T>) -> PgWireResult<T> {
-    AssertUnwindSafe(future).catch_unwind().await.map_err(panicked)
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .map_err(panicked)
 }
 
 fn panicked(payload: Box<dyn Any + Send>) -> PgWireError {
@@ -318,6 +354,27 @@ fn panicked(payload: Box<dyn Any + Send>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".to_owned(),
         code::INTERNAL_ERROR.to_owned(),
-        format!("internal error (this is a bug in Almagest, please report it): query panicked: {what}"),
+        format!(
+            "internal error (this is a bug in Almagest, please report it): query panicked: {what}"
+        ),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn t10_a_cursor_portal_describes_its_query() {
+        let ctx = SessionContext::new();
+        let described =
+            describe_cursor(&ctx, "SELECT 1 AS one, 'x' AS letter", &Format::UnifiedText)
+                .await
+                .unwrap();
+        let names: Vec<&str> = described.fields.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["one", "letter"]);
+        assert_eq!(described.fields[0].datatype(), &Type::INT8);
+    }
 }
