@@ -210,15 +210,19 @@ impl DistributeRule {
             catalog: self.catalog.clone(),
             pool: self.pool.clone(),
         });
-        let plan =
-            LogicalPlanBuilder::scan(reference.clone(), provider_as_source(provider), None)?
-                .build()?;
+        let plan = LogicalPlanBuilder::scan(reference.clone(), provider_as_source(provider), None)?
+            .build()?;
         Ok((plan, reference))
     }
 
     /// Replaces a rows chain by a fragment, renaming its columns back to what the plan
     /// above expects.
-    fn rows_fragment(&self, chain: RowsChain, order_by: Vec<SortExpr>, limit: Option<usize>) -> DFResult<LogicalPlan> {
+    fn rows_fragment(
+        &self,
+        chain: RowsChain,
+        order_by: Vec<SortExpr>,
+        limit: Option<usize>,
+    ) -> DFResult<LogicalPlan> {
         let fields = chain.schema.fields();
         let select: Vec<(Expr, String)> = chain
             .exprs
@@ -264,7 +268,11 @@ impl DistributeRule {
     }
 
     /// `SELECT count(*) FROM t` with no filter: the catalog knows the answer.
-    fn count_from_catalog(&self, agg: &Aggregate, chain: &RowsChain) -> DFResult<Option<LogicalPlan>> {
+    fn count_from_catalog(
+        &self,
+        agg: &Aggregate,
+        chain: &RowsChain,
+    ) -> DFResult<Option<LogicalPlan>> {
         if !agg.group_expr.is_empty() || !chain.filters.is_empty() || chain.fetch.is_some() {
             return Ok(None);
         }
@@ -288,7 +296,9 @@ impl DistributeRule {
             .iter()
             .map(|(q, f)| lit(rows).alias_qualified(q.cloned(), f.name()))
             .collect();
-        Ok(Some(LogicalPlanBuilder::empty(true).project(exprs)?.build()?))
+        Ok(Some(
+            LogicalPlanBuilder::empty(true).project(exprs)?.build()?,
+        ))
     }
 
     /// Splits a decomposable aggregate into partial aggregates on the workers and the
@@ -361,7 +371,10 @@ impl DistributeRule {
                     let count_name = format!("p{}", select.len() + 1);
                     let as_double = Expr::Cast(Cast::new(Box::new(arg.clone()), DataType::Float64));
                     select.push((sum(as_double), sum_name.clone()));
-                    select.push((datafusion::functions_aggregate::expr_fn::count(arg), count_name.clone()));
+                    select.push((
+                        datafusion::functions_aggregate::expr_fn::count(arg),
+                        count_name.clone(),
+                    ));
                     partial_fields.push(Field::new(&sum_name, DataType::Float64, true));
                     partial_fields.push(Field::new(&count_name, DataType::Int64, true));
                     merges.push(Merge::Avg(sum_name, count_name));
@@ -382,7 +395,9 @@ impl DistributeRule {
         )?;
         let (scan, reference) = self.fragment_scan(spec)?;
         let pcol = |n: &str| Expr::Column(Column::new(Some(reference.clone()), n));
-        let final_groups: Vec<Expr> = (0..agg.group_expr.len()).map(|i| pcol(&format!("k{i}"))).collect();
+        let final_groups: Vec<Expr> = (0..agg.group_expr.len())
+            .map(|i| pcol(&format!("k{i}")))
+            .collect();
         let mut final_aggs = Vec::new();
         let mut finals = Vec::new();
         for (j, m) in merges.iter().enumerate() {
@@ -390,7 +405,10 @@ impl DistributeRule {
             match m {
                 Merge::Count(p) => {
                     final_aggs.push(sum(pcol(p)).alias(format!("f{j}_0")));
-                    finals.push(datafusion::functions::core::expr_fn::coalesce(vec![f(0), lit(0i64)]));
+                    finals.push(datafusion::functions::core::expr_fn::coalesce(vec![
+                        f(0),
+                        lit(0i64),
+                    ]));
                 }
                 Merge::Same(func, p) => {
                     let e = match *func {
@@ -456,7 +474,11 @@ impl DistributeRule {
                         let mut ok = true;
                         for s in expr {
                             match substitute(&s.expr, &chain.schema, &chain.exprs) {
-                                Some(raw) => order.push(SortExpr::new(strip_alias(raw), s.asc, s.nulls_first)),
+                                Some(raw) => order.push(SortExpr::new(
+                                    strip_alias(raw),
+                                    s.asc,
+                                    s.nulls_first,
+                                )),
                                 None => ok = false,
                             }
                         }

@@ -65,9 +65,9 @@ pub struct FragmentSpec {
 /// Strips table qualifiers: a fragment reads one table, named `chunk` on the worker.
 pub fn unqualify(expr: Expr) -> datafusion::error::Result<Expr> {
     expr.transform(|e| match e {
-        Expr::Column(c) if c.relation.is_some() => {
-            Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name))))
-        }
+        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+            Column::new_unqualified(c.name),
+        ))),
         other => Ok(Transformed::no(other)),
     })
     .map(|t| t.data)
@@ -134,7 +134,13 @@ impl FragmentSpec {
             let items: Vec<String> = self
                 .select
                 .iter()
-                .map(|(e, name)| Ok(format!("{} AS {}", sql_of(&unparser, e)?, quote_ident(name))))
+                .map(|(e, name)| {
+                    Ok(format!(
+                        "{} AS {}",
+                        sql_of(&unparser, e)?,
+                        quote_ident(name)
+                    ))
+                })
                 .collect::<datafusion::error::Result<_>>()?;
             sql.push_str(&items.join(", "));
         }
@@ -152,12 +158,7 @@ impl FragmentSpec {
             if !ranges.is_empty() {
                 let parts: Vec<String> = ranges
                     .iter()
-                    .map(|r| {
-                        format!(
-                            "({HPX_COLUMN} >= {} AND {HPX_COLUMN} < {})",
-                            r.start, r.end
-                        )
-                    })
+                    .map(|r| format!("({HPX_COLUMN} >= {} AND {HPX_COLUMN} < {})", r.start, r.end))
                     .collect();
                 conds.push(format!("({})", parts.join(" OR ")));
             }
@@ -224,7 +225,6 @@ pub struct FragmentTable {
 
 #[async_trait::async_trait]
 impl TableProvider for FragmentTable {
-
     fn schema(&self) -> SchemaRef {
         self.spec.schema.clone()
     }
@@ -237,7 +237,10 @@ impl TableProvider for FragmentTable {
         &self,
         filters: &[&Expr],
     ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()])
+        Ok(vec![
+            TableProviderFilterPushDown::Unsupported;
+            filters.len()
+        ])
     }
 
     async fn scan(
@@ -475,7 +478,11 @@ impl ExecutionPlan for FragmentExec {
         // A fragment with a LIMIT returns at most that many rows per worker; stop reading
         // once the whole limit is met.
         let merged: futures::stream::BoxStream<'static, datafusion::error::Result<RecordBatch>> =
-            match (self.spec.limit, self.spec.order_by.is_empty(), self.spec.group_by.is_empty()) {
+            match (
+                self.spec.limit,
+                self.spec.order_by.is_empty(),
+                self.spec.group_by.is_empty(),
+            ) {
                 (Some(limit), true, true) => limit_stream(merged.boxed(), limit),
                 _ => merged.boxed(),
             };

@@ -69,7 +69,8 @@ impl Coordinator {
 
     pub async fn register_worker(&self, id: u64, address: String) -> Result<()> {
         info!(worker_id = id, %address, "worker registered");
-        self.write(CatalogCommand::RegisterWorker { id, address }).await
+        self.write(CatalogCommand::RegisterWorker { id, address })
+            .await
     }
 
     pub async fn begin_load(&self, req: v1::BeginLoadRequest) -> Result<v1::BeginLoadResponse> {
@@ -108,9 +109,15 @@ impl Coordinator {
             }
         };
         let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let (ra, dec, key) = (opt(&req.ra_column), opt(&req.dec_column), opt(&req.key_column));
+        let (ra, dec, key) = (
+            opt(&req.ra_column),
+            opt(&req.dec_column),
+            opt(&req.key_column),
+        );
         if kind == TableKind::Director {
-            for (what, col, numeric) in [("ra", &ra, true), ("dec", &dec, true), ("key", &key, false)] {
+            for (what, col, numeric) in
+                [("ra", &ra, true), ("dec", &dec, true), ("key", &key, false)]
+            {
                 let Some(col) = col else {
                     return Err(CoordinatorError::InvalidRequest(format!(
                         "a partitioned table needs a {what} column"
@@ -119,7 +126,12 @@ impl Coordinator {
                 let Ok(field) = schema.field_with_name(col) else {
                     return Err(CoordinatorError::InvalidRequest(format!(
                         "{what} column \"{col}\" is not in the input (columns: {})",
-                        schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                        schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 };
                 if numeric && !is_numeric(field.data_type()) {
@@ -156,7 +168,8 @@ impl Coordinator {
                     chunk_depth: depth,
                     overlap_deg: overlap,
                 };
-                self.write(CatalogCommand::CreateDatabase(meta.clone())).await?;
+                self.write(CatalogCommand::CreateDatabase(meta.clone()))
+                    .await?;
                 meta
             }
         };
@@ -198,19 +211,30 @@ impl Coordinator {
     }
 
     pub async fn commit_load(&self, req: v1::CommitLoadRequest) -> Result<v1::CommitLoadResponse> {
-        let pending = self.loads.lock().await.remove(&req.load_id).ok_or_else(|| {
-            CoordinatorError::InvalidRequest(format!("no load {} is in progress", req.load_id))
-        })?;
+        let pending = self
+            .loads
+            .lock()
+            .await
+            .remove(&req.load_id)
+            .ok_or_else(|| {
+                CoordinatorError::InvalidRequest(format!("no load {} is in progress", req.load_id))
+            })?;
         let state = self.catalog.state();
         let mut table = pending.template.clone();
         let max_chunk = almagest_sky::chunk_count(pending.chunk_depth);
         let mut problem = None;
         for c in &req.chunks {
             if table.kind == TableKind::Director && c.chunk >= max_chunk {
-                problem = Some(format!("chunk {} does not exist at depth {}", c.chunk, pending.chunk_depth));
+                problem = Some(format!(
+                    "chunk {} does not exist at depth {}",
+                    c.chunk, pending.chunk_depth
+                ));
             }
             if !state.workers.contains_key(&c.worker_id) {
-                problem = Some(format!("chunk {} was sent to unknown worker {}", c.chunk, c.worker_id));
+                problem = Some(format!(
+                    "chunk {} was sent to unknown worker {}",
+                    c.chunk, c.worker_id
+                ));
             }
             table.rows += c.rows;
             table.chunks.insert(
@@ -225,10 +249,14 @@ impl Coordinator {
         }
         let result = match problem {
             Some(p) => Err(CoordinatorError::InvalidRequest(p)),
-            None => self.write(CatalogCommand::PublishTable(table.clone())).await,
+            None => {
+                self.write(CatalogCommand::PublishTable(table.clone()))
+                    .await
+            }
         };
         if let Err(e) = result {
-            self.drop_load_files(&table.qualified_name(), &req.load_id).await;
+            self.drop_load_files(&table.qualified_name(), &req.load_id)
+                .await;
             return Err(e);
         }
         info!(table = %table.qualified_name(), rows = table.rows, chunks = table.chunks.len(), "table published");
@@ -241,7 +269,8 @@ impl Coordinator {
     pub async fn abort_load(&self, load_id: &str) -> Result<()> {
         let pending = self.loads.lock().await.remove(load_id);
         if let Some(p) = pending {
-            self.drop_load_files(&p.template.qualified_name(), load_id).await;
+            self.drop_load_files(&p.template.qualified_name(), load_id)
+                .await;
             info!(%load_id, "load aborted");
         }
         Ok(())

@@ -63,7 +63,6 @@ impl AlmagestCatalog {
 }
 
 impl CatalogProvider for AlmagestCatalog {
-
     fn schema_names(&self) -> Vec<String> {
         let state = self.catalog.state();
         let mut names: Vec<String> = state.databases.keys().cloned().collect();
@@ -117,7 +116,6 @@ pub struct DatabaseSchema {
 
 #[async_trait::async_trait]
 impl SchemaProvider for DatabaseSchema {
-
     fn table_names(&self) -> Vec<String> {
         let state = self.catalog.state();
         state
@@ -128,10 +126,7 @@ impl SchemaProvider for DatabaseSchema {
             .collect()
     }
 
-    async fn table(
-        &self,
-        name: &str,
-    ) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
         let state = self.catalog.state();
         let Some(meta) = state.tables.get(&format!("{}.{}", self.database, name)) else {
             return Ok(None);
@@ -170,7 +165,6 @@ pub struct CatalogTable {
 
 #[async_trait::async_trait]
 impl TableProvider for CatalogTable {
-
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }

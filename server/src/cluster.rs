@@ -43,13 +43,14 @@ pub async fn termination_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -94,7 +95,8 @@ pub async fn start_coordinator(
     let grpc = bind(listen.grpc, "gRPC").await?;
     let pg = bind(listen.pg, "the Postgres protocol").await?;
     let http = bind(listen.http, "HTTP").await?;
-    let (grpc_addr, pg_addr, http_addr) = (grpc.local_addr()?, pg.local_addr()?, http.local_addr()?);
+    let (grpc_addr, pg_addr, http_addr) =
+        (grpc.local_addr()?, pg.local_addr()?, http.local_addr()?);
     let mut config = config;
     if config.advertise_address.is_empty() {
         config.advertise_address = format!("http://{grpc_addr}");
@@ -109,7 +111,10 @@ pub async fn start_coordinator(
     tasks.push(tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), sd.wait())
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(grpc),
+                sd.wait(),
+            )
             .await;
         if let Err(e) = result {
             warn!(error = %e, "coordinator gRPC server stopped");
@@ -127,7 +132,10 @@ pub async fn start_coordinator(
     let app = crate::http::router(coordinator.clone());
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(http, app).with_graceful_shutdown(sd.wait()).await {
+        if let Err(e) = axum::serve(http, app)
+            .with_graceful_shutdown(sd.wait())
+            .await
+        {
             warn!(error = %e, "HTTP server stopped");
         }
     }));
@@ -177,7 +185,12 @@ pub async fn start_worker(role: WorkerRole, shutdown: Shutdown) -> anyhow::Resul
         data_dir: role.data_dir.clone(),
         target_partitions: role.target_partitions,
     })
-    .with_context(|| format!("cannot open worker data directory {}", role.data_dir.display()))?;
+    .with_context(|| {
+        format!(
+            "cannot open worker data directory {}",
+            role.data_dir.display()
+        )
+    })?;
     let sd = shutdown.clone();
     let handle = tokio::spawn(async move {
         if let Err(e) = service.serve(listener, sd.wait()).await {
@@ -189,13 +202,19 @@ pub async fn start_worker(role: WorkerRole, shutdown: Shutdown) -> anyhow::Resul
     Ok(handle)
 }
 
-async fn register_worker(coordinator: &str, id: u64, address: &str, shutdown: Shutdown) -> anyhow::Result<()> {
+async fn register_worker(
+    coordinator: &str,
+    id: u64,
+    address: &str,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let mut delay = Duration::from_millis(100);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
         let result = async {
-            let mut client = v1::coordinator_client::CoordinatorClient::connect(coordinator.to_string()).await?;
+            let mut client =
+                v1::coordinator_client::CoordinatorClient::connect(coordinator.to_string()).await?;
             client
                 .register_worker(v1::RegisterWorkerRequest {
                     worker_id: id,
@@ -238,10 +257,15 @@ pub struct Standalone {
 }
 
 /// Starts one coordinator and `workers` workers in this process.
-pub async fn start_standalone(opts: StandaloneOptions, shutdown: Shutdown) -> anyhow::Result<Standalone> {
+pub async fn start_standalone(
+    opts: StandaloneOptions,
+    shutdown: Shutdown,
+) -> anyhow::Result<Standalone> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("cannot create data directory {}", opts.data_dir.display()))?;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let coordinator = start_coordinator(
         CoordinatorConfig {
             node_id: 1,

@@ -101,8 +101,11 @@ pub fn write_batches(
     let mut rows = 0u64;
     match format {
         OutputFormat::Parquet => {
+            // Random doubles and unique ids do not repeat: dictionary encoding would only
+            // cost time before falling back to plain.
             let props = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+                .set_dictionary_enabled(false)
                 .build();
             let mut writer = ArrowWriter::try_new(out, Arc::clone(schema), Some(props))?;
             for batch in batches {
@@ -181,6 +184,7 @@ impl CatalogGenerator {
     }
 
     /// Overrides the batch size (the rows do not depend on it).
+    #[cfg(test)]
     pub fn with_batch_rows(mut self, batch_rows: usize) -> Self {
         self.batch_rows = batch_rows.max(1);
         self
@@ -301,10 +305,7 @@ fn draw_position(rng: &mut ChaCha8Rng) -> (f64, f64, f64) {
         (disk_longitude(rng, 90.0), laplace_latitude(rng, 9.0))
     } else if component < 0.85 {
         // Bulge around the Galactic centre.
-        (
-            5.0 * normal(rng),
-            truncated(rng, |r| 4.0 * normal(r), 90.0),
-        )
+        (5.0 * normal(rng), truncated(rng, |r| 4.0 * normal(r), 90.0))
     } else {
         // Isotropic halo: uniform on the sphere.
         let z: f64 = rng.random_range(-1.0..=1.0);
@@ -389,9 +390,21 @@ fn draw_star(rng: &mut ChaCha8Rng, b: f64) -> Star {
 /// Rotation from ICRS to Galactic coordinates (Hipparcos, ESA 1997, vol. 1, sect. 1.5.3):
 /// `galactic = A * icrs` for unit vectors.
 const ICRS_TO_GALACTIC: [[f64; 3]; 3] = [
-    [-0.054_875_560_416_215_4, -0.873_437_090_234_885_0, -0.483_835_015_548_713_2],
-    [0.494_109_427_875_583_7, -0.444_829_629_960_011_2, 0.746_982_244_497_218_9],
-    [-0.867_666_149_019_004_7, -0.198_076_373_431_201_5, 0.455_983_776_175_066_9],
+    [
+        -0.054_875_560_416_215_4,
+        -0.873_437_090_234_885_0,
+        -0.483_835_015_548_713_2,
+    ],
+    [
+        0.494_109_427_875_583_7,
+        -0.444_829_629_960_011_2,
+        0.746_982_244_497_218_9,
+    ],
+    [
+        -0.867_666_149_019_004_7,
+        -0.198_076_373_431_201_5,
+        0.455_983_776_175_066_9,
+    ],
 ];
 
 fn unit_vector(lon_deg: f64, lat_deg: f64) -> [f64; 3] {
@@ -448,7 +461,16 @@ fn edge_case_positions(seed: u64) -> Vec<(f64, f64)> {
         }
     }
     for dec in [
-        -89.9, -60.0, -30.0, -1e-9, 0.0, 1e-9, 30.0, 41.810_314_9, 60.0, 89.9,
+        -89.9,
+        -60.0,
+        -30.0,
+        -1e-9,
+        0.0,
+        1e-9,
+        30.0,
+        41.810_314_9,
+        60.0,
+        89.9,
     ] {
         for ra in [0.0, 1e-12, 359.999_999_9, 360.0 - 1e-12] {
             out.push((ra, dec));
@@ -463,8 +485,7 @@ fn edge_case_positions(seed: u64) -> Vec<(f64, f64)> {
         for hash in cells {
             // Four vertices and the four edge midpoints.
             for (lon, lat) in
-                cdshealpix::nested::path_along_cell_edge(depth, hash, &Cardinal::S, false, 2)
-                    .iter()
+                cdshealpix::nested::path_along_cell_edge(depth, hash, &Cardinal::S, false, 2).iter()
             {
                 out.push(to_degrees(*lon, *lat));
             }
@@ -482,7 +503,11 @@ fn edge_case_positions(seed: u64) -> Vec<(f64, f64)> {
     }));
     for (ra, dec) in pair_seeds {
         out.push((ra, dec));
-        let dec2 = if dec + 1e-9 <= 90.0 { dec + 1e-9 } else { dec - 1e-9 };
+        let dec2 = if dec + 1e-9 <= 90.0 {
+            dec + 1e-9
+        } else {
+            dec - 1e-9
+        };
         out.push((ra, dec2));
     }
     out
@@ -542,11 +567,8 @@ mod tests {
             let id = ids.value(i);
             assert!(id >= 0);
             assert!(seen.insert(id), "duplicate source_id {id}");
-            let hpx12 = cdshealpix::nested::hash(
-                12,
-                ra.value(i).to_radians(),
-                dec.value(i).to_radians(),
-            );
+            let hpx12 =
+                cdshealpix::nested::hash(12, ra.value(i).to_radians(), dec.value(i).to_radians());
             assert_eq!((id as u64) >> SOURCE_ID_HPX_SHIFT, hpx12);
         }
     }
@@ -588,7 +610,10 @@ mod tests {
         assert_eq!(frac("pmra"), plx);
         assert_eq!(frac("pmdec"), plx);
         let colour = frac("bp_rp");
-        assert!((0.005..0.10).contains(&colour), "bp_rp NULL fraction {colour}");
+        assert!(
+            (0.005..0.10).contains(&colour),
+            "bp_rp NULL fraction {colour}"
+        );
         let g = frac("phot_g_mean_mag");
         assert!(g > 0.0 && g < 0.01, "G NULL fraction {g}");
         assert_eq!(frac("ra"), 0.0);
@@ -596,7 +621,11 @@ mod tests {
         let (ra, dec) = (f64_col(&batch, "ra"), f64_col(&batch, "dec"));
         for i in 0..batch.num_rows() {
             assert!((0.0..360.0).contains(&ra.value(i)), "ra {}", ra.value(i));
-            assert!((-90.0..=90.0).contains(&dec.value(i)), "dec {}", dec.value(i));
+            assert!(
+                (-90.0..=90.0).contains(&dec.value(i)),
+                "dec {}",
+                dec.value(i)
+            );
         }
         for v in f64_col(&batch, "phot_g_mean_mag").iter().flatten() {
             assert!((3.0..=21.0).contains(&v));
@@ -649,7 +678,10 @@ mod tests {
             .build()
             .unwrap();
         let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
-        assert_eq!(concat_batches(&catalog_schema(), &batches).unwrap(), expected);
+        assert_eq!(
+            concat_batches(&catalog_schema(), &batches).unwrap(),
+            expected
+        );
 
         // CSV: read back with the catalog schema (NULLs are empty fields).
         let reader = datafusion::arrow::csv::ReaderBuilder::new(catalog_schema())
@@ -668,6 +700,25 @@ mod tests {
             progress: false,
         })
         .is_err());
+    }
+
+    #[test]
+    fn t17_gen_throughput() {
+        // Not a benchmark: prints rows/s for the record (debug builds are ~10x slower).
+        let dir = tempfile::tempdir().unwrap();
+        for ext in ["parquet", "csv"] {
+            let started = std::time::Instant::now();
+            let rows = generate(&GenOptions {
+                rows: 200_000,
+                seed: 1,
+                out: dir.path().join(format!("t.{ext}")),
+                edge_cases: false,
+                progress: false,
+            })
+            .unwrap();
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("gen {ext}: {:.0} rows/s", rows as f64 / secs);
+        }
     }
 
     #[test]

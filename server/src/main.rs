@@ -20,7 +20,11 @@ use tracing::info;
 use crate::cluster::{CoordinatorListen, Shutdown, StandaloneOptions, WorkerRole};
 
 #[derive(Parser)]
-#[command(name = "almagest", version, about = "A distributed SQL database server for astronomical catalogs")]
+#[command(
+    name = "almagest",
+    version,
+    about = "A distributed SQL database server for astronomical catalogs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -158,7 +162,9 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = std::env::var("ALMAGEST_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -176,7 +182,11 @@ fn listen(serve: &ServeArgs) -> CoordinatorListen {
 
 fn print_connect(pg: SocketAddr, http: SocketAddr, grpc: SocketAddr) {
     println!("Almagest is ready.");
-    println!("  psql:  psql -h {} -p {} -U almagest almagest", pg.ip(), pg.port());
+    println!(
+        "  psql:  psql -h {} -p {} -U almagest almagest",
+        pg.ip(),
+        pg.port()
+    );
     println!("  HTTP:  http://{http}/status");
     println!("  load:  almagest load --coordinator http://{grpc} --table db.table --ra ra --dec dec --key id FILE...");
     println!("Press Ctrl-C to stop.");
@@ -324,10 +334,17 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
     let c = &cluster.coordinator;
-    if c.coordinator.catalog().state().tables.contains_key("demo.gaia") {
+    if c.coordinator
+        .catalog()
+        .state()
+        .tables
+        .contains_key("demo.gaia")
+    {
         println!("demo.gaia is already loaded in {}", args.data_dir.display());
     } else {
-        let file = args.data_dir.join(format!("gaia-{}-{}.parquet", args.rows, args.seed));
+        let file = args
+            .data_dir
+            .join(format!("gaia-{}-{}.parquet", args.rows, args.seed));
         if !file.exists() {
             println!("generating {} rows into {}", args.rows, file.display());
             let opts = gen::GenOptions {

@@ -133,7 +133,12 @@ impl Cluster {
     }
 
     /// Loads files with `almagest load`.
-    pub fn load(&self, table: &str, position: Option<(&str, &str, &str)>, files: &[&Path]) -> Result<String> {
+    pub fn load(
+        &self,
+        table: &str,
+        position: Option<(&str, &str, &str)>,
+        files: &[&Path],
+    ) -> Result<String> {
         let coordinator = self.coordinator();
         let mut args: Vec<String> = vec![
             "load".into(),
@@ -144,7 +149,14 @@ impl Cluster {
             table.into(),
         ];
         if let Some((ra, dec, key)) = position {
-            args.extend(["--ra".into(), ra.into(), "--dec".into(), dec.into(), "--key".into(), key.into()]);
+            args.extend([
+                "--ra".into(),
+                ra.into(),
+                "--dec".into(),
+                dec.into(),
+                "--key".into(),
+                key.into(),
+            ]);
         }
         args.extend(files.iter().map(|f| f.display().to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();

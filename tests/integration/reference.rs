@@ -27,8 +27,18 @@ pub fn read_catalog(path: &Path) -> Vec<Row> {
     let mut rows = Vec::new();
     for batch in reader {
         let b = batch.expect("batch");
-        let i64col = |n: &str| b.column_by_name(n).expect(n).as_primitive::<Int64Type>().clone();
-        let f64col = |n: &str| b.column_by_name(n).expect(n).as_primitive::<Float64Type>().clone();
+        let i64col = |n: &str| {
+            b.column_by_name(n)
+                .expect(n)
+                .as_primitive::<Int64Type>()
+                .clone()
+        };
+        let f64col = |n: &str| {
+            b.column_by_name(n)
+                .expect(n)
+                .as_primitive::<Float64Type>()
+                .clone()
+        };
         let (id, ra, dec, plx, g, bprp) = (
             i64col("source_id"),
             f64col("ra"),
@@ -104,7 +114,10 @@ pub fn in_convex_polygon(r: &Row, vertices: &[(f64, f64)]) -> Verdict {
     let mut inside = true;
     for i in 0..vertices.len() {
         let a = unit(vertices[i].0, vertices[i].1);
-        let b = unit(vertices[(i + 1) % vertices.len()].0, vertices[(i + 1) % vertices.len()].1);
+        let b = unit(
+            vertices[(i + 1) % vertices.len()].0,
+            vertices[(i + 1) % vertices.len()].1,
+        );
         let n = [
             a[1] * b[2] - a[2] * b[1],
             a[2] * b[0] - a[0] * b[2],

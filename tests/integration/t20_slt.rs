@@ -48,7 +48,11 @@ impl sqllogictest::AsyncDB for PgDb {
             match m {
                 SimpleQueryMessage::Row(r) => {
                     columns.get_or_insert(r.len());
-                    rows.push((0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect());
+                    rows.push(
+                        (0..r.len())
+                            .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                            .collect(),
+                    );
                 }
                 SimpleQueryMessage::RowDescription(d) => {
                     columns.get_or_insert(d.len());
@@ -81,7 +85,10 @@ impl sqllogictest::AsyncDB for PgDb {
 async fn t20_sqllogictest_files() -> Result<()> {
     let dir = harness::test_dir("t20");
     let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
-    let points = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/points.csv"));
+    let points = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/points.csv"
+    ));
     cluster.load("test.points", Some(("ra", "dec", "id")), &[&points])?;
     let slt_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/slt"));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&slt_dir)?
@@ -93,7 +100,9 @@ async fn t20_sqllogictest_files() -> Result<()> {
     let port = cluster.pg_port;
     for file in files {
         let mut runner = sqllogictest::Runner::new(move || async move {
-            let client = harness::connect(port).await.map_err(|e| PgError(e.to_string()))?;
+            let client = harness::connect(port)
+                .await
+                .map_err(|e| PgError(e.to_string()))?;
             Ok(PgDb { client })
         });
         runner

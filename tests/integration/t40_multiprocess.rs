@@ -91,7 +91,10 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
         if body.matches("\"address\"").count() >= 2 {
             break;
         }
-        ensure!(std::time::Instant::now() < deadline, "workers did not register: {body}");
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "workers did not register: {body}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     harness::almagest(&[
@@ -116,9 +119,15 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
     }
     let client = harness::connect(ports.pg).await?;
     let got = query_text(&client, cone).await?;
-    ensure!(got[0][0].as_deref() == Some(expected_cone.as_str()), "cone before restart: {got:?} vs {expected_cone}");
+    ensure!(
+        got[0][0].as_deref() == Some(expected_cone.as_str()),
+        "cone before restart: {got:?} vs {expected_cone}"
+    );
     let total = query_text(&client, "SELECT COUNT(*), COUNT(bp_rp) FROM test.gaia").await?;
-    ensure!(total[0][0].as_deref() == Some(rows.len().to_string().as_str()), "count");
+    ensure!(
+        total[0][0].as_deref() == Some(rows.len().to_string().as_str()),
+        "count"
+    );
     drop(client);
     drop(procs);
 
@@ -131,14 +140,23 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
         match query_text(&client, cone).await {
             Ok(g) => break g,
             Err(e) => {
-                ensure!(std::time::Instant::now() < deadline, "query after restart failed: {e:#}");
+                ensure!(
+                    std::time::Instant::now() < deadline,
+                    "query after restart failed: {e:#}"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             }
         }
     };
-    ensure!(got[0][0].as_deref() == Some(expected_cone.as_str()), "cone after restart");
+    ensure!(
+        got[0][0].as_deref() == Some(expected_cone.as_str()),
+        "cone after restart"
+    );
     let again = query_text(&client, "SELECT COUNT(*), COUNT(bp_rp) FROM test.gaia").await?;
-    ensure!(again == total, "aggregates after restart: {again:?} vs {total:?}");
+    ensure!(
+        again == total,
+        "aggregates after restart: {again:?} vs {total:?}"
+    );
 
     // A worker dies: a query needing its chunks fails with a clear error naming it, and
     // the coordinator stays up and keeps answering.
@@ -147,11 +165,19 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
         .simple_query("SELECT COUNT(*) FROM test.gaia WHERE parallax > 0")
         .await
         .expect_err("a query over a dead worker's chunks must fail");
-    let db = err.as_db_error().map(|d| (d.code().code().to_string(), d.message().to_string()));
+    let db = err
+        .as_db_error()
+        .map(|d| (d.code().code().to_string(), d.message().to_string()));
     let (code, message) = db.unwrap_or_default();
-    ensure!(code == "58000" && message.contains("worker 2"), "dead worker error: {code} {message}");
+    ensure!(
+        code == "58000" && message.contains("worker 2"),
+        "dead worker error: {code} {message}"
+    );
     let one = query_text(&client, "SELECT 1").await?;
-    ensure!(one[0][0].as_deref() == Some("1"), "coordinator still answers");
+    ensure!(
+        one[0][0].as_deref() == Some("1"),
+        "coordinator still answers"
+    );
     drop(procs);
     Ok(())
 }
@@ -160,7 +186,8 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
 pub async fn http_get(addr: &str, path: &str) -> Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).await?;
     Ok(buf)

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use almagest_proto::v1;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -91,9 +93,9 @@ impl WorkerService {
 
         let mut urls = Vec::with_capacity(req.chunks.len());
         for &chunk in &req.chunks {
-            let path = self
-                .store
-                .chunk_path(&req.table, &req.version, chunk, ChunkFile::Primary)?;
+            let path =
+                self.store
+                    .chunk_path(&req.table, &req.version, chunk, ChunkFile::Primary)?;
             if !tokio::fs::try_exists(&path).await? {
                 return Err(WorkerError::MissingChunk {
                     table: req.table.clone(),
@@ -104,8 +106,8 @@ impl WorkerService {
             let url = ListingTableUrl::parse(path.to_string_lossy())?;
             urls.push(url);
         }
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet");
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let state = ctx.state();
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)

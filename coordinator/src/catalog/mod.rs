@@ -4,6 +4,5 @@
 pub mod raft;
 pub mod state;
 
-
 pub use raft::RaftCatalog;
 pub use state::*;

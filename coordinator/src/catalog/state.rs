@@ -188,7 +188,10 @@ mod tests {
             chunk_depth: 3,
             overlap_deg: DEFAULT_OVERLAP_DEG,
         };
-        assert_eq!(s.apply(&CatalogCommand::CreateDatabase(db)), CatalogResponse::Ok);
+        assert_eq!(
+            s.apply(&CatalogCommand::CreateDatabase(db)),
+            CatalogResponse::Ok
+        );
         assert_eq!(
             s.apply(&CatalogCommand::PublishTable(table("gaia"))),
             CatalogResponse::Ok

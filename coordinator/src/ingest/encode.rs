@@ -12,11 +12,12 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::schema::types::ColumnPath;
 
+use super::arrow_err;
 use super::input::HPX_COLUMN;
 use super::partition::{Layout, PartitionedTable};
 use super::spill::ChunkFileKind;
-use super::arrow_err;
 use crate::error::{CoordinatorError, Result};
 
 /// Rows per Parquet row group: small, so that a cone inside a chunk reads few of them.
@@ -112,12 +113,20 @@ impl PartitionedTable {
     }
 
     fn writer_properties(&self) -> WriterProperties {
-        let builder = WriterProperties::builder()
+        let mut builder = WriterProperties::builder()
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_data_page_row_count_limit(PAGE_ROWS)
             .set_write_batch_size(PAGE_ROWS)
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_compression(Compression::LZ4_RAW);
+        // Measurements (floating point) and `_hpx` almost never repeat: a dictionary would
+        // cost time and then fall back to plain encoding anyway.
+        for field in self.schema().fields() {
+            if field.data_type().is_floating() || field.name() == HPX_COLUMN {
+                builder = builder
+                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            }
+        }
         match self.layout {
             Layout::Replicated => builder.build(),
             Layout::Director(_) => {

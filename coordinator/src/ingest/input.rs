@@ -72,10 +72,7 @@ impl InputFile {
 
 fn open(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| {
-        CoordinatorError::InvalidRequest(format!(
-            "cannot open input file {}: {e}",
-            path.display()
-        ))
+        CoordinatorError::InvalidRequest(format!("cannot open input file {}: {e}", path.display()))
     })
 }
 
@@ -160,10 +157,13 @@ fn csv_schema(path: &Path, roles: &ColumnRoles) -> Result<Schema> {
             path.display()
         )));
     }
-    let text_position = schema
-        .fields()
-        .iter()
-        .any(|f| roles.is_position(f.name()) && !matches!(f.data_type(), DataType::Int64 | DataType::Float64 | DataType::Null));
+    let text_position = schema.fields().iter().any(|f| {
+        roles.is_position(f.name())
+            && !matches!(
+                f.data_type(),
+                DataType::Int64 | DataType::Float64 | DataType::Null
+            )
+    });
     if text_position {
         locate_bad_position(path, &schema, roles)?;
     }
@@ -171,8 +171,8 @@ fn csv_schema(path: &Path, roles: &ColumnRoles) -> Result<Schema> {
         .fields()
         .iter()
         .map(|f| {
-            let numeric_position =
-                roles.is_position(f.name()) && matches!(f.data_type(), DataType::Int64 | DataType::Null);
+            let numeric_position = roles.is_position(f.name())
+                && matches!(f.data_type(), DataType::Int64 | DataType::Null);
             let data_type = match f.data_type() {
                 _ if numeric_position => DataType::Float64,
                 DataType::Null => DataType::Utf8,
@@ -200,23 +200,21 @@ fn locate_bad_position(path: &Path, inferred: &Schema, roles: &ColumnRoles) -> R
         })
         .collect();
     let schema = Arc::new(Schema::new(fields));
-    let reader = csv::ReaderBuilder::new(Arc::clone(&schema))
+    let mut reader = csv::ReaderBuilder::new(Arc::clone(&schema))
         .with_header(true)
         .with_batch_size(CSV_INFER_ROWS)
         .build(open(path)?)
         .map_err(|e| csv_error(path, &e, 0, Some(&schema)))?;
-    let mut rows = 0u64;
-    for batch in reader.take(1) {
-        let batch = batch.map_err(|e| csv_error(path, &e, rows, Some(&schema)))?;
-        rows += batch.num_rows() as u64;
+    match reader.next() {
+        Some(Err(e)) => Err(csv_error(path, &e, 0, Some(&schema))),
+        // Nothing failed to parse (not expected): `check_columns` reports the column.
+        _ => Ok(()),
     }
-    // Nothing failed to parse (should not happen): `check_columns` reports the column.
-    Ok(())
 }
 
 fn parquet_schema(path: &Path) -> Result<Schema> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
-        .map_err(|e| not_parquet(path, &e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(|e| not_parquet(path, &e))?;
     // Drop file-level metadata (e.g. pandas' or Spark's): the table schema is ours.
     Ok(Schema::new(builder.schema().fields().clone()))
 }
@@ -277,7 +275,8 @@ fn unify(
     schema: &Schema,
     format: InputFormat,
 ) -> Result<Schema> {
-    let names = |s: &Schema| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
+    let names =
+        |s: &Schema| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
     if names(acc) != names(schema) {
         return Err(CoordinatorError::BadInput(format!(
             "{}: columns [{}] differ from those of {} [{}]",
@@ -438,9 +437,8 @@ fn conform(path: &Path, batch: RecordBatch, schema: &SchemaRef) -> Result<Record
     if batch.schema_ref() == schema {
         return Ok(batch);
     }
-    RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec()).map_err(|e| {
-        CoordinatorError::BadInput(format!("{}: {e}", path.display()))
-    })
+    RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())
+        .map_err(|e| CoordinatorError::BadInput(format!("{}: {e}", path.display())))
 }
 
 /// Turns an arrow-csv error into a message naming the file and the physical line.
@@ -463,10 +461,9 @@ pub(crate) fn csv_error(
     let line = find_line(&msg).map(|n| if value_error { n + 1 } else { n });
     let detail = describe_csv_error(&msg, schema);
     match line {
-        Some(line) => CoordinatorError::BadInput(format!(
-            "{}, line {line}: {detail}",
-            path.display()
-        )),
+        Some(line) => {
+            CoordinatorError::BadInput(format!("{}, line {line}: {detail}", path.display()))
+        }
         None => CoordinatorError::BadInput(format!(
             "{}, after line {}: {detail}",
             path.display(),
@@ -505,7 +502,9 @@ fn describe_csv_error(msg: &str, schema: Option<&Schema>) -> String {
             .and_then(|s| s.fields().get(col))
             .map(|f| format!("\"{}\"", f.name()))
             .unwrap_or_else(|| format!("{}", col + 1));
-        Some(format!("cannot parse '{value}' as {ty} in column {col_name}"))
+        Some(format!(
+            "cannot parse '{value}' as {ty} in column {col_name}"
+        ))
     })();
     if let Some(p) = parsed {
         return p;

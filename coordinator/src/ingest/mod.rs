@@ -7,8 +7,8 @@
 //!
 //! 1. [`InputSet::inspect`]: the schema every input file must share, and checks of the
 //!    position and key columns.
-//! 2. [`partition`]: the input, batch by batch, into a [`PartitionedTable`] (spill files
-//!    per chunk and kind in a temporary directory). No network.
+//! 2. [`partition`]: the input, batch by batch, into a [`PartitionedTable`] (rows spilled
+//!    to a temporary file, indexed by chunk and kind). No network.
 //! 3. [`PartitionedTable::encode_chunk`]: one chunk's sorted Parquet files.
 //! 4. [`load`]: the whole protocol with the coordinator (`BeginLoad`, `PutChunk` to
 //!    workers, `CommitLoad`), and `AbortLoad` on any failure after `BeginLoad`, so that a
@@ -52,6 +52,10 @@ use crate::error::{CoordinatorError, Result};
 
 /// Chunks encoded and uploaded at the same time.
 pub const UPLOADS_IN_FLIGHT: usize = 4;
+
+/// Largest chunk file one `PutChunk` carries: the gRPC message limit less room for the
+/// other fields.
+pub const MAX_CHUNK_FILE_BYTES: usize = crate::workers::MAX_MESSAGE_BYTES - (1 << 20);
 
 /// What to load, and where.
 #[derive(Debug, Clone)]
@@ -230,11 +234,18 @@ async fn run_load(
         blocking(move || partition(&input, &layout, &spill, &bar)).await?
     };
     bar.finish_and_clear();
-    tracing::info!(rows = table.rows(), chunks = table.stored_chunks().len(),
-        overlap_rows = table.overlap_rows(), spills = table.flushes(), "input partitioned");
+    tracing::info!(
+        rows = table.rows(),
+        chunks = table.stored_chunks().len(),
+        overlap_rows = table.overlap_rows(),
+        flushes = table.flushes(),
+        spill_bytes = table.spill_bytes(),
+        "input partitioned"
+    );
 
     let table = Arc::new(table);
-    let (loaded, bytes) = upload(&table, &handles, &begin.load_id, &opts.table, opts.progress).await?;
+    let (loaded, bytes) =
+        upload(&table, &handles, &begin.load_id, &opts.table, opts.progress).await?;
     let report = LoadReport {
         rows: table.rows(),
         chunks: loaded.len() as u64,
@@ -328,6 +339,19 @@ impl UploadJob {
     async fn run(self) -> Result<(LoadedChunk, u64)> {
         let (table, chunk) = (Arc::clone(&self.table), self.chunk);
         let mut encoded = blocking(move || table.encode_chunk(chunk)).await?;
+        let largest = encoded
+            .primary
+            .len()
+            .max(encoded.overlap.as_ref().map_or(0, Vec::len));
+        if largest > MAX_CHUNK_FILE_BYTES {
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "chunk {chunk} holds {} rows that encode to {} (the limit of one upload is {}): \
+                 load into a database with a deeper chunk depth",
+                encoded.rows,
+                HumanBytes(largest as u64),
+                HumanBytes(MAX_CHUNK_FILE_BYTES as u64)
+            )));
+        }
         let entry = LoadedChunk {
             chunk,
             worker_id: self.targets[0].id,
@@ -432,7 +456,12 @@ fn check_options(opts: &LoadOptions) -> Result<ColumnRoles> {
     let invalid = |m: String| Err(CoordinatorError::InvalidRequest(m));
     match opts.table.split_once('.') {
         Some((db, t)) if !db.is_empty() && !t.is_empty() && !t.contains('.') => {}
-        _ => return invalid(format!("table name \"{}\" must be database.table", opts.table)),
+        _ => {
+            return invalid(format!(
+                "table name \"{}\" must be database.table",
+                opts.table
+            ))
+        }
     }
     if opts.files.is_empty() {
         return invalid("no input files to load".to_string());
@@ -450,7 +479,9 @@ fn check_options(opts: &LoadOptions) -> Result<ColumnRoles> {
     }
     if let Some(o) = opts.overlap_deg {
         if !o.is_finite() || o > 10.0 {
-            return invalid(format!("overlap margin {o} degrees is not between 0 and 10"));
+            return invalid(format!(
+                "overlap margin {o} degrees is not between 0 and 10"
+            ));
         }
     }
     if let Some(d) = opts.chunk_depth {
@@ -474,7 +505,9 @@ async fn connect_coordinator(address: &str) -> Result<CoordinatorClient<Channel>
         .connect()
         .await
         .map_err(|e| {
-            CoordinatorError::Rpc(format!("cannot connect to the coordinator at {address}: {e}"))
+            CoordinatorError::Rpc(format!(
+                "cannot connect to the coordinator at {address}: {e}"
+            ))
         })?;
     Ok(CoordinatorClient::new(channel)
         .max_encoding_message_size(usize::MAX)
@@ -511,8 +544,10 @@ fn rows_bar(progress: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} partitioning: {human_pos} rows ({per_sec}), {elapsed}")
-            .expect("static template is valid"),
+        ProgressStyle::with_template(
+            "{spinner} partitioning: {human_pos} rows ({per_sec}), {elapsed}",
+        )
+        .expect("static template is valid"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar

@@ -1,7 +1,7 @@
 //! The partition stage of a load: every input row gets its `_hpx` (HEALPix depth-29 index),
 //! its chunk and the chunks whose overlap margin it falls in, and is routed to the spill
-//! files of those chunks. Needs no network: the result, a [`PartitionedTable`], is a
-//! directory of per-chunk spill files that [`super::encode`] turns into sorted Parquet.
+//! spilled rows of those chunks. Needs no network: the result, a [`PartitionedTable`], is a
+//! spill file indexed by chunk that [`super::encode`] turns into sorted Parquet.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,9 +12,9 @@ use datafusion::arrow::compute::{cast, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
 use indicatif::ProgressBar;
 
+use super::arrow_err;
 use super::input::{BatchOrigin, InputReader, InputSet, HPX_COLUMN};
 use super::spill::{ChunkFileKind, SpillBuffers, SpillDir};
-use super::arrow_err;
 use crate::error::{CoordinatorError, Result};
 
 /// Rows buffered in memory across all chunks when [`SpillOptions::memory_rows`] is 0.
@@ -113,9 +113,14 @@ impl PartitionedTable {
         self.flushes
     }
 
-    /// Where the spill files are.
+    /// The temporary directory holding the spill file.
     pub fn spill_path(&self) -> &std::path::Path {
         self.spill.path()
+    }
+
+    /// Bytes in the spill file.
+    pub fn spill_bytes(&self) -> u64 {
+        self.spill.bytes()
     }
 }
 
@@ -194,7 +199,9 @@ fn route(
         return Ok(());
     }
     if n > u32::MAX as usize {
-        return Err(CoordinatorError::Internal(format!("input batch of {n} rows")));
+        return Err(CoordinatorError::Internal(format!(
+            "input batch of {n} rows"
+        )));
     }
     let ra = degrees(&batch, spec.ra)?;
     let dec = degrees(&batch, spec.dec)?;
@@ -292,10 +299,16 @@ fn position(
         return Err(bad(spec.dec, format!("(Dec) is not a finite number: {d}")));
     }
     if !(0.0..=360.0).contains(&r) {
-        return Err(bad(spec.ra, format!("(RA) = {r} is outside [0, 360] degrees")));
+        return Err(bad(
+            spec.ra,
+            format!("(RA) = {r} is outside [0, 360] degrees"),
+        ));
     }
     if !(-90.0..=90.0).contains(&d) {
-        return Err(bad(spec.dec, format!("(Dec) = {d} is outside [-90, 90] degrees")));
+        return Err(bad(
+            spec.dec,
+            format!("(Dec) = {d} is outside [-90, 90] degrees"),
+        ));
     }
     Ok((r, d))
 }

@@ -1,16 +1,19 @@
-//! Bounded in-memory buffers of routed rows and their spill files: one Arrow IPC file per
-//! chunk and kind (primary or overlap) in a temporary directory.
+//! Bounded in-memory buffers of routed rows, and the spill file behind them.
 //!
-//! Rows arrive as slices of routed input batches. When more than `memory_rows` rows are
-//! buffered, the largest buffers are appended to their spill files until half the budget
-//! is free, and the rest are compacted into batches of their own, so that a small slice no
-//! longer keeps its whole parent batch alive. A spill file is a sequence of complete IPC
-//! streams, one per flush: appending opens, writes and closes the file, so the number of
-//! open files stays constant however many chunks there are.
+//! Rows arrive as slices of routed input batches, keyed by (chunk, kind). When more than
+//! `memory_rows` rows are buffered, the largest buffers are written out until half the
+//! budget is free, and the rest are compacted into batches of their own, so that a small
+//! slice no longer keeps its whole parent batch alive.
+//!
+//! All spilled rows go to one append-only file, as *segments*: each a self-contained Arrow
+//! IPC stream holding the rows of one key from one flush. An in-memory index lists the
+//! segments of every key (16 bytes each), so reading a chunk back is a few seeks. One
+//! sequential file rather than one file per chunk: creating and reopening tens of
+//! thousands of small files costs far more than the rows themselves.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter};
+use std::fs::File;
+use std::io::{BufWriter, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,38 +35,54 @@ pub enum ChunkFileKind {
     Overlap,
 }
 
-/// A spill file: (chunk, kind).
+/// A key of spilled rows: (chunk, kind).
 pub type SpillKey = (u64, ChunkFileKind);
 
-/// The spill directory: owns the files and removes them when dropped.
+/// One IPC stream in the spill file: byte offset and length.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    offset: u64,
+    len: u64,
+}
+
+/// The spill directory and its segmented file; removes both when dropped.
 #[derive(Debug)]
 pub struct SpillDir {
     dir: tempfile::TempDir,
+    path: PathBuf,
     schema: SchemaRef,
+    /// `None` once finished (read-only).
+    writer: Option<BufWriter<File>>,
+    written: u64,
+    index: HashMap<SpillKey, Vec<Segment>>,
 }
 
 impl SpillDir {
     /// A fresh directory under `parent` (the system temporary directory if `None`).
     pub fn create(parent: Option<&Path>, schema: SchemaRef) -> Result<Self> {
-        let builder = {
-            let mut b = tempfile::Builder::new();
-            b.prefix("almagest-load-");
-            b
-        };
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("almagest-load-");
         let dir = match parent {
             Some(p) => builder.tempdir_in(p),
             None => builder.tempdir(),
         }
         .map_err(|e| {
+            let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
             CoordinatorError::InvalidRequest(format!(
                 "cannot create a spill directory in {}: {e}",
-                parent.map_or_else(
-                    || std::env::temp_dir().display().to_string(),
-                    |p| p.display().to_string()
-                )
+                parent.display()
             ))
         })?;
-        Ok(SpillDir { dir, schema })
+        let path = dir.path().join("rows.arrows");
+        let file = File::create(&path).map_err(|e| spill_error(&path, "create", &e))?;
+        Ok(SpillDir {
+            dir,
+            path,
+            schema,
+            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            written: 0,
+            index: HashMap::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -74,65 +93,78 @@ impl SpillDir {
         &self.schema
     }
 
-    fn file(&self, (chunk, kind): SpillKey) -> PathBuf {
-        let prefix = match kind {
-            ChunkFileKind::Primary => "chunk",
-            ChunkFileKind::Overlap => "overlap",
-        };
-        self.dir.path().join(format!("{prefix}_{chunk}.arrows"))
+    /// Bytes written to the spill file.
+    pub fn bytes(&self) -> u64 {
+        self.written
     }
 
-    /// Appends batches to a spill file as one more IPC stream.
-    pub fn append(&self, key: SpillKey, batches: &[RecordBatch]) -> Result<()> {
-        let path = self.file(key);
-        let spill_err = |e: &dyn std::fmt::Display| {
-            CoordinatorError::Io(std::io::Error::other(format!(
-                "cannot write spill file {}: {e}",
-                path.display()
-            )))
-        };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| spill_err(&e))?;
-        let mut writer = StreamWriter::try_new(BufWriter::with_capacity(1 << 16, file), &self.schema)
-            .map_err(|e| spill_err(&e))?;
-        for b in batches {
-            writer.write(b).map_err(|e| spill_err(&e))?;
+    /// Appends rows of a key as one segment.
+    pub fn append(&mut self, key: SpillKey, batch: &RecordBatch) -> Result<()> {
+        let path = &self.path;
+        let err = |e: &dyn std::fmt::Display| spill_error(path, "write", e);
+        let mut stream = Vec::with_capacity(batch.get_array_memory_size() + 1024);
+        {
+            let mut w = StreamWriter::try_new(&mut stream, &self.schema).map_err(|e| err(&e))?;
+            w.write(batch).map_err(|e| err(&e))?;
+            w.finish().map_err(|e| err(&e))?;
         }
-        writer.finish().map_err(|e| spill_err(&e))?;
-        let mut out = writer.into_inner().map_err(|e| spill_err(&e))?;
-        std::io::Write::flush(&mut out).map_err(|e| spill_err(&e))?;
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| CoordinatorError::Internal("spill file written after finish".into()))?;
+        writer.write_all(&stream).map_err(|e| err(&e))?;
+        let len = stream.len() as u64;
+        self.index.entry(key).or_default().push(Segment {
+            offset: self.written,
+            len,
+        });
+        self.written += len;
         Ok(())
     }
 
-    /// Reads back every batch of a spill file, in the order written; empty if none.
+    /// Flushes the file; only reads follow.
+    pub fn finish(&mut self) -> Result<()> {
+        if let Some(mut w) = self.writer.take() {
+            w.flush()
+                .map_err(|e| spill_error(&self.path, "write", &e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads back every batch of a key, in the order written; empty if none. Each call
+    /// opens its own handle, so chunks can be read from several threads at once.
     pub fn read(&self, key: SpillKey) -> Result<Vec<RecordBatch>> {
-        let path = self.file(key);
-        let read_err = |e: &dyn std::fmt::Display| {
-            CoordinatorError::Io(std::io::Error::other(format!(
-                "cannot read spill file {}: {e}",
-                path.display()
-            )))
+        let Some(segments) = self.index.get(&key) else {
+            return Ok(Vec::new());
         };
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(read_err(&e)),
-        };
-        let mut reader = BufReader::with_capacity(1 << 16, file);
-        let mut out = Vec::new();
-        // One IPC stream per append; each ends with an end-of-stream marker, after which
-        // the next stream (if any) begins.
-        while !reader.fill_buf().map_err(|e| read_err(&e))?.is_empty() {
-            let stream = StreamReader::try_new(&mut reader, None).map_err(|e| read_err(&e))?;
+        if self.writer.is_some() {
+            return Err(CoordinatorError::Internal(
+                "spill file read before finish".into(),
+            ));
+        }
+        let err = |e: &dyn std::fmt::Display| spill_error(&self.path, "read", e);
+        let mut file = File::open(&self.path).map_err(|e| err(&e))?;
+        let mut out = Vec::with_capacity(segments.len());
+        let mut buf = Vec::new();
+        for seg in segments {
+            file.seek(SeekFrom::Start(seg.offset))
+                .map_err(|e| err(&e))?;
+            buf.resize(seg.len as usize, 0);
+            file.read_exact(&mut buf).map_err(|e| err(&e))?;
+            let stream = StreamReader::try_new(Cursor::new(&buf[..]), None).map_err(|e| err(&e))?;
             for batch in stream {
-                out.push(batch.map_err(|e| read_err(&e))?);
+                out.push(batch.map_err(|e| err(&e))?);
             }
         }
         Ok(out)
     }
+}
+
+fn spill_error(path: &Path, what: &str, e: &dyn std::fmt::Display) -> CoordinatorError {
+    CoordinatorError::Io(std::io::Error::other(format!(
+        "cannot {what} spill file {} (is the spill directory full?): {e}",
+        path.display()
+    )))
 }
 
 /// Buffered rows of one spill file.
@@ -220,20 +252,21 @@ impl SpillBuffers {
             } else {
                 concat_batches(self.dir.schema(), &buf.pieces).map_err(arrow_err)?
             };
-            self.dir.append(key, &[batch])?;
+            self.dir.append(key, &batch)?;
             self.buffered_rows -= buf.rows;
             self.spilled_rows += buf.rows as u64;
         }
         Ok(())
     }
 
-    /// Spills everything still buffered and returns the directory.
+    /// Spills everything still buffered and returns the finished spill.
     pub fn finish(mut self) -> Result<SpillDir> {
         let mut keys: Vec<SpillKey> = self.buffers.keys().copied().collect();
         keys.sort_unstable();
         for key in keys {
             self.spill(key)?;
         }
+        self.dir.finish()?;
         Ok(self.dir)
     }
 }

@@ -40,7 +40,10 @@ fn stars(n: usize, seed: u64) -> Vec<Star> {
     for i in 0..n {
         let (ra, dec) = match i % 10 {
             0 => (rng.random_range(0.0..360.0), rng.random_range(85.0..=90.0)),
-            1 => (rng.random_range(0.0..360.0), rng.random_range(-90.0..=-85.0)),
+            1 => (
+                rng.random_range(0.0..360.0),
+                rng.random_range(-90.0..=-85.0),
+            ),
             2 => (
                 if rng.random_bool(0.5) {
                     rng.random_range(0.0..0.5)
@@ -102,7 +105,8 @@ fn stars_batch(rows: &[Star]) -> RecordBatch {
 }
 
 fn write_parquet(path: &Path, batch: &RecordBatch) {
-    let mut w = ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    let mut w =
+        ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
     w.write(batch).unwrap();
     w.close().unwrap();
 }
@@ -155,7 +159,10 @@ fn ids(batch: &RecordBatch) -> Vec<i64> {
 }
 
 fn f64s<'a>(batch: &'a RecordBatch, name: &str) -> &'a Float64Array {
-    batch.column_by_name(name).unwrap().as_primitive::<Float64Type>()
+    batch
+        .column_by_name(name)
+        .unwrap()
+        .as_primitive::<Float64Type>()
 }
 
 /// Everything a partitioned table stores, decoded: chunk -> (primary rows, overlap rows).
@@ -169,7 +176,10 @@ fn decode_all(table: &PartitionedTable) -> BTreeMap<u64, (RecordBatch, Option<Re
             let primary = read_parquet(&enc.primary);
             assert_eq!(primary.num_rows() as u64, enc.rows);
             let overlap = enc.overlap.as_deref().map(read_parquet);
-            assert_eq!(overlap.as_ref().map_or(0, |b| b.num_rows() as u64), enc.overlap_rows);
+            assert_eq!(
+                overlap.as_ref().map_or(0, |b| b.num_rows() as u64),
+                enc.overlap_rows
+            );
             (c, (primary, overlap))
         })
         .collect()
@@ -181,10 +191,16 @@ fn assert_sorted_by_hpx(batch: &RecordBatch) {
         .unwrap()
         .as_primitive::<Int64Type>();
     assert_eq!(batch.schema().fields().last().unwrap().name(), HPX_COLUMN);
-    assert!(hpx.values().windows(2).all(|w| w[0] <= w[1]), "not sorted by _hpx");
+    assert!(
+        hpx.values().windows(2).all(|w| w[0] <= w[1]),
+        "not sorted by _hpx"
+    );
     let (ra, dec) = (f64s(batch, "ra"), f64s(batch, "dec"));
     for i in 0..batch.num_rows() {
-        assert_eq!(hpx.value(i) as u64, almagest_sky::hpx29(ra.value(i), dec.value(i)));
+        assert_eq!(
+            hpx.value(i) as u64,
+            almagest_sky::hpx29(ra.value(i), dec.value(i))
+        );
     }
 }
 
@@ -212,7 +228,11 @@ fn normalized(v: [f64; 3]) -> [f64; 3] {
 /// with a tangent basis, so it works at the poles too.
 fn ring(ra: f64, dec: f64, dist_deg: f64, n: usize) -> Vec<(f64, f64)> {
     let p = unit(ra, dec);
-    let helper = if p[2].abs() < 0.9 { [0.0, 0.0, 1.0] } else { [1.0, 0.0, 0.0] };
+    let helper = if p[2].abs() < 0.9 {
+        [0.0, 0.0, 1.0]
+    } else {
+        [1.0, 0.0, 0.0]
+    };
     let e1 = normalized(cross(helper, p));
     let e2 = cross(p, e1);
     let (s, c) = dist_deg.to_radians().sin_cos();
@@ -236,12 +256,25 @@ fn ring(ra: f64, dec: f64, dist_deg: f64, n: usize) -> Vec<(f64, f64)> {
 /// is one point whatever its RA: like `sky`, hash it with RA 0.
 fn chunk_brute(ra: f64, dec: f64, depth: u8) -> u64 {
     let ra = if dec.abs() >= 90.0 { 0.0 } else { ra };
-    let lat = dec.to_radians().clamp(-std::f64::consts::FRAC_PI_2, std::f64::consts::FRAC_PI_2);
-    cdshealpix::nested::hash(depth, ra.to_radians().rem_euclid(std::f64::consts::TAU), lat)
+    let lat = dec
+        .to_radians()
+        .clamp(-std::f64::consts::FRAC_PI_2, std::f64::consts::FRAC_PI_2);
+    cdshealpix::nested::hash(
+        depth,
+        ra.to_radians().rem_euclid(std::f64::consts::TAU),
+        lat,
+    )
 }
 
 /// Chunks hit by sample points within `radius` of a position (dense rings).
-fn chunks_within(ra: f64, dec: f64, depth: u8, radius: f64, rings: usize, bearings: usize) -> BTreeSet<u64> {
+fn chunks_within(
+    ra: f64,
+    dec: f64,
+    depth: u8,
+    radius: f64,
+    rings: usize,
+    bearings: usize,
+) -> BTreeSet<u64> {
     let mut out = BTreeSet::new();
     for k in 1..=rings {
         for (r, d) in ring(ra, dec, radius * k as f64 / rings as f64, bearings) {
@@ -272,13 +305,21 @@ fn t10_ingest_every_row_lands_in_exactly_one_primary_chunk_sorted() {
     let decoded = decode_all(&table);
     for (chunk, (primary, _)) in &decoded {
         assert_sorted_by_hpx(primary);
-        let (ra, dec, mag) = (f64s(primary, "ra"), f64s(primary, "dec"), f64s(primary, "mag"));
+        let (ra, dec, mag) = (
+            f64s(primary, "ra"),
+            f64s(primary, "dec"),
+            f64s(primary, "mag"),
+        );
         for (i, id) in ids(primary).into_iter().enumerate() {
             assert!(seen.insert(id), "row {id} stored twice");
             let star = by_id[&id];
             assert_eq!((ra.value(i), dec.value(i)), (star.ra, star.dec));
             assert_eq!(mag.is_valid(i).then(|| mag.value(i)), star.mag);
-            assert_eq!(chunk_brute(star.ra, star.dec, depth), *chunk, "row {id} in the wrong chunk");
+            assert_eq!(
+                chunk_brute(star.ra, star.dec, depth),
+                *chunk,
+                "row {id} in the wrong chunk"
+            );
         }
     }
     assert_eq!(seen.len(), rows.len(), "every row stored once");
@@ -305,7 +346,10 @@ fn t11_ingest_overlap_rows_are_those_within_the_margin_of_another_chunk() {
             if let Some(o) = overlap {
                 assert_sorted_by_hpx(o);
                 for id in ids(o) {
-                    assert!(in_overlap.entry(id).or_default().insert(*chunk), "duplicate overlap row");
+                    assert!(
+                        in_overlap.entry(id).or_default().insert(*chunk),
+                        "duplicate overlap row"
+                    );
                 }
             }
         }
@@ -315,16 +359,25 @@ fn t11_ingest_overlap_rows_are_those_within_the_margin_of_another_chunk() {
             let own = chunk_brute(star.ra, star.dec, depth);
             let got = in_overlap.remove(&star.id).unwrap_or_default();
             overlap_rows += got.len();
-            assert!(!got.contains(&own), "row {} in its own chunk's overlap", star.id);
+            assert!(
+                !got.contains(&own),
+                "row {} in its own chunk's overlap",
+                star.id
+            );
             // No chunk within the margin is missed (samples strictly inside the margin).
-            let must: BTreeSet<u64> = chunks_within(star.ra, star.dec, depth, margin * 0.999, 4, 90)
-                .into_iter()
-                .filter(|c| *c != own && stored.contains(c))
-                .collect();
+            let must: BTreeSet<u64> =
+                chunks_within(star.ra, star.dec, depth, margin * 0.999, 4, 90)
+                    .into_iter()
+                    .filter(|c| *c != own && stored.contains(c))
+                    .collect();
             assert!(
                 must.is_subset(&got),
                 "row {} at ({}, {}): chunks {:?} within {margin} deg are missing from {:?}",
-                star.id, star.ra, star.dec, must, got
+                star.id,
+                star.ra,
+                star.dec,
+                must,
+                got
             );
             // The routing is exactly sky's overlap set (restricted to stored chunks) ...
             let sky: BTreeSet<u64> = almagest_sky::overlap_chunks(star.ra, star.dec, depth, margin)
@@ -334,13 +387,21 @@ fn t11_ingest_overlap_rows_are_those_within_the_margin_of_another_chunk() {
             assert_eq!(got, sky, "row {}", star.id);
             // ... which may be conservative, but not wildly so.
             let near = chunks_within(star.ra, star.dec, depth, margin * 4.0, 16, 360);
-            assert!(got.is_subset(&near), "row {}: {:?} beyond 4 margins", star.id, got);
+            assert!(
+                got.is_subset(&near),
+                "row {}: {:?} beyond 4 margins",
+                star.id,
+                got
+            );
             let close = chunks_within(star.ra, star.dec, depth, margin * 1.02, 8, 360);
             beyond += got.difference(&close).count();
         }
         assert!(in_overlap.is_empty());
         assert_eq!(overlap_rows as u64, table.overlap_rows());
-        assert!(overlap_rows > 100, "the test should exercise overlaps ({overlap_rows})");
+        assert!(
+            overlap_rows > 100,
+            "the test should exercise overlaps ({overlap_rows})"
+        );
         eprintln!(
             "depth {depth}, margin {margin}: {overlap_rows} overlap rows, {beyond} beyond 1.02 margins"
         );
@@ -362,12 +423,18 @@ fn t12_ingest_parquet_inputs_with_narrow_types_and_several_files() {
         let batch = RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(Int32Array::from_iter_values(part.iter().map(|r| r.id as i32))),
-                Arc::new(Float32Array::from_iter_values(part.iter().map(|r| r.ra as f32))),
+                Arc::new(Int32Array::from_iter_values(
+                    part.iter().map(|r| r.id as i32),
+                )),
+                Arc::new(Float32Array::from_iter_values(
+                    part.iter().map(|r| r.ra as f32),
+                )),
                 Arc::new(Float32Array::from_iter_values(
                     part.iter().map(|r| (r.dec as f32).clamp(-90.0, 90.0)),
                 )),
-                Arc::new(StringArray::from_iter_values(part.iter().map(|r| format!("s{}", r.id)))),
+                Arc::new(StringArray::from_iter_values(
+                    part.iter().map(|r| format!("s{}", r.id)),
+                )),
             ],
         )
         .unwrap();
@@ -378,15 +445,28 @@ fn t12_ingest_parquet_inputs_with_narrow_types_and_several_files() {
     let input = InputSet::inspect(&files, &director_roles()).unwrap();
     assert_eq!(input.schema.field(1).data_type(), &DataType::Float32);
     let layout = director_layout(&input, 4, 0.5);
-    let table = partition(&input, &layout, &SpillOptions::default(), &ProgressBar::hidden()).unwrap();
+    let table = partition(
+        &input,
+        &layout,
+        &SpillOptions::default(),
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
     assert_eq!(table.rows(), 2000);
     let mut n = 0;
     for (chunk, (primary, _)) in decode_all(&table) {
         assert_eq!(primary.schema().field(1).data_type(), &DataType::Float32);
-        let ra = primary.column(1).as_primitive::<datafusion::arrow::datatypes::Float32Type>();
-        let dec = primary.column(2).as_primitive::<datafusion::arrow::datatypes::Float32Type>();
+        let ra = primary
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Float32Type>();
+        let dec = primary
+            .column(2)
+            .as_primitive::<datafusion::arrow::datatypes::Float32Type>();
         for i in 0..primary.num_rows() {
-            assert_eq!(chunk_brute(ra.value(i) as f64, dec.value(i) as f64, 4), chunk);
+            assert_eq!(
+                chunk_brute(ra.value(i) as f64, dec.value(i) as f64, 4),
+                chunk
+            );
         }
         n += primary.num_rows();
     }
@@ -452,11 +532,17 @@ fn t14_ingest_chunk_files_are_laid_out_for_pruning() {
     for rg in meta.row_groups() {
         assert!(rg.num_rows() as usize <= ROW_GROUP_ROWS);
         let col = rg.column(hpx_idx);
-        assert_eq!(col.compression(), datafusion::parquet::basic::Compression::LZ4_RAW);
+        assert_eq!(
+            col.compression(),
+            datafusion::parquet::basic::Compression::LZ4_RAW
+        );
         let stats = col.statistics().expect("row-group statistics");
         let min = i64::from_le_bytes(stats.min_bytes_opt().unwrap().try_into().unwrap());
         let max = i64::from_le_bytes(stats.max_bytes_opt().unwrap().try_into().unwrap());
-        assert!(last_max <= min && min <= max, "row groups are ordered by _hpx");
+        assert!(
+            last_max <= min && min <= max,
+            "row groups are ordered by _hpx"
+        );
         last_max = max;
         let sorting = rg.sorting_columns().expect("sorting columns recorded");
         assert_eq!(sorting[0].column_idx as usize, hpx_idx);
@@ -473,7 +559,12 @@ fn t14_ingest_chunk_files_are_laid_out_for_pruning() {
 fn partition_err(files: &[PathBuf]) -> String {
     let result = InputSet::inspect(files, &director_roles()).and_then(|input| {
         let layout = director_layout(&input, 3, 0.1);
-        partition(&input, &layout, &SpillOptions::default(), &ProgressBar::hidden())
+        partition(
+            &input,
+            &layout,
+            &SpillOptions::default(),
+            &ProgressBar::hidden(),
+        )
     });
     match result {
         Ok(_) => panic!("expected an error"),
@@ -510,16 +601,26 @@ fn t20_ingest_bad_csv_number_names_file_and_line() {
     // In a position column within the inference rows: still the line, not just "not numeric".
     let path = csv_with_bad_line(dir.path(), "early.csv", 100, 7, "77,abc,1.5,3");
     let msg = partition_err(&[path]);
-    assert!(msg.contains("early.csv, line 7:") && msg.contains("'abc'"), "{msg}");
+    assert!(
+        msg.contains("early.csv, line 7:") && msg.contains("'abc'"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn t21_ingest_wrong_csv_column_count_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    for (line, bad) in [(1200usize, "77,12.5,1.5"), (5000, "77,12.5,1.5,3,4"), (4, "1,2")] {
+    for (line, bad) in [
+        (1200usize, "77,12.5,1.5"),
+        (5000, "77,12.5,1.5,3,4"),
+        (4, "1,2"),
+    ] {
         let path = csv_with_bad_line(dir.path(), "short.csv", 9000, line, bad);
         let msg = partition_err(&[path]);
-        assert!(msg.contains("short.csv") && msg.contains(&format!("line {line}")), "{msg}");
+        assert!(
+            msg.contains("short.csv") && msg.contains(&format!("line {line}")),
+            "{msg}"
+        );
     }
 }
 
@@ -533,13 +634,21 @@ fn t22_ingest_missing_or_non_numeric_columns_name_file_and_column() {
         dec: Some("dec".into()),
         key: Some("id".into()),
     };
-    let msg = InputSet::inspect(&[path.clone()], &roles).unwrap_err().to_string();
-    assert!(msg.contains("stars.csv") && msg.contains("\"RA_ICRS\"") && msg.contains("not found"), "{msg}");
+    let msg = InputSet::inspect(&[path.clone()], &roles)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("stars.csv") && msg.contains("\"RA_ICRS\"") && msg.contains("not found"),
+        "{msg}"
+    );
 
     let names = dir.path().join("names.csv");
     fs::write(&names, "id,ra,dec\n1,one,2\n2,two,3\n").unwrap();
     let msg = partition_err(&[names]);
-    assert!(msg.contains("names.csv, line 2") && msg.contains("'one'"), "{msg}");
+    assert!(
+        msg.contains("names.csv, line 2") && msg.contains("'one'"),
+        "{msg}"
+    );
 
     let text = dir.path().join("text.parquet");
     let batch = RecordBatch::try_new(
@@ -556,8 +665,13 @@ fn t22_ingest_missing_or_non_numeric_columns_name_file_and_column() {
     )
     .unwrap();
     write_parquet(&text, &batch);
-    let msg = InputSet::inspect(&[text], &director_roles()).unwrap_err().to_string();
-    assert!(msg.contains("text.parquet") && msg.contains("\"ra\"") && msg.contains("numeric"), "{msg}");
+    let msg = InputSet::inspect(&[text], &director_roles())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("text.parquet") && msg.contains("\"ra\"") && msg.contains("numeric"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -573,7 +687,10 @@ fn t23_ingest_bad_positions_name_file_and_line() {
     ] {
         let path = csv_with_bad_line(dir.path(), "pos.csv", 3000, 2500, bad);
         let msg = partition_err(&[path]);
-        assert!(msg.contains("pos.csv, line 2500:") && msg.contains(what), "{bad}: {msg}");
+        assert!(
+            msg.contains("pos.csv, line 2500:") && msg.contains(what),
+            "{bad}: {msg}"
+        );
     }
     // Parquet rows are numbered from 1.
     let mut rows = stars(100, 9);
@@ -581,7 +698,10 @@ fn t23_ingest_bad_positions_name_file_and_line() {
     let path = dir.path().join("pos.parquet");
     write_parquet(&path, &stars_batch(&rows));
     let msg = partition_err(&[path]);
-    assert!(msg.contains("pos.parquet, row 42:") && msg.contains("\"dec\""), "{msg}");
+    assert!(
+        msg.contains("pos.parquet, row 42:") && msg.contains("\"dec\""),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -594,7 +714,10 @@ fn t24_ingest_truncated_or_corrupt_parquet_names_the_file() {
     let truncated = dir.path().join("truncated.parquet");
     fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let msg = partition_err(&[good.clone(), truncated]);
-    assert!(msg.contains("truncated.parquet") && msg.contains("Parquet"), "{msg}");
+    assert!(
+        msg.contains("truncated.parquet") && msg.contains("Parquet"),
+        "{msg}"
+    );
 
     let garbage = dir.path().join("garbage.parquet");
     fs::write(&garbage, b"PAR1 this is not parquet at all PAR1").unwrap();
@@ -619,14 +742,19 @@ fn t25_ingest_files_must_share_columns() {
     write_csv(&a, &stars(10, 11));
     let b = dir.path().join("b.csv");
     fs::write(&b, "id,ra,decl,mag\n1,2,3,4\n").unwrap();
-    let msg = InputSet::inspect(&[a.clone(), b], &ColumnRoles::default()).unwrap_err().to_string();
+    let msg = InputSet::inspect(&[a.clone(), b], &ColumnRoles::default())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("b.csv") && msg.contains("a.csv"), "{msg}");
 
     // Integers in one CSV and decimals in another unify as Float64.
     let c = dir.path().join("c.csv");
     fs::write(&c, "id,ra,dec,mag\n1,2,3,4\n").unwrap();
     let input = InputSet::inspect(&[c, a.clone()], &director_roles()).unwrap();
-    assert_eq!(input.schema.field_with_name("mag").unwrap().data_type(), &DataType::Float64);
+    assert_eq!(
+        input.schema.field_with_name("mag").unwrap().data_type(),
+        &DataType::Float64
+    );
 
     // A Parquet file whose column types differ from a CSV's is refused, naming it.
     let p = dir.path().join("p.parquet");
@@ -646,7 +774,9 @@ fn t25_ingest_files_must_share_columns() {
     )
     .unwrap();
     write_parquet(&p, &batch);
-    let msg = InputSet::inspect(&[a, p], &director_roles()).unwrap_err().to_string();
+    let msg = InputSet::inspect(&[a, p], &director_roles())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("p.parquet") && msg.contains("\"id\""), "{msg}");
 }
 
@@ -675,11 +805,12 @@ fn t27_ingest_partition_throughput() {
     let path = dir.path().join("many.parquet");
     write_parquet(&path, &stars_batch(&rows));
     let input = InputSet::inspect(&[path], &director_roles()).unwrap();
-    let layout = director_layout(&input, 5, 1.0 / 60.0);
+    // ~1000 rows a chunk, the low end of the design's 10^3..10^6.
+    let layout = director_layout(&input, 2, 1.0 / 60.0);
     let started = std::time::Instant::now();
     let options = SpillOptions {
         dir: None,
-        memory_rows: 50_000,
+        memory_rows: 20_000,
     };
     let table = partition(&input, &layout, &options, &ProgressBar::hidden()).unwrap();
     let partitioned = started.elapsed();
@@ -689,8 +820,9 @@ fn t27_ingest_partition_throughput() {
     }
     let total = started.elapsed();
     eprintln!(
-        "partition: {:.0} rows/s; partition+sort+encode: {:.0} rows/s; {} chunks, {} overlap rows, {} Parquet bytes",
+        "partition: {:.0} rows/s ({} flushes); partition+sort+encode: {:.0} rows/s; {} chunks, {} overlap rows, {} Parquet bytes",
         rows.len() as f64 / partitioned.as_secs_f64(),
+        table.flushes(),
         rows.len() as f64 / total.as_secs_f64(),
         table.stored_chunks().len(),
         table.overlap_rows(),
@@ -746,10 +878,20 @@ mod fake {
         ) -> Result<Response<BeginLoadResponse>, Status> {
             let req = request.into_inner();
             if req.table == "demo.exists" {
-                return Err(Status::already_exists("table \"demo.exists\" already exists"));
+                return Err(Status::already_exists(
+                    "table \"demo.exists\" already exists",
+                ));
             }
-            let depth = if req.chunk_depth == 0 { 3 } else { req.chunk_depth };
-            let overlap = if req.overlap_deg <= 0.0 { 1.0 / 60.0 } else { req.overlap_deg };
+            let depth = if req.chunk_depth == 0 {
+                3
+            } else {
+                req.chunk_depth
+            };
+            let overlap = if req.overlap_deg <= 0.0 {
+                1.0 / 60.0
+            } else {
+                req.overlap_deg
+            };
             self.record.lock().unwrap().begun.push(req);
             Ok(Response::new(BeginLoadResponse {
                 load_id: "load-1".into(),
@@ -774,7 +916,11 @@ mod fake {
             &self,
             request: Request<AbortLoadRequest>,
         ) -> Result<Response<AbortLoadResponse>, Status> {
-            self.record.lock().unwrap().aborted.push(request.into_inner().load_id);
+            self.record
+                .lock()
+                .unwrap()
+                .aborted
+                .push(request.into_inner().load_id);
             Ok(Response::new(AbortLoadResponse {}))
         }
     }
@@ -898,9 +1044,15 @@ async fn t30_ingest_load_uploads_every_chunk_to_its_worker_and_commits() {
     fs::create_dir(&spill).unwrap();
     let (address, record) = fake::cluster(None).await;
 
-    let report = load(&load_options(address, vec![csv], &spill)).await.unwrap();
+    let report = load(&load_options(address, vec![csv], &spill))
+        .await
+        .unwrap();
     assert_eq!(report.rows, 4000);
-    assert_eq!(fs::read_dir(&spill).unwrap().count(), 0, "spill files removed");
+    assert_eq!(
+        fs::read_dir(&spill).unwrap().count(),
+        0,
+        "spill files removed"
+    );
 
     let record = record.lock().unwrap();
     assert_eq!(record.begun.len(), 1);
@@ -916,7 +1068,10 @@ async fn t30_ingest_load_uploads_every_chunk_to_its_worker_and_commits() {
     assert_eq!(commit.load_id, "load-1");
     assert_eq!(commit.chunks.len() as u64, report.chunks);
     assert_eq!(commit.chunks.iter().map(|c| c.rows).sum::<u64>(), 4000);
-    assert_eq!(commit.chunks.iter().map(|c| c.overlap_rows).sum::<u64>(), report.overlap_rows);
+    assert_eq!(
+        commit.chunks.iter().map(|c| c.overlap_rows).sum::<u64>(),
+        report.overlap_rows
+    );
     assert!(report.overlap_rows > 0);
 
     // Workers sorted by id: [3, 7]; chunk c goes to workers[c % 2].
@@ -924,8 +1079,14 @@ async fn t30_ingest_load_uploads_every_chunk_to_its_worker_and_commits() {
     for c in &commit.chunks {
         let owner = [3u64, 7][(c.chunk % 2) as usize];
         assert_eq!(c.worker_id, owner, "chunk {}", c.chunk);
-        let puts: Vec<_> = record.puts.iter().filter(|(_, p)| p.chunk == c.chunk).collect();
-        assert!(puts.iter().all(|(w, p)| *w == owner && p.load_id == "load-1" && p.table == "demo.stars"));
+        let puts: Vec<_> = record
+            .puts
+            .iter()
+            .filter(|(_, p)| p.chunk == c.chunk)
+            .collect();
+        assert!(puts
+            .iter()
+            .all(|(w, p)| *w == owner && p.load_id == "load-1" && p.table == "demo.stars"));
         let primary: Vec<_> = puts
             .iter()
             .filter(|(_, p)| p.kind == v1::ChunkFileKind::Primary as i32)
@@ -935,7 +1096,10 @@ async fn t30_ingest_load_uploads_every_chunk_to_its_worker_and_commits() {
         assert_eq!(batch.num_rows() as u64, c.rows);
         assert_sorted_by_hpx(&batch);
         stored_rows += batch.num_rows();
-        let overlap = puts.iter().filter(|(_, p)| p.kind == v1::ChunkFileKind::Overlap as i32).count();
+        let overlap = puts
+            .iter()
+            .filter(|(_, p)| p.kind == v1::ChunkFileKind::Overlap as i32)
+            .count();
         assert_eq!(overlap, usize::from(c.overlap_rows > 0));
         let sent: u64 = puts.iter().map(|(_, p)| p.parquet.len() as u64).sum();
         assert_eq!(sent, c.bytes);
@@ -947,7 +1111,11 @@ async fn t30_ingest_load_uploads_every_chunk_to_its_worker_and_commits() {
 async fn t31_ingest_replicated_load_goes_to_every_worker() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("filters.csv");
-    fs::write(&csv, "filter_id,name,lambda\n1,u,355.1\n2,g,468.6\n3,r,616.5\n").unwrap();
+    fs::write(
+        &csv,
+        "filter_id,name,lambda\n1,u,355.1\n2,g,468.6\n3,r,616.5\n",
+    )
+    .unwrap();
     let (address, record) = fake::cluster(None).await;
     let mut opts = load_options(address, vec![csv], dir.path());
     opts.table = "demo.filters".into();
@@ -956,16 +1124,34 @@ async fn t31_ingest_replicated_load_goes_to_every_worker() {
     assert_eq!((report.rows, report.chunks, report.overlap_rows), (3, 1, 0));
     let record = record.lock().unwrap();
     assert_eq!(record.begun[0].kind, v1::TableKind::Replicated as i32);
-    let mut workers: Vec<u64> = record.puts.iter().map(|(w, p)| {
-        assert_eq!(p.chunk, 0);
-        *w
-    }).collect();
+    let mut workers: Vec<u64> = record
+        .puts
+        .iter()
+        .map(|(w, p)| {
+            assert_eq!(p.chunk, 0);
+            *w
+        })
+        .collect();
     workers.sort();
     assert_eq!(workers, [3, 7]);
-    assert_eq!(report.bytes, record.puts.iter().map(|(_, p)| p.parquet.len() as u64).sum::<u64>());
+    assert_eq!(
+        report.bytes,
+        record
+            .puts
+            .iter()
+            .map(|(_, p)| p.parquet.len() as u64)
+            .sum::<u64>()
+    );
     let commit = &record.committed[0];
     assert_eq!(commit.chunks.len(), 1);
-    assert_eq!((commit.chunks[0].chunk, commit.chunks[0].worker_id, commit.chunks[0].rows), (0, 3, 3));
+    assert_eq!(
+        (
+            commit.chunks[0].chunk,
+            commit.chunks[0].worker_id,
+            commit.chunks[0].rows
+        ),
+        (0, 3, 3)
+    );
 }
 
 #[tokio::test]
@@ -979,17 +1165,26 @@ async fn t32_ingest_failed_upload_aborts_the_load() {
     // Fail the chunk of some row, so that it exists.
     let victim = chunk_brute(rows[100].ra, rows[100].dec, 2);
     let (address, record) = fake::cluster(Some(victim)).await;
-    let err = load(&load_options(address, vec![csv], &spill)).await.unwrap_err();
+    let err = load(&load_options(address, vec![csv], &spill))
+        .await
+        .unwrap_err();
     match &err {
         CoordinatorError::Worker { message, .. } => {
-            assert!(message.contains("disk full") && message.contains(&format!("chunk {victim}")), "{err}")
+            assert!(
+                message.contains("disk full") && message.contains(&format!("chunk {victim}")),
+                "{err}"
+            )
         }
         other => panic!("expected a worker error, got {other:?}"),
     }
     let record = record.lock().unwrap();
     assert_eq!(record.aborted, ["load-1"]);
     assert!(record.committed.is_empty());
-    assert_eq!(fs::read_dir(&spill).unwrap().count(), 0, "spill files removed");
+    assert_eq!(
+        fs::read_dir(&spill).unwrap().count(),
+        0,
+        "spill files removed"
+    );
 }
 
 #[tokio::test]
@@ -999,7 +1194,9 @@ async fn t33_ingest_bad_row_after_begin_aborts_the_load() {
     let spill = dir.path().join("spill");
     fs::create_dir(&spill).unwrap();
     let (address, record) = fake::cluster(None).await;
-    let err = load(&load_options(address, vec![path], &spill)).await.unwrap_err();
+    let err = load(&load_options(address, vec![path], &spill))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("late.csv, line 4500:"), "{err}");
     let record = record.lock().unwrap();
     assert_eq!(record.aborted, ["load-1"]);
@@ -1016,13 +1213,21 @@ async fn t34_ingest_option_and_server_errors_are_clear() {
 
     let mut opts = load_options(address.clone(), vec![csv.clone()], dir.path());
     opts.key_column = None;
-    assert!(matches!(load(&opts).await, Err(CoordinatorError::InvalidRequest(_))));
+    assert!(matches!(
+        load(&opts).await,
+        Err(CoordinatorError::InvalidRequest(_))
+    ));
     opts = load_options(address.clone(), vec![csv.clone()], dir.path());
     opts.table = "nodatabase".into();
-    assert!(matches!(load(&opts).await, Err(CoordinatorError::InvalidRequest(_))));
+    assert!(matches!(
+        load(&opts).await,
+        Err(CoordinatorError::InvalidRequest(_))
+    ));
     opts = load_options(address.clone(), vec![csv.clone()], dir.path());
     opts.table = "demo.exists".into();
-    assert!(matches!(load(&opts).await, Err(CoordinatorError::DuplicateTable(t)) if t == "demo.exists"));
+    assert!(
+        matches!(load(&opts).await, Err(CoordinatorError::DuplicateTable(t)) if t == "demo.exists")
+    );
     // Schema errors are found before BeginLoad: nothing to abort.
     opts = load_options(address.clone(), vec![csv.clone()], dir.path());
     opts.ra_column = Some("alpha".into());
@@ -1032,70 +1237,4 @@ async fn t34_ingest_option_and_server_errors_are_clear() {
     assert!(matches!(load(&opts).await, Err(CoordinatorError::Rpc(_))));
     let record = record.lock().unwrap();
     assert!(record.begun.is_empty() && record.aborted.is_empty());
-}
-
-
-#[test]
-fn tdebug_ingest_speed() {
-    let rows = stars(200_000, 12);
-    let t = std::time::Instant::now();
-    let mut acc = 0u64;
-    for r in &rows { acc ^= almagest_sky::hpx29(r.ra, r.dec); }
-    eprintln!("hpx29: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    for r in &rows { acc ^= almagest_sky::overlap_chunks(r.ra, r.dec, 5, 1.0/60.0).len() as u64; }
-    eprintln!("overlap d5: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    for r in &rows { acc ^= almagest_sky::overlap_chunks(r.ra, r.dec, 3, 1.0/60.0).len() as u64; }
-    eprintln!("overlap d3: {:?} {acc}", t.elapsed());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("many.parquet");
-    write_parquet(&path, &stars_batch(&rows));
-    let input = InputSet::inspect(&[path], &director_roles()).unwrap();
-    let t = std::time::Instant::now();
-    let mut r = InputReader::new(&input);
-    while let Some(_) = r.next_batch().unwrap() {}
-    eprintln!("read only: {:?}", t.elapsed());
-    for (depth, mem) in [(0u8, 1_000_000usize), (3u8, 50_000usize), (3, 1_000_000), (5, 50_000), (5, 1_000_000)] {
-        let layout = director_layout(&input, depth, 1.0 / 60.0);
-        let t = std::time::Instant::now();
-        let table = partition(&input, &layout, &SpillOptions { dir: None, memory_rows: mem }, &ProgressBar::hidden()).unwrap();
-        let p = t.elapsed();
-        let t = std::time::Instant::now();
-        for c in table.stored_chunks() { table.encode_chunk(c).unwrap(); }
-        eprintln!("depth {depth} mem {mem}: partition {p:?} encode {:?} flushes {}", t.elapsed(), table.flushes());
-    }
-}
-
-#[test]
-fn tdebug_ingest_spill_speed() {
-    let rows = stars(16, 12);
-    let batch = stars_batch(&rows);
-    let dir = spill::SpillDir::create(None, batch.schema()).unwrap();
-    let t = std::time::Instant::now();
-    for c in 0..1000u64 { dir.append((c, ChunkFileKind::Primary), &[batch.clone()]).unwrap(); }
-    eprintln!("1000 appends: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    for c in 0..1000u64 { dir.read((c, ChunkFileKind::Primary)).unwrap(); }
-    eprintln!("1000 reads: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    for _ in 0..20000u64 { std::hint::black_box(batch.slice(3, 5)); }
-    eprintln!("20000 slices: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    for c in 0..1000u64 { let _ = std::fs::File::create(dir.path().join(format!("x{c}"))).unwrap(); }
-    eprintln!("1000 creates: {:?}", t.elapsed());
-}
-
-#[test]
-fn tdebug_ingest_p3() {
-    let rows = stars(200_000, 12);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("many.parquet");
-    write_parquet(&path, &stars_batch(&rows));
-    let input = InputSet::inspect(&[path], &director_roles()).unwrap();
-    let layout = director_layout(&input, 3, 1.0 / 60.0);
-    let t = std::time::Instant::now();
-    let table = partition(&input, &layout, &SpillOptions { dir: None, memory_rows: 1_000_000 }, &ProgressBar::hidden()).unwrap();
-    eprintln!("p3 partition {:?}", t.elapsed());
-    drop(table);
 }

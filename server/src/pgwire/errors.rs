@@ -68,6 +68,7 @@ impl Classified {
 }
 
 /// SQLSTATE for an error coming out of DataFusion (walks the chain).
+#[cfg(test)]
 pub fn sqlstate_of(err: &DataFusionError) -> &'static str {
     classify_datafusion(err).code
 }

@@ -41,8 +41,6 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 
-pub use errors::sqlstate_of;
-
 use cancel::{CancelRegistry, SessionCancel};
 use errors::SqlStateErrorHandler;
 use session::AlmagestSession;
