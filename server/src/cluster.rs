@@ -112,7 +112,8 @@ pub async fn start_coordinator(
         let result = tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc),
+                // TCP_NODELAY: small request/response exchanges (see the worker's server).
+                tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
                 sd.wait(),
             )
             .await;

@@ -66,7 +66,9 @@ impl WorkerService {
         tonic::transport::Server::builder()
             .add_service(self.into_server())
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                // TCP_NODELAY: fragments are small request/response exchanges, and Nagle's
+                // algorithm with delayed ACKs would add ~40 ms to each.
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 shutdown,
             )
             .await
