@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use almagest_proto::v1;
-use datafusion::arrow::datatypes::DataType;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::catalog::{
     CatalogCommand, CatalogResponse, ChunkMeta, ColumnMeta, DatabaseMeta, TableKind, TableMeta,
-    DEFAULT_CHUNK_DEPTH, DEFAULT_OVERLAP_DEG,
+    DEFAULT_OVERLAP_DEG,
 };
 use crate::error::{CoordinatorError, Result};
 use crate::Coordinator;
@@ -53,10 +52,6 @@ pub fn split_table_name(name: &str) -> Result<(String, String)> {
     check_identifier("database", db)?;
     check_identifier("table", table)?;
     Ok((db.to_string(), table.to_string()))
-}
-
-fn is_numeric(dt: &DataType) -> bool {
-    dt.is_numeric()
 }
 
 impl Coordinator {
@@ -134,7 +129,7 @@ impl Coordinator {
                             .join(", ")
                     )));
                 };
-                if numeric && !is_numeric(field.data_type()) {
+                if numeric && !field.data_type().is_numeric() {
                     return Err(CoordinatorError::InvalidRequest(format!(
                         "{what} column \"{col}\" must be numeric (degrees), not {}",
                         field.data_type()
@@ -351,6 +346,3 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         Ok(Response::new(v1::AbortLoadResponse {}))
     }
 }
-
-#[allow(dead_code)]
-const _: u8 = DEFAULT_CHUNK_DEPTH;

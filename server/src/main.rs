@@ -77,7 +77,8 @@ struct ServeArgs {
     #[arg(long, default_value_t = 7000)]
     grpc_port: u16,
     /// HEALPix depth of the chunks of new databases (3: 768 chunks).
-    #[arg(long, default_value_t = almagest_coordinator::catalog::DEFAULT_CHUNK_DEPTH)]
+    #[arg(long, default_value_t = almagest_coordinator::catalog::DEFAULT_CHUNK_DEPTH,
+          value_parser = clap::value_parser!(u8).range(1..=12))]
     chunk_depth: u8,
     /// Memory for the merge side of queries, MiB.
     #[arg(long, default_value_t = 4096)]
@@ -132,7 +133,7 @@ struct LoadArgs {
     #[arg(long, default_value = "http://127.0.0.1:7000")]
     coordinator: String,
     /// Chunk depth, if this load creates the database.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=12))]
     chunk_depth: Option<u8>,
     /// Overlap margin in arcminutes, if this load creates the database.
     #[arg(long)]
@@ -180,6 +181,16 @@ fn listen(serve: &ServeArgs) -> CoordinatorListen {
     }
 }
 
+fn standalone_options(data_dir: PathBuf, workers: u64, serve: &ServeArgs) -> StandaloneOptions {
+    StandaloneOptions {
+        data_dir,
+        workers,
+        listen: listen(serve),
+        default_chunk_depth: serve.chunk_depth,
+        memory_limit_mb: serve.memory_limit_mb,
+    }
+}
+
 fn print_connect(pg: SocketAddr, http: SocketAddr, grpc: SocketAddr) {
     println!("Almagest is ready.");
     println!(
@@ -218,17 +229,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Standalone(args) => {
             let (tx, shutdown) = Shutdown::new();
-            let cluster = cluster::start_standalone(
-                StandaloneOptions {
-                    data_dir: args.data_dir,
-                    workers: args.workers,
-                    listen: listen(&args.serve),
-                    default_chunk_depth: args.serve.chunk_depth,
-                    memory_limit_mb: args.serve.memory_limit_mb,
-                },
-                shutdown,
-            )
-            .await?;
+            let opts = standalone_options(args.data_dir, args.workers, &args.serve);
+            let cluster = cluster::start_standalone(opts, shutdown).await?;
             let c = &cluster.coordinator;
             print_connect(c.pg_addr, c.http_addr, c.grpc_addr);
             cluster::termination_signal().await;
@@ -322,17 +324,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let (tx, shutdown) = Shutdown::new();
-    let cluster = cluster::start_standalone(
-        StandaloneOptions {
-            data_dir: args.data_dir.clone(),
-            workers: args.workers,
-            listen: listen(&args.serve),
-            default_chunk_depth: args.serve.chunk_depth,
-            memory_limit_mb: args.serve.memory_limit_mb,
-        },
-        shutdown,
-    )
-    .await?;
+    let opts = standalone_options(args.data_dir.clone(), args.workers, &args.serve);
+    let cluster = cluster::start_standalone(opts, shutdown).await?;
     let c = &cluster.coordinator;
     if c.coordinator
         .catalog()
