@@ -1,4 +1,4 @@
-//! Qserv's area-spec placeholders (`qserv_areaspec_circle(ra, dec, r)`, `_box`, `_poly`)
+//! Qserv's area-spec pseudo-functions (`qserv_areaspec_circle(ra, dec, r)`, `_box`, `_poly`)
 //! name a region but not the columns it constrains; the coordinator, which knows the
 //! partitioned table's position columns, rewrites them into point-in-shape predicates.
 
@@ -57,7 +57,7 @@ pub fn rewrite_areaspec(expr: Expr, ra: Expr, dec: Expr) -> Result<Expr> {
     }
 }
 
-/// Whether `expr` calls one of the `qserv_areaspec_*` placeholders.
+/// Whether `expr` calls one of the `qserv_areaspec_*` pseudo-functions.
 pub fn contains_areaspec(expr: &Expr) -> bool {
     let mut found = false;
     // The closure never fails, so neither does the walk.

@@ -10,7 +10,7 @@
 //!   `almagest-sky`, registered by the coordinator and every worker.
 //! - [`region`]: the region implied by the filters of an optimized logical plan
 //!   ([`plan_filters`] collects them, [`extract_region`] reads them), for chunk pruning.
-//! - [`areaspec`]: the coordinator's rewrite of Qserv's `qserv_areaspec_*` placeholders.
+//! - [`areaspec`]: the coordinator's rewrite of Qserv's `qserv_areaspec_*` pseudo-functions.
 //!
 //! Architecture invariants: this crate does no I/O and keeps no state; a region it extracts
 //! is always a superset of the positions of the rows the filters accept.

@@ -26,7 +26,7 @@ const SEPARATION_SLACK_DEG: f64 = 1e-9;
 /// Recognized: `scisql_s2ptincircle(ra, dec, ...) = 1` (and `1 = ...`; also
 /// `scisql_s2ptinbox`, `scisql_s2ptincpoly`, `almagest_pt_in_adql_box`), `scisql_s2angsep`
 /// of the position and a constant point compared `<`, `<=` or `BETWEEN` with a constant,
-/// the `qserv_areaspec_*` placeholders, and AND / OR of those.
+/// the `qserv_areaspec_*` pseudo-functions, and AND / OR of those.
 pub fn extract_region(filters: &[Expr], ra_col: &str, dec_col: &str) -> Option<Region> {
     let columns = PositionColumns {
         ra: ra_col,

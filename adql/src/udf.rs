@@ -1,5 +1,5 @@
 //! The spherical-geometry scalar UDFs (scisql names, as Qserv has them) that translated
-//! queries call, and the Qserv area-spec placeholders the coordinator rewrites away.
+//! queries call, and the Qserv area-spec pseudo-functions the coordinator rewrites away.
 //!
 //! Every function takes numbers (coerced to Float64), returns NULL when an input is NULL,
 //! and builds its sky shape once per batch when the shape arguments are constants, which
