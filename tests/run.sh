@@ -8,17 +8,7 @@ cd "$(dirname "$0")/.."
 # One target directory outside the clone, so repeated runs on a machine are incremental.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/almagest-target}"
 
-need=()
-dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
-command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
-command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing: ${need[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+scripts/deps.sh
 
 # Python clients for the client-compatibility tests.
 venv="$CARGO_TARGET_DIR/test-venv"
