@@ -7,10 +7,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use almagest_proto::v1;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider,
+};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -34,10 +39,23 @@ pub struct WorkerConfig {
 }
 
 /// The worker's state shared by its gRPC handlers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerService {
     config: WorkerConfig,
     store: ChunkStore,
+    /// Session state with every function registered, built once: each fragment starts
+    /// from a clone of it with its own catalog, instead of re-registering DataFusion's
+    /// hundreds of built-in functions per query.
+    base: SessionState,
+}
+
+impl std::fmt::Debug for WorkerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerService")
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
 }
 
 type BatchStream = Pin<Box<dyn Stream<Item = Result<v1::ArrowBatch, Status>> + Send>>;
@@ -45,7 +63,23 @@ type BatchStream = Pin<Box<dyn Stream<Item = Result<v1::ArrowBatch, Status>> + S
 impl WorkerService {
     pub fn new(config: WorkerConfig) -> Result<Self> {
         let store = ChunkStore::open(&config.data_dir)?;
-        Ok(Self { config, store })
+        let mut session_config = SessionConfig::new()
+            .with_target_partitions(config.target_partitions.max(1))
+            .with_information_schema(false);
+        let opts = session_config.options_mut();
+        // Late materialization: evaluate the (spatial) filters while decoding, using the
+        // page index, so rows outside the region are never built.
+        opts.execution.parquet.pushdown_filters = true;
+        opts.execution.parquet.reorder_filters = true;
+        opts.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        let ctx = SessionContext::new_with_config(session_config);
+        almagest_adql::register_udfs(&ctx);
+        let base = ctx.state();
+        Ok(Self {
+            config,
+            store,
+            base,
+        })
     }
 
     /// The tonic server for this service, with message limits large enough for chunk files.
@@ -81,18 +115,6 @@ impl WorkerService {
                 "a fragment needs at least one chunk".into(),
             ));
         }
-        let mut config = SessionConfig::new()
-            .with_target_partitions(self.config.target_partitions.max(1))
-            .with_information_schema(false);
-        let opts = config.options_mut();
-        // Late materialization: evaluate the (spatial) filters while decoding, using the
-        // page index, so rows outside the region are never built.
-        opts.execution.parquet.pushdown_filters = true;
-        opts.execution.parquet.reorder_filters = true;
-        opts.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
-        let ctx = SessionContext::new_with_config(config);
-        almagest_adql::register_udfs(&ctx);
-
         let mut urls = Vec::with_capacity(req.chunks.len());
         for &chunk in &req.chunks {
             let path =
@@ -110,14 +132,23 @@ impl WorkerService {
         }
         let options =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let state = ctx.state();
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .infer_schema(&state)
+            .infer_schema(&self.base)
             .await?;
         let table = ListingTable::try_new(config)?;
-        ctx.register_table("chunk", Arc::new(table))?;
-        Ok(ctx)
+        // A catalog of its own per fragment: the only table is `chunk`.
+        let schema = Arc::new(MemorySchemaProvider::new());
+        schema.register_table("chunk".to_string(), Arc::new(table))?;
+        let names = &self.base.config().options().catalog;
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        catalog.register_schema(&names.default_schema, schema)?;
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog(names.default_catalog.clone(), catalog);
+        let state = SessionStateBuilder::new_from_existing(self.base.clone())
+            .with_catalog_list(catalogs)
+            .build();
+        Ok(SessionContext::new_with_state(state))
     }
 
     async fn execute(&self, req: v1::FragmentRequest) -> Result<BatchStream> {
