@@ -102,14 +102,7 @@ fn catalog_table(plan: &LogicalPlan) -> Option<Arc<CatalogTable>> {
     };
     let provider: Arc<dyn TableProvider> = source_as_provider(&scan.source).ok()?;
     let any: &dyn std::any::Any = provider.as_ref();
-    let table = any.downcast_ref::<CatalogTable>()?;
-    Some(Arc::new(CatalogTable {
-        meta: table.meta.clone(),
-        schema: table.schema.clone(),
-        chunk_depth: table.chunk_depth,
-        catalog: table.catalog.clone(),
-        pool: table.pool.clone(),
-    }))
+    Some(Arc::new(any.downcast_ref::<CatalogTable>()?.clone()))
 }
 
 fn match_rows(plan: &LogicalPlan) -> DFResult<Option<RowsChain>> {

@@ -154,7 +154,7 @@ impl SchemaProvider for DatabaseSchema {
 }
 
 /// A published table: partitioned into chunks on the workers.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CatalogTable {
     pub meta: Arc<TableMeta>,
     pub schema: SchemaRef,
