@@ -130,7 +130,7 @@ pub async fn start_coordinator(
         }
     }));
 
-    let app = crate::http::router(coordinator.clone());
+    let app = crate::http::router(coordinator.clone(), crate::tap::TapConfig::default());
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app)

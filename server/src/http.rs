@@ -1,4 +1,4 @@
-//! The HTTP front end: health and status now; the IVOA TAP service will live here.
+//! The HTTP front end: health, status, and the IVOA TAP service under `/tap`.
 
 use std::sync::Arc;
 
@@ -8,11 +8,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-pub fn router(coordinator: Arc<Coordinator>) -> Router {
+pub fn router(coordinator: Arc<Coordinator>, tap: crate::tap::TapConfig) -> Router {
+    let tap_state = Arc::new(crate::tap::TapState {
+        coordinator: coordinator.clone(),
+        config: tap,
+    });
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/status", get(status))
         .with_state(coordinator)
+        .nest("/tap", crate::tap::router(tap_state))
 }
 
 /// Tables (with row and chunk counts) and workers, from the catalog.

@@ -7,6 +7,7 @@ mod config;
 mod gen;
 mod http;
 mod pgwire;
+mod tap;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

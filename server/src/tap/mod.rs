@@ -1,0 +1,63 @@
+//! The IVOA TAP 1.1 service under `/tap`: synchronous queries, UWS 1.1 asynchronous jobs,
+//! VOSI tables/capabilities/availability, examples, and the output formats.
+//!
+//! Code map (one owner per file):
+//! - `sync`: `/tap/sync`, `/tap/capabilities`, `/tap/availability`, `/tap/examples`.
+//! - `params`: TAP/DALI parameters from GET, POST form and multipart bodies.
+//! - `format`: VOTable (TABLEDATA, BINARY2), CSV, TSV, JSON, Parquet writers, streamed;
+//!   error documents.
+//! - `votable`: VOTable reading for UPLOAD.
+//! - `tables`: `/tap/tables` (VODataService) from the catalog.
+//! - `uws`: `/tap/async`, the UWS 1.1 job resource over the coordinator's job system.
+
+use std::sync::Arc;
+
+use almagest_coordinator::Coordinator;
+use axum::Router;
+
+pub mod format;
+pub mod params;
+pub mod sync;
+pub mod tables;
+pub mod uws;
+pub mod votable;
+
+/// Operator settings of the TAP service.
+#[derive(Debug, Clone)]
+pub struct TapConfig {
+    /// Rows returned when a request gives no MAXREC.
+    pub default_maxrec: u64,
+    /// The largest MAXREC honoured; larger requests are capped here (and flagged OVERFLOW).
+    pub hard_maxrec: u64,
+    /// Largest accepted upload, in bytes (whole request body).
+    pub max_upload_bytes: usize,
+    /// Whether `UPLOAD=name,http://...` may make the server fetch a URL.
+    pub allow_http_upload: bool,
+}
+
+impl Default for TapConfig {
+    fn default() -> Self {
+        Self {
+            default_maxrec: 100_000,
+            hard_maxrec: 10_000_000,
+            max_upload_bytes: 64 << 20,
+            allow_http_upload: false,
+        }
+    }
+}
+
+/// What every TAP handler can reach.
+#[derive(Debug)]
+pub struct TapState {
+    pub coordinator: Arc<Coordinator>,
+    pub config: TapConfig,
+}
+
+/// The `/tap` routes, to be nested under `/tap`.
+pub fn router(state: Arc<TapState>) -> Router {
+    Router::new()
+        .merge(sync::routes())
+        .merge(tables::routes())
+        .merge(uws::routes())
+        .with_state(state)
+}

@@ -1,0 +1,1 @@
+//! TAP/DALI request parameters.
