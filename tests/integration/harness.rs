@@ -90,6 +90,7 @@ pub struct Cluster {
     _proc: Proc,
     pub pg_port: u16,
     pub grpc_port: u16,
+    pub http_port: u16,
     pub data_dir: PathBuf,
 }
 
@@ -118,6 +119,7 @@ impl Cluster {
             _proc: proc,
             pg_port: pg,
             grpc_port: grpc,
+            http_port: http,
             data_dir: data_dir.to_path_buf(),
         };
         wait_for_pg(pg, &data_dir.join(format!("standalone-{pg}.log"))).await?;
@@ -126,6 +128,11 @@ impl Cluster {
 
     pub fn coordinator(&self) -> String {
         format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// Base URL of the TAP service, e.g. `http://127.0.0.1:PORT/tap`.
+    pub fn tap_url(&self) -> String {
+        format!("http://127.0.0.1:{}/tap", self.http_port)
     }
 
     pub async fn client(&self) -> Result<Client> {

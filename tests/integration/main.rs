@@ -8,3 +8,7 @@ mod t20_slt;
 mod t30_clients;
 mod t40_multiprocess;
 mod t50_load_errors;
+mod t60_tap_sync;
+mod t70_tap_schema;
+mod t80_jobs;
+mod t90_tap_clients;

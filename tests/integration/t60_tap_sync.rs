@@ -1,0 +1,1 @@
+//! TAP synchronous queries, formats, MAXREC, uploads.

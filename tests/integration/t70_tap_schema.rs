@@ -1,0 +1,1 @@
+//! TAP_SCHEMA and column metadata.

@@ -1,0 +1,1 @@
+//! Asynchronous jobs over pgwire and UWS.

@@ -1,0 +1,1 @@
+//! External TAP clients: pyvo, astroquery, STILTS taplint; ADQL slt over TAP.
