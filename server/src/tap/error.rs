@@ -100,6 +100,12 @@ impl From<DataFusionError> for TapError {
     }
 }
 
+impl From<datafusion::arrow::error::ArrowError> for TapError {
+    fn from(error: datafusion::arrow::error::ArrowError) -> Self {
+        TapError::Query(error.to_string())
+    }
+}
+
 impl IntoResponse for TapError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -180,10 +186,7 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(
-            TapError::bad_request("x").status(),
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(TapError::bad_request("x").status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             TapError::TooLarge("x".into()).status(),
             StatusCode::PAYLOAD_TOO_LARGE

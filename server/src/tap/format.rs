@@ -136,9 +136,13 @@ impl OutputFormat {
             .collect::<Vec<_>>()
             .join(";");
         let format = match normalized.as_str() {
-            "votable" | "votable/td" | "votable/tabledata" | "application/x-votable+xml"
+            "votable"
+            | "votable/td"
+            | "votable/tabledata"
+            | "application/x-votable+xml"
             | "application/x-votable+xml;serialization=tabledata"
-            | "application/x-votable+xml;serialization=td" | "text/xml"
+            | "application/x-votable+xml;serialization=td"
+            | "text/xml"
             | "text/xml;content=x-votable" => OutputFormat::VoTable,
             "votable/b2"
             | "votable/binary2"
@@ -172,17 +176,6 @@ impl OutputFormat {
             OutputFormat::Tsv => "text/tab-separated-values",
             OutputFormat::Json => "application/json",
             OutputFormat::Parquet => "application/vnd.apache.parquet",
-        }
-    }
-
-    /// A file name extension for results in this format.
-    pub fn extension(&self) -> &'static str {
-        match self {
-            OutputFormat::VoTable | OutputFormat::VoTableBinary2 => "vot",
-            OutputFormat::Csv => "csv",
-            OutputFormat::Tsv => "tsv",
-            OutputFormat::Json => "json",
-            OutputFormat::Parquet => "parquet",
         }
     }
 }
@@ -271,11 +264,15 @@ async fn drive(
         Err(error) => {
             tracing::warn!(%error, "cannot write the result");
             if matches!(format, OutputFormat::VoTable | OutputFormat::VoTableBinary2) {
-                sink.buf
-                    .extend_from_slice(super::error::error_document(&error.client_message()).as_bytes());
+                sink.buf.extend_from_slice(
+                    super::error::error_document(&error.client_message()).as_bytes(),
+                );
                 sink.flush().await;
             } else {
-                let _ = sink.tx.send(Err(std::io::Error::other(error.to_string()))).await;
+                let _ = sink
+                    .tx
+                    .send(Err(std::io::Error::other(error.to_string())))
+                    .await;
             }
             return;
         }
@@ -549,7 +546,12 @@ impl Column {
             let s = cast.as_string::<i32>();
             let fixed: StringArray = s
                 .iter()
-                .map(|v| v.map(|v| v.strip_suffix("+00:00").map_or(v.to_string(), |t| format!("{t}Z"))))
+                .map(|v| {
+                    v.map(|v| {
+                        v.strip_suffix("+00:00")
+                            .map_or(v.to_string(), |t| format!("{t}Z"))
+                    })
+                })
                 .collect();
             return Ok(Arc::new(fixed));
         }
@@ -626,10 +628,7 @@ impl Values<'_> {
             Values::Doubles(_, v, n) => (Some(*v), row * n..(row + 1) * n),
             Values::DoubleList(l, v) => {
                 let offsets = l.value_offsets();
-                (
-                    Some(*v),
-                    offsets[row] as usize..offsets[row + 1] as usize,
-                )
+                (Some(*v), offsets[row] as usize..offsets[row + 1] as usize)
             }
             _ => (None, 0..0),
         };
@@ -1288,8 +1287,8 @@ mod tests {
 
     use datafusion::arrow::array::{
         BinaryArray, BooleanArray, FixedSizeListBuilder, Float32Array, Float64Array,
-        Float64Builder, Int64Array, Int8Array, ListBuilder, StringArray,
-        TimestampMillisecondArray, UInt32Array,
+        Float64Builder, Int64Array, Int8Array, ListBuilder, StringArray, TimestampMillisecondArray,
+        UInt32Array,
     };
     use datafusion::arrow::datatypes::TimeUnit;
     use datafusion::error::DataFusionError;
@@ -1304,37 +1303,39 @@ mod tests {
             .with_metadata(HashMap::from([("xtype".to_string(), xtype.to_string())]))
     }
 
-    /// Four rows covering nulls, NaN, infinities, unicode, XML and CSV specials, geometry.
-    fn sample() -> RecordBatch {
-        let item = || Arc::new(Field::new_list_field(DataType::Float64, true));
-        let mut point = FixedSizeListBuilder::new(Float64Builder::new(), 2).with_field(item());
-        for p in [Some([10.5, -3.25]), None, Some([0.0, 90.0]), Some([359.999, -90.0])] {
-            match p {
-                Some(v) => {
-                    point.values().append_slice(&v);
-                    point.append(true);
-                }
-                None => {
-                    point.values().append_slice(&[0.0, 0.0]);
-                    point.append(false);
-                }
-            }
+    fn points() -> FixedSizeListArray {
+        let item = Arc::new(Field::new_list_field(DataType::Float64, true));
+        let mut point = FixedSizeListBuilder::new(Float64Builder::new(), 2).with_field(item);
+        for p in [
+            Some([10.5, -3.25]),
+            None,
+            Some([0.0, 90.0]),
+            Some([359.999, -90.0]),
+        ] {
+            point.values().append_slice(&p.unwrap_or([0.0, 0.0]));
+            point.append(p.is_some());
         }
-        let mut poly = ListBuilder::new(Float64Builder::new()).with_field(item());
+        point.finish()
+    }
+
+    fn polygons() -> ListArray {
+        let item = Arc::new(Field::new_list_field(DataType::Float64, true));
+        let mut poly = ListBuilder::new(Float64Builder::new()).with_field(item);
         for p in [
             Some(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
             Some(vec![]),
             None,
             Some(vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]),
         ] {
-            match p {
-                Some(v) => {
-                    poly.values().append_slice(&v);
-                    poly.append(true);
-                }
-                None => poly.append(false),
-            }
+            poly.values().append_slice(p.as_deref().unwrap_or(&[]));
+            poly.append(p.is_some());
         }
+        poly.finish()
+    }
+
+    /// Four rows covering nulls, NaN, infinities, unicode, XML and CSV specials, geometry.
+    fn sample() -> RecordBatch {
+        let (point, poly) = (points(), polygons());
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
             Field::new("ra", DataType::Float64, true),
@@ -1342,42 +1343,18 @@ mod tests {
             Field::new("flag", DataType::Boolean, true),
             Field::new("small", DataType::Int8, true),
             Field::new("mag", DataType::Float32, true),
-            geometry_field("pos", point.finish().data_type().clone(), "point"),
-            geometry_field("region", poly.finish().data_type().clone(), "polygon"),
+            geometry_field("pos", point.data_type().clone(), "point"),
+            geometry_field("region", poly.data_type().clone(), "polygon"),
         ]));
-        let mut point = FixedSizeListBuilder::new(Float64Builder::new(), 2).with_field(item());
-        let mut poly = ListBuilder::new(Float64Builder::new()).with_field(item());
-        // Rebuild (finish() above consumed the rows only to learn the types).
-        for p in [Some([10.5, -3.25]), None, Some([0.0, 90.0]), Some([359.999, -90.0])] {
-            match p {
-                Some(v) => {
-                    point.values().append_slice(&v);
-                    point.append(true);
-                }
-                None => {
-                    point.values().append_slice(&[0.0, 0.0]);
-                    point.append(false);
-                }
-            }
-        }
-        for p in [
-            Some(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
-            Some(vec![]),
-            None,
-            Some(vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]),
-        ] {
-            match p {
-                Some(v) => {
-                    poly.values().append_slice(&v);
-                    poly.append(true);
-                }
-                None => poly.append(false),
-            }
-        }
         RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(Int64Array::from(vec![Some(1), None, Some(i64::MAX), Some(-7)])),
+                Arc::new(Int64Array::from(vec![
+                    Some(1),
+                    None,
+                    Some(i64::MAX),
+                    Some(-7),
+                ])),
                 Arc::new(Float64Array::from(vec![
                     Some(0.1),
                     Some(f64::NAN),
@@ -1390,7 +1367,12 @@ mod tests {
                     None,
                     Some("x,\"y\"\ttab\nnl"),
                 ])),
-                Arc::new(BooleanArray::from(vec![Some(true), Some(false), None, Some(true)])),
+                Arc::new(BooleanArray::from(vec![
+                    Some(true),
+                    Some(false),
+                    None,
+                    Some(true),
+                ])),
                 Arc::new(Int8Array::from(vec![Some(-128), Some(127), None, Some(0)])),
                 Arc::new(Float32Array::from(vec![
                     Some(1.5f32),
@@ -1398,15 +1380,21 @@ mod tests {
                     Some(f32::INFINITY),
                     Some(1e-7),
                 ])),
-                Arc::new(point.finish()),
-                Arc::new(poly.finish()),
+                Arc::new(point),
+                Arc::new(poly),
             ],
         )
         .unwrap()
     }
 
-    fn stream_of(batches: Vec<Result<RecordBatch, DataFusionError>>, schema: SchemaRef) -> SendableRecordBatchStream {
-        Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(batches)))
+    fn stream_of(
+        batches: Vec<Result<RecordBatch, DataFusionError>>,
+        schema: SchemaRef,
+    ) -> SendableRecordBatchStream {
+        Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(batches),
+        ))
     }
 
     async fn render(
@@ -1415,8 +1403,15 @@ mod tests {
         opts: ResultOptions,
     ) -> Vec<u8> {
         let schema = batches[0].schema();
-        let body = stream_result(format, stream_of(batches.into_iter().map(Ok).collect(), schema), opts);
-        axum::body::to_bytes(body, usize::MAX).await.unwrap().to_vec()
+        let body = stream_result(
+            format,
+            stream_of(batches.into_iter().map(Ok).collect(), schema),
+            opts,
+        );
+        axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap()
+            .to_vec()
     }
 
     fn text(bytes: Vec<u8>) -> String {
@@ -1441,9 +1436,15 @@ mod tests {
         let got = &batches[0];
         assert_eq!(got.num_rows(), written.num_rows());
         let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(names, ["id", "ra", "name", "flag", "small", "mag", "pos", "region"]);
+        assert_eq!(
+            names,
+            ["id", "ra", "name", "flag", "small", "mag", "pos", "region"]
+        );
         assert_eq!(got.column(0).as_ref(), written.column(0).as_ref());
-        same_f64(got.column(1).as_primitive(), written.column(1).as_primitive());
+        same_f64(
+            got.column(1).as_primitive(),
+            written.column(1).as_primitive(),
+        );
         assert_eq!(got.column(2).as_ref(), written.column(2).as_ref());
         assert_eq!(got.column(3).as_ref(), written.column(3).as_ref());
         let small = cast_with_options(written.column(4), &DataType::Int16, &CastOptions::default())
@@ -1451,16 +1452,28 @@ mod tests {
         assert_eq!(got.column(4).as_ref(), small.as_ref());
         assert_eq!(got.column(5).as_ref(), written.column(5).as_ref());
         // Geometry: the valid rows' values and the null rows.
-        let (gp, wp) = (got.column(6).as_fixed_size_list(), written.column(6).as_fixed_size_list());
-        assert_eq!(schema.field(6).metadata().get("xtype").map(String::as_str), Some("point"));
+        let (gp, wp) = (
+            got.column(6).as_fixed_size_list(),
+            written.column(6).as_fixed_size_list(),
+        );
+        assert_eq!(
+            schema.field(6).metadata().get("xtype").map(String::as_str),
+            Some("point")
+        );
         for i in 0..4 {
             assert_eq!(gp.is_null(i), wp.is_null(i));
             if wp.is_valid(i) {
                 assert_eq!(gp.value(i).as_ref(), wp.value(i).as_ref());
             }
         }
-        let (gl, wl) = (got.column(7).as_list::<i32>(), written.column(7).as_list::<i32>());
-        assert_eq!(schema.field(7).metadata().get("xtype").map(String::as_str), Some("polygon"));
+        let (gl, wl) = (
+            got.column(7).as_list::<i32>(),
+            written.column(7).as_list::<i32>(),
+        );
+        assert_eq!(
+            schema.field(7).metadata().get("xtype").map(String::as_str),
+            Some("polygon")
+        );
         for i in 0..4 {
             // An empty polygon is written as an empty TD, which reads back as null.
             if wl.is_valid(i) && wl.value_length(i) > 0 {
@@ -1474,23 +1487,35 @@ mod tests {
     #[tokio::test]
     async fn votable_tabledata_round_trip_and_text() {
         let batch = sample();
-        let doc = text(render(OutputFormat::VoTable, vec![batch.clone()], ResultOptions::default()).await);
+        let doc = text(
+            render(
+                OutputFormat::VoTable,
+                vec![batch.clone()],
+                ResultOptions::default(),
+            )
+            .await,
+        );
         assert!(doc.starts_with(VOTABLE_HEAD), "{doc}");
         assert!(doc.contains("<INFO name=\"QUERY_STATUS\" value=\"OK\"/>\n<TABLE>\n"));
         assert!(doc.contains("<FIELD name=\"id\" datatype=\"long\"/>"));
         assert!(doc.contains("<FIELD name=\"name\" datatype=\"char\" arraysize=\"*\"/>"));
         assert!(doc.contains("<FIELD name=\"small\" datatype=\"short\"/>"));
-        assert!(doc.contains(
-            "<FIELD name=\"pos\" datatype=\"double\" arraysize=\"2\" xtype=\"point\"/>"
-        ));
+        assert!(doc
+            .contains("<FIELD name=\"pos\" datatype=\"double\" arraysize=\"2\" xtype=\"point\"/>"));
         assert!(doc.contains(
             "<FIELD name=\"region\" datatype=\"double\" arraysize=\"*\" xtype=\"polygon\"/>"
         ));
-        assert!(doc.contains(
-            "<TR><TD>1</TD><TD>0.1</TD><TD>a&lt;b &amp; c&gt;</TD><TD>true</TD><TD>-128</TD>\
+        assert!(
+            doc.contains(
+                "<TR><TD>1</TD><TD>0.1</TD><TD>a&lt;b &amp; c&gt;</TD><TD>true</TD><TD>-128</TD>\
              <TD>1.5</TD><TD>10.5 -3.25</TD><TD>1 2 3 4 5 6</TD></TR>"
-        ), "{doc}");
-        assert!(doc.contains("<TR><TD/><TD>NaN</TD><TD>ünïcødé ★</TD>"), "{doc}");
+            ),
+            "{doc}"
+        );
+        assert!(
+            doc.contains("<TR><TD/><TD>NaN</TD><TD>ünïcødé ★</TD>"),
+            "{doc}"
+        );
         assert!(doc.contains("<TD>-Inf</TD>"));
         assert!(doc.contains("<TD>+Inf</TD>"));
         assert!(doc.contains("<TD>1e-7</TD>"));
@@ -1547,21 +1572,42 @@ mod tests {
             ],
         )
         .unwrap();
-        let csv = text(render(OutputFormat::Csv, vec![batch.clone()], ResultOptions::default()).await);
+        let csv = text(
+            render(
+                OutputFormat::Csv,
+                vec![batch.clone()],
+                ResultOptions::default(),
+            )
+            .await,
+        );
         assert_eq!(
             csv,
             "id,x,s,u,t,b\r\n\
              1,1e300,\"a,\"\"b\"\"\tc\\\",4294967295,2023-11-14T22:13:20.123,1 255\r\n\
              ,NaN,,0,,\r\n"
         );
-        let tsv = text(render(OutputFormat::Tsv, vec![batch.clone()], ResultOptions::default()).await);
+        let tsv = text(
+            render(
+                OutputFormat::Tsv,
+                vec![batch.clone()],
+                ResultOptions::default(),
+            )
+            .await,
+        );
         assert_eq!(
             tsv,
             "id\tx\ts\tu\tt\tb\n\
              1\t1e300\ta,\"b\"\\tc\\\\\t4294967295\t2023-11-14T22:13:20.123\t1 255\n\
              \tNaN\t\t0\t\t\n"
         );
-        let json = text(render(OutputFormat::Json, vec![batch.clone()], ResultOptions::default()).await);
+        let json = text(
+            render(
+                OutputFormat::Json,
+                vec![batch.clone()],
+                ResultOptions::default(),
+            )
+            .await,
+        );
         assert_eq!(
             json,
             "{\"metadata\":[\
@@ -1582,7 +1628,11 @@ mod tests {
 
     #[tokio::test]
     async fn column_info_in_fields() {
-        let schema = Arc::new(Schema::new(vec![Field::new("ra", DataType::Float64, false)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "ra",
+            DataType::Float64,
+            false,
+        )]));
         let batch =
             RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(vec![1.0]))]).unwrap();
         let opts = ResultOptions {
@@ -1595,16 +1645,22 @@ mod tests {
             ..ResultOptions::default()
         };
         let doc = text(render(OutputFormat::VoTable, vec![batch], opts).await);
-        assert!(doc.contains(
-            "<FIELD name=\"ra\" datatype=\"double\" unit=\"deg\" ucd=\"pos.eq.ra;meta.main\">\
+        assert!(
+            doc.contains(
+                "<FIELD name=\"ra\" datatype=\"double\" unit=\"deg\" ucd=\"pos.eq.ra;meta.main\">\
              <DESCRIPTION>Right ascension &lt;ICRS&gt;</DESCRIPTION></FIELD>"
-        ), "{doc}");
+            ),
+            "{doc}"
+        );
     }
 
     fn counting(n: i64) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from((0..n).collect::<Vec<_>>()))])
-            .unwrap()
+        RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Int64Array::from((0..n).collect::<Vec<_>>()))],
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -1679,7 +1735,10 @@ mod tests {
         assert_eq!(rows, 6);
         let all = datafusion::arrow::compute::concat_batches(&got[0].schema(), &got).unwrap();
         assert_eq!(all.slice(0, 4).column(2).as_ref(), batch.column(2).as_ref());
-        assert_eq!(all.slice(4, 2).column(0).as_ref(), batch.slice(0, 2).column(0).as_ref());
+        assert_eq!(
+            all.slice(4, 2).column(0).as_ref(),
+            batch.slice(0, 2).column(0).as_ref()
+        );
     }
 
     #[tokio::test]
@@ -1695,7 +1754,12 @@ mod tests {
             )
         };
         let body = stream_result(OutputFormat::VoTable, failing(), ResultOptions::default());
-        let doc = text(axum::body::to_bytes(body, usize::MAX).await.unwrap().to_vec());
+        let doc = text(
+            axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap()
+                .to_vec(),
+        );
         assert!(doc.contains("<TR><TD>1</TD></TR>\n</TABLEDATA></DATA>\n</TABLE>\n\
              <INFO name=\"QUERY_STATUS\" value=\"ERROR\">Execution error: worker 3 &lt;vanished&gt;</INFO>\n\
              </RESOURCE>\n</VOTABLE>\n"), "{doc}");
@@ -1725,7 +1789,9 @@ mod tests {
             assert!(text.lines().all(|l| l.len() <= 76));
             let joined: String = text.lines().collect();
             assert_eq!(
-                base64::engine::general_purpose::STANDARD.decode(joined).unwrap(),
+                base64::engine::general_purpose::STANDARD
+                    .decode(joined)
+                    .unwrap(),
                 data
             );
         }
@@ -1738,8 +1804,14 @@ mod tests {
             ("VOTable/TD", OutputFormat::VoTable),
             ("application/x-votable+xml", OutputFormat::VoTable),
             ("text/xml", OutputFormat::VoTable),
-            ("application/x-votable+xml; serialization=TABLEDATA", OutputFormat::VoTable),
-            ("application/x-votable+xml;serialization=BINARY2", OutputFormat::VoTableBinary2),
+            (
+                "application/x-votable+xml; serialization=TABLEDATA",
+                OutputFormat::VoTable,
+            ),
+            (
+                "application/x-votable+xml;serialization=BINARY2",
+                OutputFormat::VoTableBinary2,
+            ),
             ("votable/b2", OutputFormat::VoTableBinary2),
             ("votable/binary2", OutputFormat::VoTableBinary2),
             ("csv", OutputFormat::Csv),
@@ -1766,7 +1838,17 @@ mod tests {
 
     #[test]
     fn floats_round_trip_shortest() {
-        for v in [0.1, 1.0 / 3.0, 1e-300, 5e-324, f64::MAX, 123456.789, -0.0, 1e16, 9.99e15] {
+        for v in [
+            0.1,
+            1.0 / 3.0,
+            1e-300,
+            5e-324,
+            f64::MAX,
+            123456.789,
+            -0.0,
+            1e16,
+            9.99e15,
+        ] {
             let mut s = String::new();
             push_f64(v, &mut s);
             assert_eq!(s.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{s}");

@@ -377,8 +377,8 @@ mod tests {
                 ("c", "param:f2")
             ]
         );
-        let e = TapParams::from_pairs(pairs(&[("UPLOAD", "justaname")]), HashMap::new())
-            .unwrap_err();
+        let e =
+            TapParams::from_pairs(pairs(&[("UPLOAD", "justaname")]), HashMap::new()).unwrap_err();
         assert!(e.to_string().contains("name,uri"), "{e}");
     }
 
@@ -471,8 +471,15 @@ mod tests {
             "lang=Some(\"ADQL\") query=Some(\"SELECT 2\") format=Some(\"json\") uploads=[] files=[]"
         );
 
-        let (status, body) =
-            text(client.post(&url).multipart(multipart()).send().await.unwrap()).await;
+        let (status, body) = text(
+            client
+                .post(&url)
+                .multipart(multipart())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
             body,
@@ -483,10 +490,20 @@ mod tests {
 
         // Over the limit: 413 with a VOTable error document.
         let small = serve(100).await;
-        let (status, body) =
-            text(client.post(&small).multipart(multipart()).send().await.unwrap()).await;
+        let (status, body) = text(
+            client
+                .post(&small)
+                .multipart(multipart())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, 413, "{body}");
         assert!(body.contains("QUERY_STATUS"), "{body}");
-        assert!(body.contains("larger than this service accepts (100 bytes)"), "{body}");
+        assert!(
+            body.contains("larger than this service accepts (100 bytes)"),
+            "{body}"
+        );
     }
 }

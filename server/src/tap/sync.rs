@@ -16,13 +16,15 @@ use axum::routing::get;
 use axum::Router;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
-use super::error::{escape_xml, TapError};
-use super::format::{stream_result, validate_schema, OutputFormat, ResultOptions, DECLARED_FORMATS};
+use super::error::{escape_xml, Result, TapError};
+use super::format::{
+    stream_result, validate_schema, OutputFormat, ResultOptions, DECLARED_FORMATS,
+};
 use super::params::TapParams;
 use super::votable::read_votable;
 use super::TapState;
@@ -65,7 +67,7 @@ pub struct UploadedTable {
 pub fn check_query_params(
     params: &TapParams,
     config: &super::TapConfig,
-) -> Result<(String, OutputFormat, u64), TapError> {
+) -> Result<(String, OutputFormat, u64)> {
     if let Some(request) = params.get("REQUEST") {
         if !request.eq_ignore_ascii_case("doQuery") {
             return Err(TapError::bad_request(format!(
@@ -86,7 +88,9 @@ pub fn check_query_params(
         .query
         .as_deref()
         .filter(|q| !q.trim().is_empty())
-        .ok_or_else(|| TapError::bad_request("missing parameter QUERY; send the ADQL query in QUERY"))?
+        .ok_or_else(|| {
+            TapError::bad_request("missing parameter QUERY; send the ADQL query in QUERY")
+        })?
         .to_string();
     let format = match params.format.as_deref().map(str::trim) {
         None | Some("") => OutputFormat::VoTable,
@@ -100,10 +104,7 @@ pub fn check_query_params(
 }
 
 /// Reads every table named by `UPLOAD`.
-pub fn read_uploads(
-    params: &TapParams,
-    config: &super::TapConfig,
-) -> Result<Vec<UploadedTable>, TapError> {
+pub fn read_uploads(params: &TapParams, config: &super::TapConfig) -> Result<Vec<UploadedTable>> {
     let mut out: Vec<UploadedTable> = Vec::new();
     for upload in &params.uploads {
         let name = upload.name.trim();
@@ -146,11 +147,10 @@ pub fn read_uploads(
                 "UPLOAD URI '{uri}' is not supported; use param:<part> (a multipart part)"
             )));
         };
-        let (schema, batches) = read_votable(bytes)
-            .map_err(|e| match e {
-                TapError::Upload(m) => TapError::upload(format!("table '{name}': {m}")),
-                other => other,
-            })?;
+        let (schema, batches) = read_votable(bytes).map_err(|e| match e {
+            TapError::Upload(m) => TapError::upload(format!("table '{name}': {m}")),
+            other => other,
+        })?;
         out.push(UploadedTable {
             name,
             schema,
@@ -172,7 +172,7 @@ pub async fn start_query(
     state: &TapState,
     query: &str,
     uploads: Vec<UploadedTable>,
-) -> Result<SendableRecordBatchStream, TapError> {
+) -> Result<SendableRecordBatchStream> {
     let sql = almagest_adql::translate_sql(query)?;
     let ctx = if uploads.is_empty() {
         state.coordinator.session_context()
@@ -195,7 +195,7 @@ pub async fn start_query(
     Ok(frame.execute_stream().await?)
 }
 
-async fn run_sync(state: &TapState, params: &TapParams) -> Result<Response, TapError> {
+async fn run_sync(state: &TapState, params: &TapParams) -> Result<Response> {
     let (query, format, maxrec) = check_query_params(params, &state.config)?;
     let uploads = read_uploads(params, &state.config)?;
     tracing::info!(%query, ?format, maxrec, uploads = uploads.len(), "TAP sync query");
@@ -264,17 +264,33 @@ const FEATURES: &[(&str, &[&str])] = &[
     (
         "ivo://ivoa.net/std/TAPRegExt#features-adqlgeo",
         &[
-            "POINT", "CIRCLE", "BOX", "POLYGON", "CONTAINS", "INTERSECTS", "DISTANCE", "AREA",
-            "CENTROID", "COORD1", "COORD2", "COORDSYS",
+            "POINT",
+            "CIRCLE",
+            "BOX",
+            "POLYGON",
+            "CONTAINS",
+            "INTERSECTS",
+            "DISTANCE",
+            "AREA",
+            "CENTROID",
+            "COORD1",
+            "COORD2",
+            "COORDSYS",
         ],
     ),
     (
         "ivo://ivoa.net/std/TAPRegExt#features-adql-string",
         &["LOWER", "UPPER", "ILIKE"],
     ),
-    ("ivo://ivoa.net/std/TAPRegExt#features-adql-offset", &["OFFSET"]),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-offset",
+        &["OFFSET"],
+    ),
     ("ivo://ivoa.net/std/TAPRegExt#features-adql-type", &["CAST"]),
-    ("ivo://ivoa.net/std/TAPRegExt#features-adql-unit", &["IN_UNIT"]),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-unit",
+        &["IN_UNIT"],
+    ),
     (
         "ivo://ivoa.net/std/TAPRegExt#features-adql-sets",
         &["UNION", "EXCEPT", "INTERSECT"],
@@ -310,7 +326,11 @@ const UDFS: &[(&str, &str)] = &[
 ];
 
 fn interface(xsi_type: &str, role_std: bool, url: &str, use_: &str) -> String {
-    let role = if role_std { " role=\"std\" version=\"1.1\"" } else { "" };
+    let role = if role_std {
+        " role=\"std\" version=\"1.1\""
+    } else {
+        ""
+    };
     format!(
         "    <interface xsi:type=\"{xsi_type}\"{role}>\n      <accessURL use=\"{use_}\">{}</accessURL>\n    </interface>\n",
         escape_xml(url)
@@ -333,12 +353,16 @@ pub fn capabilities_document(base: &str, config: &super::TapConfig) -> String {
         " http://www.ivoa.net/xml/TAPRegExt/v1.0 http://www.ivoa.net/xml/TAPRegExt/v1.0\">\n"
     ));
     // TAP itself.
-    s.push_str("  <capability standardID=\"ivo://ivoa.net/std/TAP\" xsi:type=\"tr:TableAccess\">\n");
+    s.push_str(
+        "  <capability standardID=\"ivo://ivoa.net/std/TAP\" xsi:type=\"tr:TableAccess\">\n",
+    );
     s.push_str(&interface("vs:ParamHTTP", true, base, "base"));
     s.push_str("    <language>\n      <name>ADQL</name>\n");
     s.push_str("      <version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.0\">2.0</version>\n");
     s.push_str("      <version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.1\">2.1</version>\n");
-    s.push_str("      <description>ADQL 2.1, queries run over sky-partitioned tables</description>\n");
+    s.push_str(
+        "      <description>ADQL 2.1, queries run over sky-partitioned tables</description>\n",
+    );
     for (kind, forms) in FEATURES {
         s.push_str(&format!("      <languageFeatures type=\"{kind}\">\n"));
         for form in *forms {
@@ -362,7 +386,10 @@ pub fn capabilities_document(base: &str, config: &super::TapConfig) -> String {
             Some(id) => s.push_str(&format!("    <outputFormat ivo-id=\"{id}\">\n")),
             None => s.push_str("    <outputFormat>\n"),
         }
-        s.push_str(&format!("      <mime>{}</mime>\n", escape_xml(declared.mime)));
+        s.push_str(&format!(
+            "      <mime>{}</mime>\n",
+            escape_xml(declared.mime)
+        ));
         for alias in declared.aliases {
             s.push_str(&format!("      <alias>{alias}</alias>\n"));
         }
@@ -373,7 +400,9 @@ pub fn capabilities_document(base: &str, config: &super::TapConfig) -> String {
         s.push_str("    <uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-http\"/>\n");
     }
     s.push_str("    <retentionPeriod>\n      <default>604800</default>\n    </retentionPeriod>\n");
-    s.push_str("    <executionDuration>\n      <default>3600</default>\n    </executionDuration>\n");
+    s.push_str(
+        "    <executionDuration>\n      <default>3600</default>\n    </executionDuration>\n",
+    );
     s.push_str(&format!(
         "    <outputLimit>\n      <default unit=\"rows\">{}</default>\n      <hard unit=\"rows\">{}</hard>\n    </outputLimit>\n",
         config.default_maxrec, config.hard_maxrec
@@ -385,13 +414,30 @@ pub fn capabilities_document(base: &str, config: &super::TapConfig) -> String {
     s.push_str("  </capability>\n");
     // VOSI and DALI resources.
     for (id, path, xsi_type) in [
-        ("ivo://ivoa.net/std/VOSI#capabilities", "capabilities", "vs:ParamHTTP"),
-        ("ivo://ivoa.net/std/VOSI#availability", "availability", "vs:ParamHTTP"),
+        (
+            "ivo://ivoa.net/std/VOSI#capabilities",
+            "capabilities",
+            "vs:ParamHTTP",
+        ),
+        (
+            "ivo://ivoa.net/std/VOSI#availability",
+            "availability",
+            "vs:ParamHTTP",
+        ),
         ("ivo://ivoa.net/std/VOSI#tables", "tables", "vs:ParamHTTP"),
-        ("ivo://ivoa.net/std/DALI#examples", "examples", "vr:WebBrowser"),
+        (
+            "ivo://ivoa.net/std/DALI#examples",
+            "examples",
+            "vr:WebBrowser",
+        ),
     ] {
         s.push_str(&format!("  <capability standardID=\"{id}\">\n"));
-        s.push_str(&interface(xsi_type, false, &format!("{base}/{path}"), "full"));
+        s.push_str(&interface(
+            xsi_type,
+            false,
+            &format!("{base}/{path}"),
+            "full",
+        ));
         s.push_str("  </capability>\n");
     }
     s.push_str("</vosi:capabilities>\n");

@@ -17,9 +17,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, FixedSizeListBuilder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch,
-    StringBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, FixedSizeListBuilder, Float32Builder, Float64Builder,
+    Int16Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use quick_xml::events::{BytesStart, Event};
@@ -189,8 +188,9 @@ fn column_name(name: &str) -> String {
 fn attributes(e: &BytesStart) -> Result<HashMap<String, String>, TapError> {
     let mut out = HashMap::new();
     for attr in e.attributes() {
-        let attr = attr.map_err(|err| TapError::upload(format!("malformed XML attribute: {err}")))?;
-        let key = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
+        let attr =
+            attr.map_err(|err| TapError::upload(format!("malformed XML attribute: {err}")))?;
+        let key = attr.key.local_name().as_ref().to_string();
         let value = attr
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(|err| TapError::upload(format!("malformed XML attribute '{key}': {err}")))?
@@ -429,7 +429,9 @@ impl Table {
             Prim::UnsignedByte | Prim::Short | Prim::Int | Prim::Long => {
                 Value::Int(parse_int(t).ok_or_else(|| fail("an integer"))?)
             }
-            Prim::Float | Prim::Double => Value::Float(parse_float(t).ok_or_else(|| fail("a number"))?),
+            Prim::Float | Prim::Double => {
+                Value::Float(parse_float(t).ok_or_else(|| fail("a number"))?)
+            }
             Prim::Char | Prim::UnicodeChar => Value::Text(t.to_string()),
         })
     }
@@ -473,12 +475,12 @@ impl<'a> Parser<'a> {
     }
 
     /// Text content up to the end of the current element (entities resolved).
-    fn text_until_end(&mut self, element: &[u8]) -> Result<String, TapError> {
+    fn text_until_end(&mut self, element: &str) -> Result<String, TapError> {
         let mut out = String::new();
         loop {
             match self.next()? {
                 Event::Text(t) => out.push_str(&t.xml10_content()),
-                Event::CData(c) => out.push_str(&String::from_utf8_lossy(&c.into_inner())),
+                Event::CData(c) => out.push_str(&c.into_inner()),
                 Event::GeneralRef(r) => {
                     let resolved = match r.resolve_char_ref() {
                         Ok(Some(c)) => c.to_string(),
@@ -501,14 +503,14 @@ impl<'a> Parser<'a> {
                 Event::Start(e) => {
                     return Err(TapError::upload(format!(
                         "unexpected element <{}> inside <{}>",
-                        String::from_utf8_lossy(e.local_name().as_ref()),
-                        String::from_utf8_lossy(element)
+                        e.local_name().as_ref(),
+                        element
                     )))
                 }
                 Event::Eof => {
                     return Err(TapError::upload(format!(
                         "the document ends inside <{}>",
-                        String::from_utf8_lossy(element)
+                        element
                     )))
                 }
                 _ => {}
@@ -528,8 +530,8 @@ impl<'a> Parser<'a> {
                 Event::Empty(e) => (e, true),
                 Event::End(e) => {
                     match e.local_name().as_ref() {
-                        b"FIELD" => in_field = false,
-                        b"TABLE" if in_table => {
+                        "FIELD" => in_field = false,
+                        "TABLE" if in_table => {
                             // A TABLE without DATA: no rows.
                             let mut table = Table::new(specs)?;
                             table.flush()?;
@@ -540,7 +542,9 @@ impl<'a> Parser<'a> {
                     continue;
                 }
                 Event::Eof => {
-                    return Err(TapError::upload(if saw_votable {
+                    return Err(TapError::upload(if in_table {
+                        "the document ends inside <TABLE>".to_string()
+                    } else if saw_votable {
                         "the VOTable holds no TABLE".to_string()
                     } else {
                         "the upload is not a VOTable document (no VOTABLE element)".to_string()
@@ -549,8 +553,8 @@ impl<'a> Parser<'a> {
                 _ => continue,
             };
             match e.local_name().as_ref() {
-                b"VOTABLE" => saw_votable = true,
-                b"TABLE" if !in_table => {
+                "VOTABLE" => saw_votable = true,
+                "TABLE" if !in_table => {
                     if !empty {
                         in_table = true;
                     } else {
@@ -559,18 +563,18 @@ impl<'a> Parser<'a> {
                         return Ok((table.schema, table.batches));
                     }
                 }
-                b"FIELD" if in_table => {
+                "FIELD" if in_table => {
                     specs.push(FieldSpec::from_element(e, specs.len())?);
                     in_field = !empty;
                 }
-                b"VALUES" if in_field => {
+                "VALUES" if in_field => {
                     if let Some(null) = attributes(e)?.get("null") {
                         if let Some(last) = specs.last_mut() {
                             last.null = Some(null.clone());
                         }
                     }
                 }
-                b"DATA" if in_table => {
+                "DATA" if in_table => {
                     let mut table = Table::new(std::mem::take(&mut specs))?;
                     if !empty {
                         self.read_data(&mut table)?;
@@ -589,22 +593,22 @@ impl<'a> Parser<'a> {
             let (e, empty) = match &event {
                 Event::Start(e) => (e.clone(), false),
                 Event::Empty(e) => (e.clone(), true),
-                Event::End(e) if e.local_name().as_ref() == b"DATA" => return Ok(()),
+                Event::End(e) if e.local_name().as_ref() == "DATA" => return Ok(()),
                 Event::Eof => return Err(TapError::upload("the document ends inside <DATA>")),
                 _ => continue,
             };
             match e.local_name().as_ref() {
-                b"TABLEDATA" if !empty => return self.read_tabledata(table),
-                b"TABLEDATA" => return Ok(()),
-                b"BINARY" | b"BINARY2" => {
-                    let binary2 = e.local_name().as_ref() == b"BINARY2";
+                "TABLEDATA" if !empty => return self.read_tabledata(table),
+                "TABLEDATA" => return Ok(()),
+                "BINARY" | "BINARY2" => {
+                    let binary2 = e.local_name().as_ref() == "BINARY2";
                     if empty {
                         return Ok(());
                     }
                     let bytes = self.read_stream()?;
                     return read_binary(&bytes, binary2, table);
                 }
-                b"FITS" => {
+                "FITS" => {
                     return Err(TapError::upload(
                         "FITS-serialized VOTables are not supported; send TABLEDATA, BINARY \
                          or BINARY2",
@@ -613,7 +617,7 @@ impl<'a> Parser<'a> {
                 other => {
                     return Err(TapError::upload(format!(
                         "unexpected element <{}> in <DATA>",
-                        String::from_utf8_lossy(other)
+                        other
                     )))
                 }
             }
@@ -624,7 +628,15 @@ impl<'a> Parser<'a> {
     fn read_stream(&mut self) -> Result<Vec<u8>, TapError> {
         loop {
             match self.next()? {
-                Event::Start(e) if e.local_name().as_ref() == b"STREAM" => {
+                event @ (Event::Start(_) | Event::Empty(_)) => {
+                    let (e, empty) = match &event {
+                        Event::Start(e) => (e, false),
+                        Event::Empty(e) => (e, true),
+                        _ => continue,
+                    };
+                    if e.local_name().as_ref() != "STREAM" {
+                        continue;
+                    }
                     let attrs = attributes(&e)?;
                     if attrs.contains_key("href") {
                         return Err(TapError::upload(
@@ -641,16 +653,16 @@ impl<'a> Parser<'a> {
                             )))
                         }
                     }
-                    let text = self.text_until_end(b"STREAM")?;
-                    let compact: Vec<u8> = text
-                        .bytes()
-                        .filter(|b| !b.is_ascii_whitespace())
-                        .collect();
+                    if empty {
+                        return Ok(Vec::new());
+                    }
+                    let text = self.text_until_end("STREAM")?;
+                    let compact: Vec<u8> =
+                        text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
                     return base64::engine::general_purpose::STANDARD
                         .decode(&compact)
                         .map_err(|e| TapError::upload(format!("bad base64 in STREAM: {e}")));
                 }
-                Event::Empty(e) if e.local_name().as_ref() == b"STREAM" => return Ok(Vec::new()),
                 Event::Eof => return Err(TapError::upload("the document ends before <STREAM>")),
                 _ => {}
             }
@@ -661,25 +673,25 @@ impl<'a> Parser<'a> {
         let n = table.specs.len();
         loop {
             match self.next()? {
-                Event::Start(e) if e.local_name().as_ref() == b"TR" => {
+                Event::Start(e) if e.local_name().as_ref() == "TR" => {
                     let mut cells = 0usize;
                     loop {
                         match self.next()? {
-                            Event::Start(td) if td.local_name().as_ref() == b"TD" => {
-                                let text = self.text_until_end(b"TD")?;
+                            Event::Start(td) if td.local_name().as_ref() == "TD" => {
+                                let text = self.text_until_end("TD")?;
                                 if cells < n {
                                     let v = table.parse_cell(cells, &text)?;
                                     table.push(cells, v)?;
                                 }
                                 cells += 1;
                             }
-                            Event::Empty(td) if td.local_name().as_ref() == b"TD" => {
+                            Event::Empty(td) if td.local_name().as_ref() == "TD" => {
                                 if cells < n {
                                     table.push(cells, Value::Null)?;
                                 }
                                 cells += 1;
                             }
-                            Event::End(end) if end.local_name().as_ref() == b"TR" => break,
+                            Event::End(end) if end.local_name().as_ref() == "TR" => break,
                             Event::Eof => {
                                 return Err(TapError::upload("the document ends inside <TR>"))
                             }
@@ -694,13 +706,13 @@ impl<'a> Parser<'a> {
                     }
                     table.end_row()?;
                 }
-                Event::Empty(e) if e.local_name().as_ref() == b"TR" => {
+                Event::Empty(e) if e.local_name().as_ref() == "TR" => {
                     return Err(TapError::upload(format!(
                         "row {} has no cells but the table has {n} fields",
                         table.rows + 1
                     )))
                 }
-                Event::End(e) if e.local_name().as_ref() == b"TABLEDATA" => return Ok(()),
+                Event::End(e) if e.local_name().as_ref() == "TABLEDATA" => return Ok(()),
                 Event::Eof => return Err(TapError::upload("the document ends inside <TABLEDATA>")),
                 _ => {}
             }
@@ -811,5 +823,214 @@ fn decode_binary(spec: &FieldSpec, raw: &[u8], count: usize, binary2: bool) -> V
                 Value::Float(v)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{Float64Type, Int16Type, Int32Type, Int64Type};
+
+    use super::*;
+
+    fn doc(fields: &str, data: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\"?>\n<VOTABLE version=\"1.3\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\
+             <RESOURCE><PARAM name=\"p\" datatype=\"int\" value=\"1\"/><TABLE name=\"t\">{fields}<DATA>{data}</DATA></TABLE>\
+             <TABLE><FIELD name=\"other\" datatype=\"int\"/></TABLE></RESOURCE></VOTABLE>"
+        )
+    }
+
+    #[test]
+    fn tabledata_with_nulls_entities_and_names() {
+        let fields = "<FIELD name=\"ObjID\" datatype=\"long\"><DESCRIPTION>id</DESCRIPTION>\
+                      <VALUES null=\"-1\"/></FIELD>\
+                      <FIELD name=\"RA\" datatype=\"double\" unit=\"deg\"/>\
+                      <FIELD name=\"my col\" datatype=\"char\" arraysize=\"*\"/>\
+                      <FIELD name=\"ok\" datatype=\"boolean\"/>\
+                      <FIELD name=\"n\" datatype=\"short\"/>\
+                      <FIELD name=\"c\" datatype=\"double\" arraysize=\"3\" xtype=\"circle\"/>";
+        let data = "<TABLEDATA>\
+                    <TR><TD>1</TD><TD>10.5</TD><TD>a &amp; &lt;b&gt; &#233;</TD><TD>T</TD><TD>7</TD><TD>1 2 0.5</TD></TR>\
+                    <TR><TD>-1</TD><TD/><TD></TD><TD>?</TD><TD>0x10</TD><TD/></TR>\
+                    <TR><TD> 3 </TD><TD>NaN</TD><TD><![CDATA[x<y]]></TD><TD>false</TD><TD>-3</TD><TD>+Inf -Inf NaN</TD></TR>\
+                    </TABLEDATA>";
+        let (schema, batches) = read_votable(doc(fields, data).as_bytes()).unwrap();
+        let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["objid", "ra", "my col", "ok", "n", "c"]);
+        let b = &batches[0];
+        assert_eq!(b.num_rows(), 3);
+        let id = b.column(0).as_primitive::<Int64Type>();
+        assert_eq!(id.iter().collect::<Vec<_>>(), [Some(1), None, Some(3)]);
+        let ra = b.column(1).as_primitive::<Float64Type>();
+        assert_eq!(ra.value(0), 10.5);
+        assert!(ra.is_null(1));
+        assert!(ra.value(2).is_nan());
+        let s = b.column(2).as_string::<i32>();
+        assert_eq!(
+            s.iter().collect::<Vec<_>>(),
+            [Some("a & <b> é"), None, Some("x<y")]
+        );
+        let ok = b.column(3).as_boolean();
+        assert_eq!(
+            ok.iter().collect::<Vec<_>>(),
+            [Some(true), None, Some(false)]
+        );
+        let n = b.column(4).as_primitive::<Int16Type>();
+        assert_eq!(n.iter().collect::<Vec<_>>(), [Some(7), Some(16), Some(-3)]);
+        let c = b.column(5).as_fixed_size_list();
+        assert_eq!(schema.field(5).metadata()["xtype"], "circle");
+        assert_eq!(
+            c.value(0).as_primitive::<Float64Type>().values(),
+            &[1.0, 2.0, 0.5]
+        );
+        assert!(c.is_null(1));
+        let third = c.value(2);
+        let third = third.as_primitive::<Float64Type>();
+        assert_eq!(third.value(0), f64::INFINITY);
+        assert_eq!(third.value(1), f64::NEG_INFINITY);
+        assert!(third.value(2).is_nan());
+    }
+
+    #[test]
+    fn binary_with_values_null_and_fixed_chars() {
+        let fields = "<FIELD name=\"i\" datatype=\"int\"><VALUES null=\"-99\"/></FIELD>\
+                      <FIELD name=\"x\" datatype=\"float\"/>\
+                      <FIELD name=\"code\" datatype=\"char\" arraysize=\"4\"/>\
+                      <FIELD name=\"u\" datatype=\"unicodeChar\" arraysize=\"*\"/>";
+        let mut raw = Vec::new();
+        for (i, x, code, u) in [
+            (5i32, 1.5f32, *b"ab\0\0", "é★"),
+            (-99, f32::NAN, *b"wxyz", ""),
+        ] {
+            raw.extend_from_slice(&i.to_be_bytes());
+            raw.extend_from_slice(&x.to_be_bytes());
+            raw.extend_from_slice(&code);
+            let units: Vec<u16> = u.encode_utf16().collect();
+            raw.extend_from_slice(&(units.len() as u32).to_be_bytes());
+            for unit in units {
+                raw.extend_from_slice(&unit.to_be_bytes());
+            }
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
+        let data = format!("<BINARY><STREAM encoding=\"base64\">\n{b64}\n</STREAM></BINARY>");
+        let (_, batches) = read_votable(doc(fields, &data).as_bytes()).unwrap();
+        let b = &batches[0];
+        assert_eq!(
+            b.column(0)
+                .as_primitive::<Int32Type>()
+                .iter()
+                .collect::<Vec<_>>(),
+            [Some(5), None]
+        );
+        let x = b
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Float32Type>();
+        assert_eq!(x.value(0), 1.5);
+        assert!(x.is_null(1));
+        assert_eq!(
+            b.column(2).as_string::<i32>().iter().collect::<Vec<_>>(),
+            [Some("ab"), Some("wxyz")]
+        );
+        assert_eq!(
+            b.column(3).as_string::<i32>().iter().collect::<Vec<_>>(),
+            [Some("é★"), None]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_row_and_field() {
+        let fields = "<FIELD name=\"a\" datatype=\"int\"/><FIELD name=\"b\" datatype=\"double\"/>";
+        let e = read_votable(
+            doc(
+                fields,
+                "<TABLEDATA><TR><TD>1</TD><TD>2</TD></TR><TR><TD>2</TD><TD>x</TD></TR></TABLEDATA>",
+            )
+            .as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "UPLOAD: row 2, field 'b': cannot read 'x' as a number"
+        );
+        let e = read_votable(doc(fields, "<TABLEDATA><TR><TD>1</TD></TR></TABLEDATA>").as_bytes())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "UPLOAD: row 1 has 1 cells but the table has 2 fields"
+        );
+        let e = read_votable(
+            doc(
+                fields,
+                "<TABLEDATA><TR><TD>99999999999</TD><TD>1</TD></TR></TABLEDATA>",
+            )
+            .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("row 1, field 'a': 99999999999 is out of range"),
+            "{e}"
+        );
+        let e = read_votable(doc(fields, "<FITS><STREAM href=\"x.fits\"/></FITS>").as_bytes())
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("FITS-serialized VOTables are not supported"),
+            "{e}"
+        );
+        let e = read_votable(
+            doc(fields, "<BINARY2><STREAM href=\"http://x/y\"/></BINARY2>").as_bytes(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("STREAM href"), "{e}");
+        let e = read_votable(doc("<FIELD name=\"z\" datatype=\"doubleComplex\"/>", "").as_bytes())
+            .unwrap_err();
+        assert!(e.to_string().contains("datatype 'doubleComplex'"), "{e}");
+        let e = read_votable(
+            doc("<FIELD name=\"z\" datatype=\"int\" arraysize=\"3\"/>", "").as_bytes(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("array of int"), "{e}");
+        let e = read_votable(b"<html><body/></html>").unwrap_err();
+        assert!(e.to_string().contains("not a VOTable"), "{e}");
+        let e = read_votable(b"<VOTABLE><RESOURCE><TABLE>").unwrap_err();
+        assert!(
+            e.to_string().contains("no FIELD") || e.to_string().contains("ends"),
+            "{e}"
+        );
+        let e = read_votable(&[0xff, 0xfe]).unwrap_err();
+        assert!(e.to_string().contains("UTF-8"), "{e}");
+        let e = read_votable(
+            doc(
+                "<FIELD name=\"A\" datatype=\"int\"/><FIELD name=\"a\" datatype=\"int\"/>",
+                "",
+            )
+            .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("two columns named 'a'"), "{e}");
+    }
+
+    #[test]
+    fn many_rows_make_several_batches() {
+        let rows: String = (0..20_000)
+            .map(|i| format!("<TR><TD>{i}</TD></TR>"))
+            .collect();
+        let (_, batches) = read_votable(
+            doc(
+                "<FIELD name=\"i\" datatype=\"long\"/>",
+                &format!("<TABLEDATA>{rows}</TABLEDATA>"),
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(batches.len(), 3);
+        let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(total, 20_000);
+        assert_eq!(
+            batches[2].column(0).as_primitive::<Int64Type>().value(0),
+            16384
+        );
     }
 }
