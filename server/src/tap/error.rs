@@ -146,8 +146,8 @@ pub fn error_document(message: &str) -> String {
     doc
 }
 
-/// Appends `text` to `out` escaped for XML element content and attribute values. Characters
-/// XML 1.0 cannot carry at all (most C0 controls) become U+FFFD.
+/// Appends `text` to `out` escaped for XML element content and double-quoted attribute
+/// values. Characters XML 1.0 cannot carry at all (most C0 controls) become U+FFFD.
 pub fn escape_xml_into(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
@@ -155,7 +155,6 @@ pub fn escape_xml_into(text: &str, out: &mut String) {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
             '\t' | '\n' | '\r' => out.push(c),
             c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
