@@ -12,7 +12,9 @@ pub mod error;
 pub mod fragment;
 pub mod ingest;
 pub mod service;
+pub mod session;
 pub mod table;
+pub mod tap_schema;
 pub mod workers;
 
 use std::collections::HashMap;
@@ -24,6 +26,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use error::{CoordinatorError, Result};
+pub use session::UploadTable;
 
 use catalog::RaftCatalog;
 use service::{CoordinatorService, PendingLoad};

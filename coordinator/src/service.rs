@@ -13,6 +13,7 @@ use crate::catalog::{
     DEFAULT_OVERLAP_DEG,
 };
 use crate::error::{CoordinatorError, Result};
+use crate::ingest::ColumnDocs;
 use crate::Coordinator;
 
 /// A load between BeginLoad and CommitLoad/AbortLoad.
@@ -42,6 +43,15 @@ fn check_identifier(what: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Schema names of the `almagest` catalog that no database may take.
+pub const RESERVED_SCHEMAS: &[&str] = &[
+    crate::table::DEFAULT_SCHEMA,
+    crate::tap_schema::TAP_SCHEMA,
+    crate::session::UPLOAD_SCHEMA,
+    "information_schema",
+    "pg_catalog",
+];
+
 /// Splits "database.table".
 pub fn split_table_name(name: &str) -> Result<(String, String)> {
     let Some((db, table)) = name.split_once('.') else {
@@ -51,6 +61,11 @@ pub fn split_table_name(name: &str) -> Result<(String, String)> {
     };
     check_identifier("database", db)?;
     check_identifier("table", table)?;
+    if RESERVED_SCHEMAS.contains(&db) {
+        return Err(CoordinatorError::InvalidRequest(format!(
+            "database name {db:?} is reserved (it names a schema Almagest provides)"
+        )));
+    }
     Ok((db.to_string(), table.to_string()))
 }
 
@@ -79,6 +94,12 @@ impl Coordinator {
         if state.workers.is_empty() {
             return Err(CoordinatorError::NoWorkers);
         }
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let (ra, dec, key) = (
+            opt(&req.ra_column),
+            opt(&req.dec_column),
+            opt(&req.key_column),
+        );
         let mut columns = Vec::new();
         for f in schema.fields() {
             if f.name() == crate::fragment::HPX_COLUMN {
@@ -87,12 +108,23 @@ impl Coordinator {
                     f.name()
                 )));
             }
+            // Position columns prune chunks and the key column has the director index;
+            // both are principal unless the loader's metadata says otherwise.
+            let indexed = [&ra, &dec, &key]
+                .iter()
+                .any(|c| c.as_deref() == Some(f.name().as_str()));
+            let docs = ColumnDocs::from_field_metadata(f.metadata());
             columns.push(ColumnMeta {
-                name: f.name().clone(),
-                data_type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
+                unit: docs.unit,
+                ucd: docs.ucd,
+                description: docs.description,
+                utype: docs.utype,
+                principal: docs.principal.unwrap_or(indexed),
+                indexed,
+                ..ColumnMeta::new(f.name(), f.data_type().to_string(), f.is_nullable())
             });
         }
+        let description = ColumnDocs::from_field_metadata(schema.metadata()).description;
         let kind = match v1::TableKind::try_from(req.kind) {
             Ok(v1::TableKind::Director) => TableKind::Director,
             Ok(v1::TableKind::Replicated) => TableKind::Replicated,
@@ -103,12 +135,6 @@ impl Coordinator {
                 )))
             }
         };
-        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let (ra, dec, key) = (
-            opt(&req.ra_column),
-            opt(&req.dec_column),
-            opt(&req.key_column),
-        );
         if kind == TableKind::Director {
             for (what, col, numeric) in
                 [("ra", &ra, true), ("dec", &dec, true), ("key", &key, false)]
@@ -180,6 +206,7 @@ impl Coordinator {
             load_id: load_id.clone(),
             chunks: BTreeMap::new(),
             rows: 0,
+            description,
         };
         self.loads.lock().await.insert(
             load_id.clone(),

@@ -15,6 +15,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::{TableMeta, DEFAULT_CHUNK_DEPTH};
 use crate::fragment::{unqualify, FragmentExec, FragmentSpec};
+use crate::tap_schema::{TapSchemaProvider, TAP_SCHEMA};
 use crate::workers::WorkerPool;
 use crate::Catalog;
 
@@ -43,8 +44,8 @@ pub fn table_schema(meta: &TableMeta) -> Result<SchemaRef, DataFusionError> {
     Ok(Arc::new(Schema::new(fields)))
 }
 
-/// The `almagest` catalog: one schema per database, plus schemas registered at run time
-/// (`pg_catalog` of the Postgres front end).
+/// The `almagest` catalog: one schema per database, `tap_schema` (TAP_SCHEMA, built from
+/// the catalog on demand), plus schemas registered at run time.
 #[derive(Debug)]
 pub struct AlmagestCatalog {
     catalog: Catalog,
@@ -67,6 +68,7 @@ impl CatalogProvider for AlmagestCatalog {
         let state = self.catalog.state();
         let mut names: Vec<String> = state.databases.keys().cloned().collect();
         names.push(DEFAULT_SCHEMA.to_string());
+        names.push(TAP_SCHEMA.to_string());
         if let Ok(extra) = self.extra.read() {
             names.extend(extra.keys().cloned());
         }
@@ -80,6 +82,9 @@ impl CatalogProvider for AlmagestCatalog {
             if let Some(s) = extra.get(name) {
                 return Some(s.clone());
             }
+        }
+        if name == TAP_SCHEMA {
+            return Some(Arc::new(TapSchemaProvider::new(self.catalog.clone())));
         }
         let state = self.catalog.state();
         if name == DEFAULT_SCHEMA || state.databases.contains_key(name) {

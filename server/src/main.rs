@@ -8,6 +8,8 @@ mod gen;
 mod http;
 mod pgwire;
 mod tap;
+#[cfg(test)]
+mod upload_tests;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -148,6 +150,10 @@ struct LoadArgs {
     /// Hide the progress bars.
     #[arg(long)]
     quiet: bool,
+    /// TOML file with the table's description and each column's unit, UCD, description,
+    /// utype and principal flag (`[table] description = ".."`, `[columns.ra] unit = "deg"`).
+    #[arg(long, value_name = "FILE")]
+    metadata: Option<PathBuf>,
     /// Input files (CSV with a header line, or Parquet).
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -253,6 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 spill_dir: args.spill_dir,
                 memory_rows: args.memory_rows,
                 progress: !args.quiet,
+                metadata: args.metadata,
             };
             let report = ingest::load(&opts).await?;
             println!(
@@ -363,6 +370,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             spill_dir: Some(args.data_dir.clone()),
             memory_rows: 1_000_000,
             progress: true,
+            // The generated Parquet file carries units, UCDs and descriptions itself.
+            metadata: None,
         })
         .await?;
         println!(

@@ -146,6 +146,17 @@ impl Cluster {
         position: Option<(&str, &str, &str)>,
         files: &[&Path],
     ) -> Result<String> {
+        self.load_with_args(table, position, files, &[])
+    }
+
+    /// Loads files with `almagest load`, passing `extra` options (e.g. `--metadata FILE`).
+    pub fn load_with_args(
+        &self,
+        table: &str,
+        position: Option<(&str, &str, &str)>,
+        files: &[&Path],
+        extra: &[&str],
+    ) -> Result<String> {
         let coordinator = self.coordinator();
         let mut args: Vec<String> = vec![
             "load".into(),
@@ -165,6 +176,7 @@ impl Cluster {
                 key.into(),
             ]);
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         args.extend(files.iter().map(|f| f.display().to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         almagest(&refs)

@@ -36,6 +36,42 @@ pub struct ColumnMeta {
     /// through its `Display`/`FromStr` text (e.g. "Int64", "Float64", "Utf8").
     pub data_type: String,
     pub nullable: bool,
+    /// Unit of the values (VOUnit syntax, e.g. "deg", "mas/yr").
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// IVOA Unified Content Descriptor, e.g. "pos.eq.ra;meta.main".
+    #[serde(default)]
+    pub ucd: Option<String>,
+    /// Free-text description for users.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// IVOA utype (a data-model reference).
+    #[serde(default)]
+    pub utype: Option<String>,
+    /// Whether the column is of primary interest (TAP_SCHEMA `principal`).
+    #[serde(default)]
+    pub principal: bool,
+    /// Whether queries constraining the column are fast: the position columns (chunk
+    /// pruning) and the key column (director index).
+    #[serde(default)]
+    pub indexed: bool,
+}
+
+impl ColumnMeta {
+    /// A column with a name, type and nullability and no descriptive metadata.
+    pub fn new(name: impl Into<String>, data_type: impl Into<String>, nullable: bool) -> Self {
+        ColumnMeta {
+            name: name.into(),
+            data_type: data_type.into(),
+            nullable,
+            unit: None,
+            ucd: None,
+            description: None,
+            utype: None,
+            principal: false,
+            indexed: false,
+        }
+    }
 }
 
 /// Where one chunk lives and how big it is.
@@ -67,6 +103,9 @@ pub struct TableMeta {
     pub chunks: BTreeMap<u64, ChunkMeta>,
     /// Total rows (sum over chunks), kept so `COUNT(*)` needs no scan.
     pub rows: u64,
+    /// Free-text description for users (TAP_SCHEMA, VOSI tables).
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 impl TableMeta {
@@ -173,6 +212,7 @@ mod tests {
             load_id: "l1".into(),
             chunks: BTreeMap::new(),
             rows: 0,
+            description: None,
         }
     }
 
@@ -207,5 +247,37 @@ mod tests {
             CatalogResponse::Ok
         );
         assert!(s.tables.is_empty());
+    }
+
+    #[test]
+    fn t20_catalog_entries_without_descriptive_metadata_still_deserialize() {
+        // A table as published before columns carried units, UCDs and descriptions: the
+        // Raft log holds this JSON form and must keep applying.
+        let old = r#"{"database":"demo","name":"gaia","kind":"Director",
+            "columns":[{"name":"source_id","data_type":"Int64","nullable":false},
+                       {"name":"ra","data_type":"Float64","nullable":true}],
+            "ra_column":"ra","dec_column":"dec","key_column":"source_id","load_id":"l1",
+            "chunks":{"3":{"worker_id":1,"rows":5,"bytes":100,"overlap_rows":0}},"rows":5}"#;
+        let t: TableMeta = serde_json::from_str(old).unwrap();
+        assert_eq!(t.description, None);
+        assert_eq!(
+            t.columns,
+            vec![
+                ColumnMeta::new("source_id", "Int64", false),
+                ColumnMeta::new("ra", "Float64", true)
+            ]
+        );
+        let cmd = r#"{"PublishTable":"#.to_string() + old + "}";
+        let cmd: CatalogCommand = serde_json::from_str(&cmd).unwrap();
+        assert_eq!(cmd, CatalogCommand::PublishTable(t.clone()));
+        // And the new form round-trips.
+        let mut t = t;
+        t.description = Some("Gaia \"lite\"".into());
+        t.columns[1].unit = Some("deg".into());
+        t.columns[1].ucd = Some("pos.eq.ra;meta.main".into());
+        t.columns[1].principal = true;
+        t.columns[1].indexed = true;
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<TableMeta>(&json).unwrap(), t);
     }
 }

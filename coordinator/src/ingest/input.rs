@@ -215,8 +215,16 @@ fn locate_bad_position(path: &Path, inferred: &Schema, roles: &ColumnRoles) -> R
 fn parquet_schema(path: &Path) -> Result<Schema> {
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(|e| not_parquet(path, &e))?;
-    // Drop file-level metadata (e.g. pandas' or Spark's): the table schema is ours.
-    Ok(Schema::new(builder.schema().fields().clone()))
+    // Drop file-level and field metadata (e.g. pandas' or Spark's, or units): the table
+    // schema is ours, and the descriptive metadata is read apart (`metadata`), so chunk
+    // files carry the same schema whatever the input.
+    let fields: Vec<Field> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+        .collect();
+    Ok(Schema::new(fields))
 }
 
 fn not_parquet(path: &Path, e: &dyn fmt::Display) -> CoordinatorError {

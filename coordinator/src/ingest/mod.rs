@@ -19,6 +19,7 @@
 
 mod encode;
 mod input;
+pub mod metadata;
 mod partition;
 mod spill;
 
@@ -42,6 +43,7 @@ pub use input::{
     BatchOrigin, ColumnRoles, InputFile, InputFormat, InputReader, InputSet, CSV_INFER_ROWS,
     HPX_COLUMN, INPUT_BATCH_ROWS,
 };
+pub use metadata::{ColumnDocs, TableDocs};
 pub use partition::{
     partition, stored_schema, ChunkCounts, Layout, PartitionSpec, PartitionedTable, SpillOptions,
     DEFAULT_MEMORY_ROWS,
@@ -81,6 +83,9 @@ pub struct LoadOptions {
     pub memory_rows: usize,
     /// Show progress bars on stderr.
     pub progress: bool,
+    /// A TOML sidecar with units, UCDs and descriptions (see [`metadata`]); it wins over
+    /// metadata stored in Parquet inputs.
+    pub metadata: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -97,6 +102,7 @@ impl Default for LoadOptions {
             spill_dir: None,
             memory_rows: DEFAULT_MEMORY_ROWS,
             progress: false,
+            metadata: None,
         }
     }
 }
@@ -120,19 +126,25 @@ pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
     let started = Instant::now();
     let roles = check_options(opts)?;
     let director = roles.ra.is_some();
-    let input = {
+    let (input, docs) = {
         let files = opts.files.clone();
         let roles = roles.clone();
-        blocking(move || InputSet::inspect(&files, &roles)).await?
+        let sidecar = opts.metadata.clone();
+        blocking(move || {
+            let input = InputSet::inspect(&files, &roles)?;
+            let docs = table_docs(&input, sidecar.as_deref())?;
+            Ok((input, docs))
+        })
+        .await?
     };
 
     let mut coordinator = connect_coordinator(&opts.coordinator).await?;
     let begin = coordinator
         .begin_load(BeginLoadRequest {
             table: opts.table.clone(),
-            arrow_schema: almagest_proto::encode_schema(&input.schema).map_err(|e| {
-                CoordinatorError::Internal(format!("cannot encode the table schema: {e}"))
-            })?,
+            arrow_schema: almagest_proto::encode_schema(&docs.annotate(&input.schema)).map_err(
+                |e| CoordinatorError::Internal(format!("cannot encode the table schema: {e}")),
+            )?,
             kind: if director {
                 v1::TableKind::Director
             } else {
@@ -172,6 +184,22 @@ pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
             Err(e)
         }
     }
+}
+
+/// The descriptive metadata of the load: the Parquet inputs' field metadata, overlaid by
+/// the sidecar file (whose columns must all be in the input).
+fn table_docs(input: &InputSet, sidecar: Option<&std::path::Path>) -> Result<TableDocs> {
+    let mut docs = TableDocs::from_parquet(&input.files)?;
+    if let Some(path) = sidecar {
+        let over = TableDocs::read_sidecar(path)?;
+        over.check_columns(path, &input.schema)?;
+        docs.overlay(over);
+    }
+    // Parquet files may describe columns under names the schema no longer has only if
+    // they disagree with it, which `inspect` already refused; keep what applies.
+    docs.columns
+        .retain(|name, _| input.schema.field_with_name(name).is_ok());
+    Ok(docs)
 }
 
 /// Everything after `BeginLoad`: partition, encode and upload, commit.

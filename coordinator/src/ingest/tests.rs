@@ -1031,6 +1031,7 @@ fn load_options(coordinator: String, files: Vec<PathBuf>, spill: &Path) -> LoadO
         spill_dir: Some(spill.to_path_buf()),
         memory_rows: 1000,
         progress: false,
+        metadata: None,
     }
 }
 
@@ -1237,4 +1238,57 @@ async fn t34_ingest_option_and_server_errors_are_clear() {
     assert!(matches!(load(&opts).await, Err(CoordinatorError::Rpc(_))));
     let record = record.lock().unwrap();
     assert!(record.begun.is_empty() && record.aborted.is_empty());
+}
+
+#[tokio::test]
+async fn t35_ingest_load_sends_descriptive_metadata_with_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("stars.csv");
+    write_csv(&csv, &stars(500, 5));
+    let spill = dir.path().join("spill");
+    fs::create_dir(&spill).unwrap();
+    let (address, record) = fake::cluster(None).await;
+
+    // Unknown columns in the sidecar fail the load before BeginLoad.
+    let bad = dir.path().join("bad.toml");
+    fs::write(&bad, "[columns.rmag]\nunit = \"mag\"\n").unwrap();
+    let mut opts = load_options(address.clone(), vec![csv.clone()], &spill);
+    opts.metadata = Some(bad.clone());
+    let e = load(&opts).await.unwrap_err().to_string();
+    assert!(
+        e.contains(&bad.display().to_string()) && e.contains("rmag"),
+        "{e}"
+    );
+    assert!(record.lock().unwrap().begun.is_empty());
+
+    let good = dir.path().join("good.toml");
+    fs::write(
+        &good,
+        "[table]\ndescription = \"Stars\"\n[columns.mag]\nunit = \"mag\"\nucd = \"phot.mag\"\n",
+    )
+    .unwrap();
+    opts.metadata = Some(good);
+    load(&opts).await.unwrap();
+    let record = record.lock().unwrap();
+    let schema = almagest_proto::decode_schema(&record.begun[0].arrow_schema).unwrap();
+    assert_eq!(
+        schema.metadata(),
+        &HashMap::from([("description".to_string(), "Stars".to_string())])
+    );
+    assert_eq!(
+        schema.field_with_name("mag").unwrap().metadata(),
+        &HashMap::from([
+            ("unit".to_string(), "mag".to_string()),
+            ("ucd".to_string(), "phot.mag".to_string())
+        ])
+    );
+    assert!(schema.field_with_name("ra").unwrap().metadata().is_empty());
+    // The chunk files carry the plain schema.
+    let (_, put) = &record.puts[0];
+    let batch = read_parquet(&put.parquet);
+    assert!(batch
+        .schema()
+        .fields()
+        .iter()
+        .all(|f| f.metadata().is_empty()));
 }

@@ -62,21 +62,9 @@ fn director_table(name: &str) -> TableMeta {
         name: name.into(),
         kind: TableKind::Director,
         columns: vec![
-            ColumnMeta {
-                name: "source_id".into(),
-                data_type: "Int64".into(),
-                nullable: false,
-            },
-            ColumnMeta {
-                name: "ra".into(),
-                data_type: "Float64".into(),
-                nullable: false,
-            },
-            ColumnMeta {
-                name: "dec".into(),
-                data_type: "Float64".into(),
-                nullable: false,
-            },
+            ColumnMeta::new("source_id", "Int64", false),
+            ColumnMeta::new("ra", "Float64", false),
+            ColumnMeta::new("dec", "Float64", false),
         ],
         ra_column: Some("ra".into()),
         dec_column: Some("dec".into()),
@@ -103,6 +91,7 @@ fn director_table(name: &str) -> TableMeta {
             ),
         ]),
         rows: 2000,
+        description: None,
     }
 }
 

@@ -1,0 +1,390 @@
+//! `Coordinator::query_session` with uploaded tables, end to end in one process: a
+//! standalone cluster (real gRPC over loopback), a generated catalog loaded through
+//! `ingest::load`, and cross-matches of uploaded positions compared with a brute-force
+//! reference. `ALMAGEST_XMATCH_BENCH=1` adds the timing of 10,000 uploads against 1M rows.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use almagest_coordinator::ingest::{self, LoadOptions};
+use almagest_coordinator::{Coordinator, CoordinatorError, UploadTable};
+use datafusion::arrow::array::{Array, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::prelude::SessionContext;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::cluster::{self, CoordinatorListen, Shutdown, StandaloneOptions};
+use crate::gen;
+
+const ARCSEC: f64 = 1.0 / 3600.0;
+
+struct TestCluster {
+    coordinator: Arc<Coordinator>,
+    stop: tokio::sync::watch::Sender<bool>,
+    cluster: cluster::Standalone,
+    /// (source_id, ra, dec) of every catalog row.
+    rows: Vec<(i64, f64, f64)>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    async fn start(rows: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+        let (stop, shutdown) = Shutdown::new();
+        let cluster = cluster::start_standalone(
+            StandaloneOptions {
+                data_dir: dir.path().join("cluster"),
+                workers: 2,
+                listen: CoordinatorListen {
+                    grpc: any,
+                    pg: any,
+                    http: any,
+                },
+                default_chunk_depth: 3,
+                memory_limit_mb: 1024,
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+        let coordinator = cluster.coordinator.coordinator.clone();
+        wait_for_workers(&coordinator, 2).await;
+        let file = dir.path().join("gaia.parquet");
+        let opts = gen::GenOptions {
+            rows,
+            seed: 7,
+            out: file.clone(),
+            edge_cases: false,
+            progress: false,
+        };
+        tokio::task::spawn_blocking(move || gen::generate(&opts))
+            .await
+            .unwrap()
+            .unwrap();
+        ingest::load(&LoadOptions {
+            coordinator: format!("http://{}", cluster.coordinator.grpc_addr),
+            table: "demo.gaia".into(),
+            ra_column: Some("ra".into()),
+            dec_column: Some("dec".into()),
+            key_column: Some("source_id".into()),
+            files: vec![file.clone()],
+            spill_dir: Some(dir.path().to_path_buf()),
+            ..LoadOptions::default()
+        })
+        .await
+        .unwrap();
+        let rows = read_positions(&file);
+        TestCluster {
+            coordinator,
+            stop,
+            cluster,
+            rows,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.cluster.join().await.unwrap();
+    }
+}
+
+async fn wait_for_workers(c: &Coordinator, n: usize) {
+    for _ in 0..200 {
+        if c.catalog().state().workers.len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("workers did not register");
+}
+
+fn read_positions(path: &Path) -> Vec<(i64, f64, f64)> {
+    let f = std::fs::File::open(path).unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let b = batch.unwrap();
+        let id = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let ra = b.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+        let dec = b.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            out.push((id.value(i), ra.value(i), dec.value(i)));
+        }
+    }
+    out
+}
+
+fn targets_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("ra", DataType::Float64, false),
+        Field::new("dec", DataType::Float64, false),
+    ]))
+}
+
+/// `n` targets: most near a catalog source (within 0..2 arcsec), the rest anywhere.
+fn targets(catalog: &[(i64, f64, f64)], n: usize, seed: u64) -> Vec<(i64, f64, f64)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let (ra, dec) = if rng.random_bool(0.8) {
+                let (_, ra, dec) = catalog[rng.random_range(0..catalog.len())];
+                let r = rng.random_range(0.0..2.0) * ARCSEC;
+                let pa: f64 = rng.random_range(0.0..std::f64::consts::TAU);
+                let dec2 = (dec + r * pa.cos()).clamp(-90.0, 90.0);
+                let ra2 = (ra + r * pa.sin() / dec.to_radians().cos().max(1e-6)).rem_euclid(360.0);
+                (ra2, dec2)
+            } else {
+                (
+                    rng.random_range(0.0..360.0),
+                    rng.random_range(-1.0f64..1.0).asin().to_degrees(),
+                )
+            };
+            (i as i64, ra, dec)
+        })
+        .collect()
+}
+
+fn upload(name: &str, rows: &[(i64, f64, f64)]) -> UploadTable {
+    let schema = targets_schema();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        ],
+    )
+    .unwrap();
+    UploadTable {
+        name: name.into(),
+        schema,
+        batches: vec![batch],
+    }
+}
+
+/// Angular distance in degrees (haversine, fine at arcsecond scales).
+fn distance(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
+    let (d1, d2) = (dec1.to_radians(), dec2.to_radians());
+    let (dd, dr) = (d2 - d1, (ra2 - ra1).to_radians());
+    let h = (dd / 2.0).sin().powi(2) + d1.cos() * d2.cos() * (dr / 2.0).sin().powi(2);
+    (2.0 * h.sqrt().min(1.0).asin()).to_degrees()
+}
+
+/// Brute-force pairs (target id, source id) within `radius` degrees; pairs within 1e-9
+/// degrees of the border are returned apart, as either answer is right.
+fn brute_force(
+    targets: &[(i64, f64, f64)],
+    catalog: &[(i64, f64, f64)],
+    radius: f64,
+) -> (BTreeSet<(i64, i64)>, BTreeSet<(i64, i64)>) {
+    let (mut inside, mut border) = (BTreeSet::new(), BTreeSet::new());
+    // Sorted by declination, so each target scans only its declination band.
+    let mut by_dec = catalog.to_vec();
+    by_dec.sort_by(|a, b| a.2.total_cmp(&b.2));
+    for t in targets {
+        let low = t.2 - radius - 1e-6;
+        let start = by_dec.partition_point(|c| c.2 < low);
+        for c in by_dec[start..]
+            .iter()
+            .take_while(|c| c.2 <= t.2 + radius + 1e-6)
+        {
+            let d = distance(t.1, t.2, c.1, c.2);
+            if (d - radius).abs() < 1e-9 {
+                border.insert((t.0, c.0));
+            } else if d < radius {
+                inside.insert((t.0, c.0));
+            }
+        }
+    }
+    (inside, border)
+}
+
+const XMATCH: &str = "SELECT u.id, g.source_id FROM tap_upload.targets AS u \
+     JOIN demo.gaia AS g \
+     ON 1 = CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', u.ra, u.dec, 1.0/3600))";
+
+async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, String> {
+    let sql = almagest_adql::translate_sql(sql).map_err(|e| e.to_string())?;
+    let df = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+    df.collect().await.map_err(|e| e.to_string())
+}
+
+fn pairs(batches: &[RecordBatch]) -> BTreeSet<(i64, i64)> {
+    let mut out = BTreeSet::new();
+    for b in batches {
+        let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let s = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            assert!(a.is_valid(i) && s.is_valid(i));
+            out.insert((a.value(i), s.value(i)));
+        }
+    }
+    out
+}
+
+fn assert_same(
+    got: &BTreeSet<(i64, i64)>,
+    inside: &BTreeSet<(i64, i64)>,
+    border: &BTreeSet<(i64, i64)>,
+) {
+    let missing: Vec<_> = inside.difference(got).collect();
+    let extra: Vec<_> = got
+        .difference(inside)
+        .filter(|p| !border.contains(p))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+}
+
+fn session_err(c: &Coordinator, uploads: Vec<UploadTable>) -> CoordinatorError {
+    match c.query_session(uploads) {
+        Ok(_) => panic!("the session should have been refused"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t10_upload_sessions_are_isolated_and_cross_match_exactly() {
+    let tc = TestCluster::start(30_000).await;
+    let c = &tc.coordinator;
+
+    let a = targets(&tc.rows, 300, 1);
+    let b = targets(&tc.rows, 50, 2);
+    let session_a = c.query_session(vec![upload("Targets", &a)]).unwrap();
+    let session_b = c.query_session(vec![upload("targets", &b)]).unwrap();
+    let plain = c.query_session(vec![]).unwrap();
+
+    let count = |batches: Vec<RecordBatch>| {
+        batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    };
+    let q = "SELECT count(*) FROM tap_upload.targets";
+    assert_eq!(count(run(&session_a, q).await.unwrap()), 300);
+    assert_eq!(count(run(&session_b, q).await.unwrap()), 50);
+    // Upper-case ADQL names fold to the stored lower-case ones.
+    assert_eq!(
+        count(
+            run(&session_a, "SELECT count(*) FROM TAP_UPLOAD.TARGETS")
+                .await
+                .unwrap()
+        ),
+        300
+    );
+    for ctx in [&plain, &*c.session_context()] {
+        let e = run(ctx, q).await.unwrap_err();
+        assert!(e.contains("tap_upload.targets"), "{e}");
+    }
+    // The ordinary tables are all there in an upload session.
+    assert_eq!(
+        count(
+            run(&session_b, "SELECT count(*) FROM demo.gaia")
+                .await
+                .unwrap()
+        ),
+        30_000
+    );
+
+    // The cross-match equals the brute force, in both sessions.
+    for (ctx, t) in [(&session_a, &a), (&session_b, &b)] {
+        let (inside, border) = brute_force(t, &tc.rows, ARCSEC);
+        let got = pairs(&run(ctx, XMATCH).await.unwrap());
+        assert!(inside.len() > t.len() / 4, "the test should find matches");
+        assert_same(&got, &inside, &border);
+    }
+
+    // Bad and duplicate names.
+    let e = session_err(c, vec![upload("t1", &b), upload("T1", &b)]);
+    assert!(matches!(e, CoordinatorError::InvalidRequest(_)));
+    assert_eq!(
+        e.to_string(),
+        "upload table name \"T1\" is used twice (names are case-insensitive)"
+    );
+    let e = session_err(c, vec![upload("1st", &b)]);
+    assert!(
+        e.to_string()
+            .starts_with("invalid upload table name \"1st\""),
+        "{e}"
+    );
+    let mut wrong = upload("w", &b);
+    wrong.schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Utf8, true)]));
+    let e = session_err(c, vec![wrong]);
+    assert!(
+        e.to_string()
+            .contains("upload table \"w\" does not match its schema"),
+        "{e}"
+    );
+
+    // TAP_SCHEMA is there too, and lists neither `_hpx` nor uploads.
+    let rows = run(
+        &session_a,
+        "SELECT count(*) FROM tap_schema.columns WHERE table_name = 'demo.gaia'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(rows), 8);
+    tc.stop().await;
+}
+
+/// Not a benchmark (timings are not asserted): prints the plan and the time of the
+/// cross-match of uploaded positions (`ALMAGEST_XMATCH_UPLOADS`, default 10,000) against
+/// a generated table (`ALMAGEST_XMATCH_ROWS`, default 1M), and checks it row for row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t20_upload_cross_match_timing() {
+    if std::env::var("ALMAGEST_XMATCH_BENCH").is_err() {
+        eprintln!("skipped: set ALMAGEST_XMATCH_BENCH=1 to run");
+        return;
+    }
+    let n: u64 = std::env::var("ALMAGEST_XMATCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let started = Instant::now();
+    let tc = TestCluster::start(n).await;
+    eprintln!("generated and loaded {n} rows in {:?}", started.elapsed());
+    let uploads: usize = std::env::var("ALMAGEST_XMATCH_UPLOADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let t = targets(&tc.rows, uploads, 3);
+    let ctx = tc
+        .coordinator
+        .query_session(vec![upload("targets", &t)])
+        .unwrap();
+    let plan = run(&ctx, &format!("EXPLAIN {XMATCH}")).await.unwrap();
+    eprintln!(
+        "{}",
+        datafusion::arrow::util::pretty::pretty_format_batches(&plan).unwrap()
+    );
+    let started = Instant::now();
+    let got = pairs(&run(&ctx, XMATCH).await.unwrap());
+    let took = started.elapsed();
+    eprintln!(
+        "cross-match of {uploads} uploads x {n} rows: {} pairs in {took:?}",
+        got.len()
+    );
+    let started = Instant::now();
+    let (inside, border) = brute_force(&t, &tc.rows, ARCSEC);
+    eprintln!(
+        "brute force: {} pairs in {:?}",
+        inside.len(),
+        started.elapsed()
+    );
+    assert_same(&got, &inside, &border);
+    tc.stop().await;
+}
