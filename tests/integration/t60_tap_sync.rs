@@ -547,6 +547,68 @@ async fn t60_tap_sync() -> Result<()> {
         .await?;
     ensure!(status == 400 && msg.contains("no such part"), "{msg}");
 
+    // An upload joined with the partitioned table: four known ids and one that does not
+    // exist, names with XML specials; the upload name is matched case-insensitively.
+    let targets: Vec<&Row> = rows.iter().step_by(rows.len() / 4).take(4).collect();
+    let mut tabledata = String::new();
+    for (i, t) in targets.iter().enumerate() {
+        tabledata.push_str(&format!(
+            "<TR><TD>{}</TD><TD>star &lt;{i}&gt; &amp; co</TD></TR>",
+            t.source_id
+        ));
+    }
+    tabledata.push_str("<TR><TD>-42</TD><TD>nobody</TD></TR>");
+    let votable = format!(
+        "<?xml version=\"1.0\"?><VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\
+         <RESOURCE><TABLE><FIELD name=\"SID\" datatype=\"long\"/>\
+         <FIELD name=\"label\" datatype=\"char\" arraysize=\"*\"/>\
+         <DATA><TABLEDATA>{tabledata}</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>"
+    );
+    let form = reqwest::multipart::Form::new()
+        .text("LANG", "ADQL")
+        .text(
+            "QUERY",
+            "SELECT u.label, g.source_id, g.ra, g.dec, g.phot_g_mean_mag \
+             FROM TAP_UPLOAD.targets AS u JOIN test.gaia AS g ON g.source_id = u.sid \
+             ORDER BY g.source_id",
+        )
+        .text("UPLOAD", "Targets,param:t1")
+        .text("RESPONSEFORMAT", "json")
+        .part(
+            "t1",
+            reqwest::multipart::Part::bytes(votable.into_bytes()).file_name("targets.xml"),
+        );
+    let resp = tap
+        .http
+        .post(format!("{}/sync", tap.url))
+        .multipart(form)
+        .send()
+        .await?;
+    let status = resp.status();
+    let body = resp.text().await?;
+    ensure!(status == 200, "upload join: {status}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    let data = v["data"].as_array().context("data")?;
+    let mut expected: Vec<(usize, &&Row)> = targets.iter().enumerate().collect();
+    expected.sort_by_key(|(_, r)| r.source_id);
+    ensure!(data.len() == expected.len(), "upload join rows: {body}");
+    for (row, (i, t)) in data.iter().zip(&expected) {
+        ensure!(row[0] == format!("star <{i}> & co").as_str(), "{row}");
+        ensure!(row[1].as_i64() == Some(t.source_id), "{row}");
+        ensure!(
+            row[2].as_f64().map(f64::to_bits) == Some(t.ra.to_bits()),
+            "{row}"
+        );
+        ensure!(
+            row[3].as_f64().map(f64::to_bits) == Some(t.dec.to_bits()),
+            "{row}"
+        );
+        ensure!(
+            row[4].as_f64().map(f64::to_bits) == t.g.map(f64::to_bits),
+            "{row}"
+        );
+    }
+
     // VOSI and DALI documents.
     let host = format!("127.0.0.1:{}", cluster.http_port);
     let caps = tap

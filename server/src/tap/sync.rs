@@ -9,13 +9,12 @@
 
 use std::sync::{Arc, OnceLock};
 
+use almagest_coordinator::{CoordinatorError, UploadTable};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -50,17 +49,6 @@ fn started_at() -> chrono::DateTime<chrono::Utc> {
 
 /// The LANG values accepted.
 pub const LANGUAGES: &[&str] = &["ADQL", "ADQL-2.0", "ADQL-2.1"];
-
-/// An uploaded table, read and named, ready for the query session.
-#[derive(Debug, Clone)]
-pub struct UploadedTable {
-    /// The name the query uses after `TAP_UPLOAD.`, lower-cased when regular.
-    pub name: String,
-    /// Arrow schema of the rows.
-    pub schema: SchemaRef,
-    /// The rows.
-    pub batches: Vec<RecordBatch>,
-}
 
 /// Checks the parameters of a query request (LANG, QUERY, REQUEST, RESPONSEFORMAT,
 /// MAXREC) and returns the query text, format and effective MAXREC.
@@ -104,8 +92,8 @@ pub fn check_query_params(
 }
 
 /// Reads every table named by `UPLOAD`.
-pub fn read_uploads(params: &TapParams, config: &super::TapConfig) -> Result<Vec<UploadedTable>> {
-    let mut out: Vec<UploadedTable> = Vec::new();
+pub fn read_uploads(params: &TapParams, config: &super::TapConfig) -> Result<Vec<UploadTable>> {
+    let mut out: Vec<UploadTable> = Vec::new();
     for upload in &params.uploads {
         let name = upload.name.trim();
         let regular = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
@@ -151,7 +139,7 @@ pub fn read_uploads(params: &TapParams, config: &super::TapConfig) -> Result<Vec
             TapError::Upload(m) => TapError::upload(format!("table '{name}': {m}")),
             other => other,
         })?;
-        out.push(UploadedTable {
+        out.push(UploadTable {
             name,
             schema,
             batches,
@@ -167,26 +155,23 @@ async fn sync(State(state): State<Arc<TapState>>, params: TapParams) -> Response
     }
 }
 
-/// Plans `query` (ADQL) with the given uploads and starts it.
+/// Plans `query` (ADQL) in a session of its own holding the uploads as
+/// `TAP_UPLOAD.<name>`, and starts it.
 pub async fn start_query(
     state: &TapState,
     query: &str,
-    uploads: Vec<UploadedTable>,
+    uploads: Vec<UploadTable>,
 ) -> Result<SendableRecordBatchStream> {
     let sql = almagest_adql::translate_sql(query)?;
-    let ctx = if uploads.is_empty() {
-        state.coordinator.session_context()
-    } else {
-        return Err(TapError::upload(format!(
-            "uploaded tables ({}) cannot be queried yet: this server's query engine has no \
-             upload support",
-            uploads
-                .iter()
-                .map(|u| u.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
+    // A per-query session: uploaded tables are seen by this query only.
+    let ctx = state
+        .coordinator
+        .query_session(uploads)
+        .map_err(|e| match e {
+            CoordinatorError::InvalidRequest(m) => TapError::upload(m),
+            CoordinatorError::DataFusion(e) => TapError::from(e),
+            other => TapError::internal(other.to_string()),
+        })?;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
