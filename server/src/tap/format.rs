@@ -1627,6 +1627,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn times_are_iso8601() {
+        use datafusion::arrow::array::{Date32Array, TimestampSecondArray};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("d", DataType::Date32, true),
+            Field::new(
+                "utc",
+                DataType::Timestamp(TimeUnit::Second, Some("UTC".into())),
+                true,
+            ),
+            Field::new(
+                "paris",
+                DataType::Timestamp(TimeUnit::Second, Some("+01:00".into())),
+                true,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Date32Array::from(vec![Some(19675), None])),
+                Arc::new(
+                    TimestampSecondArray::from(vec![Some(1_700_000_000), None])
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(
+                    TimestampSecondArray::from(vec![Some(1_700_000_000), None])
+                        .with_timezone("+01:00"),
+                ),
+            ],
+        )
+        .unwrap();
+        let csv = text(render(OutputFormat::Csv, vec![batch], ResultOptions::default()).await);
+        assert_eq!(
+            csv,
+            "d,utc,paris\r\n2023-11-14,2023-11-14T22:13:20Z,2023-11-14T22:13:20Z\r\n,,\r\n"
+        );
+    }
+
+    #[tokio::test]
     async fn column_info_in_fields() {
         let schema = Arc::new(Schema::new(vec![Field::new(
             "ra",
