@@ -664,7 +664,7 @@ async fn t60_tap_sync() -> Result<()> {
         .await?;
     let queries = xml_texts(&examples, "pre")?;
     ensure!(queries.len() >= 4, "{examples}");
-    ensure!(examples.contains("vocab=\"ivo://ivoa.net/std/DALI-examples\""));
+    ensure!(examples.contains("vocab=\"http://www.ivoa.net/rdf/examples#\""));
     ensure!(examples.matches("typeof=\"example\"").count() == queries.len());
     ensure!(examples.matches("property=\"name\"").count() == queries.len());
     ensure!(examples.matches("property=\"query\"").count() == queries.len());

@@ -21,8 +21,11 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
 use super::error::{escape_xml, Result, TapError};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+
 use super::format::{
-    stream_result, validate_schema, OutputFormat, ResultOptions, DECLARED_FORMATS,
+    stream_result, validate_schema, ColumnInfo, OutputFormat, ResultOptions, DECLARED_FORMATS,
 };
 use super::params::TapParams;
 use super::votable::read_votable;
@@ -155,13 +158,22 @@ async fn sync(State(state): State<Arc<TapState>>, params: TapParams) -> Response
     }
 }
 
+/// A started query: its rows, and the unit/UCD/description of the result columns that
+/// are plain references to catalog columns.
+pub struct StartedQuery {
+    /// The rows, not yet pulled.
+    pub stream: SendableRecordBatchStream,
+    /// Metadata for the result columns that could be traced to a catalog column.
+    pub columns: Vec<ColumnInfo>,
+}
+
 /// Plans `query` (ADQL) in a session of its own holding the uploads as
 /// `TAP_UPLOAD.<name>`, and starts it.
 pub async fn start_query(
     state: &TapState,
     query: &str,
     uploads: Vec<UploadTable>,
-) -> Result<SendableRecordBatchStream> {
+) -> Result<StartedQuery> {
     let sql = almagest_adql::translate_sql(query)?;
     // A per-query session: uploaded tables are seen by this query only.
     let ctx = state
@@ -177,14 +189,86 @@ pub async fn start_query(
         .with_allow_dml(false)
         .with_allow_statements(false);
     let frame = ctx.sql_with_options(&sql, options).await?;
-    Ok(frame.execute_stream().await?)
+    let columns = column_infos(state, frame.logical_plan());
+    Ok(StartedQuery {
+        stream: frame.execute_stream().await?,
+        columns,
+    })
+}
+
+/// Unit, UCD and description of the result columns that are plain (possibly renamed)
+/// references to a column of a catalog table the query reads, when the name identifies
+/// one column of those tables.
+fn column_infos(state: &TapState, plan: &LogicalPlan) -> Vec<ColumnInfo> {
+    let mut tables = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Some(schema) = scan.table_name.schema() {
+                tables.push(format!("{}.{}", schema, scan.table_name.table()));
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if tables.is_empty() {
+        return Vec::new();
+    }
+    let catalog = state.coordinator.catalog().state();
+    let metas: Vec<_> = tables
+        .iter()
+        .filter_map(|t| catalog.tables.get(t))
+        .flat_map(|t| t.columns.iter())
+        .collect();
+    // Down to the projection that names the output columns.
+    let mut node = plan;
+    let projection = loop {
+        match node {
+            LogicalPlan::Projection(p) => break p,
+            LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::Filter(_) => {
+                match node.inputs().first() {
+                    Some(input) => node = input,
+                    None => return Vec::new(),
+                }
+            }
+            _ => return Vec::new(),
+        }
+    };
+    let output = plan.schema();
+    projection
+        .expr
+        .iter()
+        .zip(output.fields())
+        .filter_map(|(expr, field)| {
+            let source = match expr {
+                Expr::Column(c) => c,
+                Expr::Alias(alias) => match alias.expr.as_ref() {
+                    Expr::Column(c) => c,
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            let mut found = metas.iter().filter(|m| m.name == source.name);
+            let meta = found.next()?;
+            if found.any(|other| (&other.unit, &other.ucd) != (&meta.unit, &meta.ucd)) {
+                return None;
+            }
+            Some(ColumnInfo {
+                name: field.name().clone(),
+                unit: meta.unit.clone(),
+                ucd: meta.ucd.clone(),
+                description: meta.description.clone(),
+            })
+        })
+        .collect()
 }
 
 async fn run_sync(state: &TapState, params: &TapParams) -> Result<Response> {
     let (query, format, maxrec) = check_query_params(params, &state.config)?;
     let uploads = read_uploads(params, &state.config)?;
     tracing::info!(%query, ?format, maxrec, uploads = uploads.len(), "TAP sync query");
-    let mut stream = start_query(state, &query, uploads).await?;
+    let StartedQuery {
+        mut stream,
+        columns,
+    } = start_query(state, &query, uploads).await?;
     let schema = stream.schema();
     validate_schema(&schema)?;
     // Wait for the first batch, so that a query failing at once gets an HTTP error status.
@@ -212,7 +296,7 @@ async fn run_sync(state: &TapState, params: &TapParams) -> Result<Response> {
         ResultOptions {
             maxrec: Some(maxrec),
             overflow: false,
-            columns: Vec::new(),
+            columns,
         },
     );
     Ok((
@@ -283,10 +367,6 @@ const FEATURES: &[(&str, &[&str])] = &[
     (
         "ivo://ivoa.net/std/TAPRegExt#features-adql-common-table",
         &["WITH"],
-    ),
-    (
-        "ivo://ivoa.net/std/TAPRegExt#features-adql-conditional",
-        &["COALESCE", "NULLIF"],
     ),
 ];
 
@@ -389,11 +469,11 @@ pub fn capabilities_document(base: &str, config: &super::TapConfig) -> String {
         "    <executionDuration>\n      <default>3600</default>\n    </executionDuration>\n",
     );
     s.push_str(&format!(
-        "    <outputLimit>\n      <default unit=\"rows\">{}</default>\n      <hard unit=\"rows\">{}</hard>\n    </outputLimit>\n",
+        "    <outputLimit>\n      <default unit=\"row\">{}</default>\n      <hard unit=\"row\">{}</hard>\n    </outputLimit>\n",
         config.default_maxrec, config.hard_maxrec
     ));
     s.push_str(&format!(
-        "    <uploadLimit>\n      <hard unit=\"bytes\">{}</hard>\n    </uploadLimit>\n",
+        "    <uploadLimit>\n      <hard unit=\"byte\">{}</hard>\n    </uploadLimit>\n",
         config.max_upload_bytes
     ));
     s.push_str("  </capability>\n");
@@ -464,7 +544,7 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
         "histogram",
         "Magnitude histogram",
         "Star counts per whole G magnitude over the whole sky.",
-        "SELECT FLOOR(phot_g_mean_mag) AS g, COUNT(*) AS n\nFROM demo.gaia\nWHERE phot_g_mean_mag IS NOT NULL\nGROUP BY FLOOR(phot_g_mean_mag)\nORDER BY g",
+        "SELECT g, COUNT(*) AS n\nFROM (SELECT FLOOR(phot_g_mean_mag) AS g FROM demo.gaia\n      WHERE phot_g_mean_mag IS NOT NULL) AS m\nGROUP BY g\nORDER BY g",
     ),
     (
         "polygon",
@@ -481,7 +561,7 @@ pub fn examples_document() -> String {
         "<!DOCTYPE html>\n",
         "<html xmlns=\"http://www.w3.org/1999/xhtml\">\n",
         "<head><title>Almagest TAP examples</title></head>\n",
-        "<body vocab=\"ivo://ivoa.net/std/DALI-examples\">\n",
+        "<body vocab=\"http://www.ivoa.net/rdf/examples#\">\n",
         "<h1>Examples of queries to this TAP service</h1>\n",
     ));
     for (id, name, description, query) in EXAMPLES {
