@@ -15,6 +15,7 @@ use std::sync::Arc;
 use almagest_coordinator::Coordinator;
 use axum::Router;
 
+pub mod error;
 pub mod format;
 pub mod params;
 pub mod sync;

@@ -1,9 +1,506 @@
-use std::sync::Arc;
+//! The synchronous TAP 1.1 service and the VOSI/DALI resources around it:
+//! `/sync` (GET and POST, `REQUEST=doQuery`), `/capabilities` (VOSI 1.1 with a TAPRegExt
+//! capability), `/availability` (VOSI) and `/examples` (DALI examples, XHTML+RDFa).
+//!
+//! A query goes: parameters ([`TapParams`]) -> LANG/QUERY/RESPONSEFORMAT/MAXREC checked
+//! -> uploads read ([`read_votable`]) -> ADQL translated -> planned in the coordinator's
+//! session (DDL, DML and statements refused) -> the first batch awaited, so that an early
+//! failure is still an HTTP error -> the rest streamed ([`stream_result`]).
 
+use std::sync::{Arc, OnceLock};
+
+use almagest_coordinator::{CoordinatorError, UploadTable};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
+use datafusion::execution::context::SQLOptions;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
 
+use super::error::{escape_xml, Result, TapError};
+use super::format::{
+    stream_result, validate_schema, OutputFormat, ResultOptions, DECLARED_FORMATS,
+};
+use super::params::TapParams;
+use super::votable::read_votable;
 use super::TapState;
 
+/// The `/sync`, `/capabilities`, `/availability` and `/examples` routes (nested under
+/// `/tap`).
 pub fn routes() -> Router<Arc<TapState>> {
+    started_at();
     Router::new()
+        .route("/sync", get(sync).post(sync))
+        .route("/capabilities", get(capabilities))
+        .route("/availability", get(availability))
+        .route("/examples", get(examples))
+        // TapParams enforces TapConfig::max_upload_bytes itself.
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// When this process started serving TAP.
+fn started_at() -> chrono::DateTime<chrono::Utc> {
+    static STARTED: OnceLock<chrono::DateTime<chrono::Utc>> = OnceLock::new();
+    *STARTED.get_or_init(chrono::Utc::now)
+}
+
+/// The LANG values accepted.
+pub const LANGUAGES: &[&str] = &["ADQL", "ADQL-2.0", "ADQL-2.1"];
+
+/// Checks the parameters of a query request (LANG, QUERY, REQUEST, RESPONSEFORMAT,
+/// MAXREC) and returns the query text, format and effective MAXREC.
+pub fn check_query_params(
+    params: &TapParams,
+    config: &super::TapConfig,
+) -> Result<(String, OutputFormat, u64)> {
+    if let Some(request) = params.get("REQUEST") {
+        if !request.eq_ignore_ascii_case("doQuery") {
+            return Err(TapError::bad_request(format!(
+                "REQUEST={request} is not supported; the only request TAP 1.1 serves at /sync \
+                 is doQuery (and REQUEST may be left out)"
+            )));
+        }
+    }
+    let lang = params.lang.as_deref().map(str::trim).ok_or_else(|| {
+        TapError::bad_request("missing parameter LANG; send LANG=ADQL with the QUERY")
+    })?;
+    if !LANGUAGES.iter().any(|l| l.eq_ignore_ascii_case(lang)) {
+        return Err(TapError::UnsupportedLanguage {
+            given: lang.to_string(),
+        });
+    }
+    let query = params
+        .query
+        .as_deref()
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| {
+            TapError::bad_request("missing parameter QUERY; send the ADQL query in QUERY")
+        })?
+        .to_string();
+    let format = match params.format.as_deref().map(str::trim) {
+        None | Some("") => OutputFormat::VoTable,
+        Some(f) => OutputFormat::parse(f)?,
+    };
+    let maxrec = params
+        .maxrec()?
+        .unwrap_or(config.default_maxrec)
+        .min(config.hard_maxrec);
+    Ok((query, format, maxrec))
+}
+
+/// Reads every table named by `UPLOAD`.
+pub fn read_uploads(params: &TapParams, config: &super::TapConfig) -> Result<Vec<UploadTable>> {
+    let mut out: Vec<UploadTable> = Vec::new();
+    for upload in &params.uploads {
+        let name = upload.name.trim();
+        let regular = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !regular {
+            return Err(TapError::upload(format!(
+                "the table name '{name}' is not a regular ADQL identifier (letters, digits and \
+                 _, starting with a letter)"
+            )));
+        }
+        let name = name.to_ascii_lowercase();
+        if out.iter().any(|t| t.name == name) {
+            return Err(TapError::upload(format!(
+                "the table name '{name}' is uploaded twice"
+            )));
+        }
+        let uri = upload.uri.as_str();
+        let bytes = if let Some(part) = uri.strip_prefix("param:") {
+            params.files.get(part).ok_or_else(|| {
+                TapError::upload(format!(
+                    "UPLOAD={name},{uri} names the multipart part '{part}', but the request has \
+                     no such part; send the VOTable as a multipart/form-data part named '{part}'"
+                ))
+            })?
+        } else if uri.starts_with("http://") || uri.starts_with("https://") {
+            return Err(TapError::upload(if config.allow_http_upload {
+                format!(
+                    "fetching uploads by URL ({uri}) is not implemented yet; send the table \
+                     inline as a multipart part with UPLOAD={name},param:<part>"
+                )
+            } else {
+                format!(
+                    "this service does not fetch uploads by URL ({uri}); send the table inline \
+                     as a multipart part with UPLOAD={name},param:<part>"
+                )
+            }));
+        } else {
+            return Err(TapError::upload(format!(
+                "UPLOAD URI '{uri}' is not supported; use param:<part> (a multipart part)"
+            )));
+        };
+        let (schema, batches) = read_votable(bytes).map_err(|e| match e {
+            TapError::Upload(m) => TapError::upload(format!("table '{name}': {m}")),
+            other => other,
+        })?;
+        out.push(UploadTable {
+            name,
+            schema,
+            batches,
+        });
+    }
+    Ok(out)
+}
+
+async fn sync(State(state): State<Arc<TapState>>, params: TapParams) -> Response {
+    match run_sync(&state, &params).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Plans `query` (ADQL) in a session of its own holding the uploads as
+/// `TAP_UPLOAD.<name>`, and starts it.
+pub async fn start_query(
+    state: &TapState,
+    query: &str,
+    uploads: Vec<UploadTable>,
+) -> Result<SendableRecordBatchStream> {
+    let sql = almagest_adql::translate_sql(query)?;
+    // A per-query session: uploaded tables are seen by this query only.
+    let ctx = state
+        .coordinator
+        .query_session(uploads)
+        .map_err(|e| match e {
+            CoordinatorError::InvalidRequest(m) => TapError::upload(m),
+            CoordinatorError::DataFusion(e) => TapError::from(e),
+            other => TapError::internal(other.to_string()),
+        })?;
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let frame = ctx.sql_with_options(&sql, options).await?;
+    Ok(frame.execute_stream().await?)
+}
+
+async fn run_sync(state: &TapState, params: &TapParams) -> Result<Response> {
+    let (query, format, maxrec) = check_query_params(params, &state.config)?;
+    let uploads = read_uploads(params, &state.config)?;
+    tracing::info!(%query, ?format, maxrec, uploads = uploads.len(), "TAP sync query");
+    let mut stream = start_query(state, &query, uploads).await?;
+    let schema = stream.schema();
+    validate_schema(&schema)?;
+    // Wait for the first batch, so that a query failing at once gets an HTTP error status.
+    let mut first = Vec::new();
+    if maxrec > 0 {
+        loop {
+            match stream.next().await {
+                Some(Ok(batch)) if batch.num_rows() == 0 => continue,
+                Some(Ok(batch)) => {
+                    first.push(Ok(batch));
+                    break;
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            }
+        }
+    }
+    let stream: SendableRecordBatchStream = Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter(first).chain(stream),
+    ));
+    let body = stream_result(
+        format,
+        stream,
+        ResultOptions {
+            maxrec: Some(maxrec),
+            overflow: false,
+            columns: Vec::new(),
+        },
+    );
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, format.mime())],
+        body,
+    )
+        .into_response())
+}
+
+/// The base URL of the TAP service as the client reached it.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    format!("http://{host}/tap")
+}
+
+const XML_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+fn xml_response(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// ADQL features beyond the core, as TAPRegExt declares them: (type, forms).
+const FEATURES: &[(&str, &[&str])] = &[
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adqlgeo",
+        &[
+            "POINT",
+            "CIRCLE",
+            "BOX",
+            "POLYGON",
+            "CONTAINS",
+            "INTERSECTS",
+            "DISTANCE",
+            "AREA",
+            "CENTROID",
+            "COORD1",
+            "COORD2",
+            "COORDSYS",
+        ],
+    ),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-string",
+        &["LOWER", "UPPER", "ILIKE"],
+    ),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-offset",
+        &["OFFSET"],
+    ),
+    ("ivo://ivoa.net/std/TAPRegExt#features-adql-type", &["CAST"]),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-unit",
+        &["IN_UNIT"],
+    ),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-sets",
+        &["UNION", "EXCEPT", "INTERSECT"],
+    ),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-common-table",
+        &["WITH"],
+    ),
+    (
+        "ivo://ivoa.net/std/TAPRegExt#features-adql-conditional",
+        &["COALESCE", "NULLIF"],
+    ),
+];
+
+/// User-defined functions: (form, description).
+const UDFS: &[(&str, &str)] = &[
+    (
+        "scisql_s2angsep(ra1 DOUBLE, dec1 DOUBLE, ra2 DOUBLE, dec2 DOUBLE) -> DOUBLE",
+        "Angular separation in degrees between two positions given in degrees.",
+    ),
+    (
+        "scisql_s2ptincircle(ra DOUBLE, dec DOUBLE, ra_c DOUBLE, dec_c DOUBLE, radius DOUBLE) -> INTEGER",
+        "1 when the position lies in the circle (all in degrees), 0 otherwise.",
+    ),
+    (
+        "scisql_s2ptinbox(ra DOUBLE, dec DOUBLE, ra_min DOUBLE, dec_min DOUBLE, ra_max DOUBLE, dec_max DOUBLE) -> INTEGER",
+        "1 when the position lies in the longitude/latitude box (degrees; ra_min > ra_max wraps through 0), 0 otherwise.",
+    ),
+    (
+        "scisql_s2ptincpoly(ra DOUBLE, dec DOUBLE, ra1 DOUBLE, dec1 DOUBLE, ...) -> INTEGER",
+        "1 when the position lies in the convex spherical polygon with the given vertices (degrees), 0 otherwise.",
+    ),
+];
+
+fn interface(xsi_type: &str, role_std: bool, url: &str, use_: &str) -> String {
+    let role = if role_std {
+        " role=\"std\" version=\"1.1\""
+    } else {
+        ""
+    };
+    format!(
+        "    <interface xsi:type=\"{xsi_type}\"{role}>\n      <accessURL use=\"{use_}\">{}</accessURL>\n    </interface>\n",
+        escape_xml(url)
+    )
+}
+
+/// The VOSI capabilities document.
+pub fn capabilities_document(base: &str, config: &super::TapConfig) -> String {
+    let mut s = String::from(XML_HEAD);
+    s.push_str(concat!(
+        "<vosi:capabilities xmlns:vosi=\"http://www.ivoa.net/xml/VOSICapabilities/v1.0\"",
+        " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"",
+        " xmlns:vr=\"http://www.ivoa.net/xml/VOResource/v1.0\"",
+        " xmlns:vs=\"http://www.ivoa.net/xml/VODataService/v1.1\"",
+        " xmlns:tr=\"http://www.ivoa.net/xml/TAPRegExt/v1.0\"",
+        " xsi:schemaLocation=\"http://www.ivoa.net/xml/VOSICapabilities/v1.0",
+        " http://www.ivoa.net/xml/VOSICapabilities/v1.0",
+        " http://www.ivoa.net/xml/VOResource/v1.0 http://www.ivoa.net/xml/VOResource/v1.0",
+        " http://www.ivoa.net/xml/VODataService/v1.1 http://www.ivoa.net/xml/VODataService/v1.1",
+        " http://www.ivoa.net/xml/TAPRegExt/v1.0 http://www.ivoa.net/xml/TAPRegExt/v1.0\">\n"
+    ));
+    // TAP itself.
+    s.push_str(
+        "  <capability standardID=\"ivo://ivoa.net/std/TAP\" xsi:type=\"tr:TableAccess\">\n",
+    );
+    s.push_str(&interface("vs:ParamHTTP", true, base, "base"));
+    s.push_str("    <language>\n      <name>ADQL</name>\n");
+    s.push_str("      <version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.0\">2.0</version>\n");
+    s.push_str("      <version ivo-id=\"ivo://ivoa.net/std/ADQL#v2.1\">2.1</version>\n");
+    s.push_str(
+        "      <description>ADQL 2.1, queries run over sky-partitioned tables</description>\n",
+    );
+    for (kind, forms) in FEATURES {
+        s.push_str(&format!("      <languageFeatures type=\"{kind}\">\n"));
+        for form in *forms {
+            s.push_str(&format!(
+                "        <feature>\n          <form>{form}</form>\n        </feature>\n"
+            ));
+        }
+        s.push_str("      </languageFeatures>\n");
+    }
+    s.push_str("      <languageFeatures type=\"ivo://ivoa.net/std/TAPRegExt#features-udf\">\n");
+    for (form, description) in UDFS {
+        s.push_str(&format!(
+            "        <feature>\n          <form>{}</form>\n          <description>{}</description>\n        </feature>\n",
+            escape_xml(form),
+            escape_xml(description)
+        ));
+    }
+    s.push_str("      </languageFeatures>\n    </language>\n");
+    for declared in DECLARED_FORMATS {
+        match declared.ivo_id {
+            Some(id) => s.push_str(&format!("    <outputFormat ivo-id=\"{id}\">\n")),
+            None => s.push_str("    <outputFormat>\n"),
+        }
+        s.push_str(&format!(
+            "      <mime>{}</mime>\n",
+            escape_xml(declared.mime)
+        ));
+        for alias in declared.aliases {
+            s.push_str(&format!("      <alias>{alias}</alias>\n"));
+        }
+        s.push_str("    </outputFormat>\n");
+    }
+    s.push_str("    <uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-inline\"/>\n");
+    if config.allow_http_upload {
+        s.push_str("    <uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-http\"/>\n");
+    }
+    s.push_str("    <retentionPeriod>\n      <default>604800</default>\n    </retentionPeriod>\n");
+    s.push_str(
+        "    <executionDuration>\n      <default>3600</default>\n    </executionDuration>\n",
+    );
+    s.push_str(&format!(
+        "    <outputLimit>\n      <default unit=\"rows\">{}</default>\n      <hard unit=\"rows\">{}</hard>\n    </outputLimit>\n",
+        config.default_maxrec, config.hard_maxrec
+    ));
+    s.push_str(&format!(
+        "    <uploadLimit>\n      <hard unit=\"bytes\">{}</hard>\n    </uploadLimit>\n",
+        config.max_upload_bytes
+    ));
+    s.push_str("  </capability>\n");
+    // VOSI and DALI resources.
+    for (id, path, xsi_type) in [
+        (
+            "ivo://ivoa.net/std/VOSI#capabilities",
+            "capabilities",
+            "vs:ParamHTTP",
+        ),
+        (
+            "ivo://ivoa.net/std/VOSI#availability",
+            "availability",
+            "vs:ParamHTTP",
+        ),
+        ("ivo://ivoa.net/std/VOSI#tables", "tables", "vs:ParamHTTP"),
+        (
+            "ivo://ivoa.net/std/DALI#examples",
+            "examples",
+            "vr:WebBrowser",
+        ),
+    ] {
+        s.push_str(&format!("  <capability standardID=\"{id}\">\n"));
+        s.push_str(&interface(
+            xsi_type,
+            false,
+            &format!("{base}/{path}"),
+            "full",
+        ));
+        s.push_str("  </capability>\n");
+    }
+    s.push_str("</vosi:capabilities>\n");
+    s
+}
+
+async fn capabilities(State(state): State<Arc<TapState>>, headers: HeaderMap) -> Response {
+    xml_response(capabilities_document(&base_url(&headers), &state.config))
+}
+
+/// The VOSI availability document.
+pub fn availability_document(up_since: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "{XML_HEAD}<vosi:availability xmlns:vosi=\"http://www.ivoa.net/xml/VOSIAvailability/v1.0\">\n  \
+         <vosi:available>true</vosi:available>\n  <vosi:upSince>{}</vosi:upSince>\n</vosi:availability>\n",
+        up_since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+async fn availability() -> Response {
+    xml_response(availability_document(started_at()))
+}
+
+/// DALI examples: (id, name, description, query).
+const EXAMPLES: &[(&str, &str, &str, &str)] = &[
+    (
+        "cone",
+        "Cone search",
+        "Stars within 0.2 degrees of the Galactic centre.",
+        "SELECT source_id, ra, dec, phot_g_mean_mag\nFROM demo.gaia\nWHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 266.4, -28.9, 0.2))",
+    ),
+    (
+        "tables",
+        "Tables of the service",
+        "What TAP_SCHEMA says about the tables this service holds.",
+        "SELECT schema_name, table_name, description\nFROM TAP_SCHEMA.tables\nORDER BY schema_name, table_name",
+    ),
+    (
+        "histogram",
+        "Magnitude histogram",
+        "Star counts per whole G magnitude over the whole sky.",
+        "SELECT FLOOR(phot_g_mean_mag) AS g, COUNT(*) AS n\nFROM demo.gaia\nWHERE phot_g_mean_mag IS NOT NULL\nGROUP BY FLOOR(phot_g_mean_mag)\nORDER BY g",
+    ),
+    (
+        "polygon",
+        "Stars in a polygon",
+        "Stars inside a spherical polygon straddling RA 0.",
+        "SELECT source_id, ra, dec\nFROM demo.gaia\nWHERE 1 = CONTAINS(POINT('ICRS', ra, dec), POLYGON('ICRS', 355, -5, 5, -5, 5, 5, 355, 5))",
+    ),
+];
+
+/// The DALI examples document (XHTML with RDFa).
+pub fn examples_document() -> String {
+    let mut s = String::from(XML_HEAD);
+    s.push_str(concat!(
+        "<!DOCTYPE html>\n",
+        "<html xmlns=\"http://www.w3.org/1999/xhtml\">\n",
+        "<head><title>Almagest TAP examples</title></head>\n",
+        "<body vocab=\"ivo://ivoa.net/std/DALI-examples\">\n",
+        "<h1>Examples of queries to this TAP service</h1>\n",
+    ));
+    for (id, name, description, query) in EXAMPLES {
+        s.push_str(&format!(
+            "<div typeof=\"example\" id=\"{id}\" resource=\"#{id}\">\n  <h2 property=\"name\">{}</h2>\n  <p>{}</p>\n  <pre property=\"query\">{}</pre>\n</div>\n",
+            escape_xml(name),
+            escape_xml(description),
+            escape_xml(query)
+        ));
+    }
+    s.push_str("</body>\n</html>\n");
+    s
+}
+
+async fn examples() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/xhtml+xml; charset=utf-8")],
+        examples_document(),
+    )
+        .into_response()
 }

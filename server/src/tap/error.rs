@@ -1,0 +1,217 @@
+//! The one error type of the TAP service, and its rendering as a VOTable error document
+//! (`<INFO name="QUERY_STATUS" value="ERROR">`), which is how TAP 1.1 and DALI 1.1 report
+//! every failure to a client.
+
+use almagest_adql::AdqlError;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use datafusion::error::DataFusionError;
+
+/// Everything that can go wrong while serving a TAP request. Every variant but `Internal`
+/// is the client's mistake (or a limit it ran into) and says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum TapError {
+    /// A parameter is missing or has a value we cannot accept.
+    #[error("{0}")]
+    BadRequest(String),
+    /// `LANG` names a language this service does not speak.
+    #[error("LANG={given} is not supported; this service accepts LANG=ADQL (also spelled ADQL-2.0 or ADQL-2.1)")]
+    UnsupportedLanguage {
+        /// The LANG value as sent.
+        given: String,
+    },
+    /// The query text is not valid ADQL; the message keeps its "line L, column C".
+    #[error("{0}")]
+    Adql(#[from] AdqlError),
+    /// Planning or running the query failed (unknown table or column, type errors, ...).
+    #[error("{0}")]
+    Query(String),
+    /// An uploaded table could not be read or used.
+    #[error("UPLOAD: {0}")]
+    Upload(String),
+    /// The request body is larger than the service accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// Our bug, not the client's. The details go to the log, not to the client.
+    #[error("internal error (this is a bug in the server): {0}")]
+    Internal(String),
+}
+
+/// The `Result` of the TAP service.
+pub type Result<T, E = TapError> = std::result::Result<T, E>;
+
+impl TapError {
+    /// A missing or invalid parameter.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        TapError::BadRequest(message.into())
+    }
+
+    /// An uploaded table that cannot be read or used.
+    pub fn upload(message: impl Into<String>) -> Self {
+        TapError::Upload(message.into())
+    }
+
+    /// Our bug.
+    pub fn internal(message: impl Into<String>) -> Self {
+        TapError::Internal(message.into())
+    }
+
+    /// The HTTP status this error is reported with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            TapError::BadRequest(_)
+            | TapError::UnsupportedLanguage { .. }
+            | TapError::Query(_)
+            | TapError::Upload(_) => StatusCode::BAD_REQUEST,
+            TapError::Adql(AdqlError::Internal { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+            TapError::Adql(_) => StatusCode::BAD_REQUEST,
+            TapError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            TapError::NotFound(_) => StatusCode::NOT_FOUND,
+            TapError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message a client sees. Internal errors keep their details for the log.
+    pub fn client_message(&self) -> String {
+        match self {
+            TapError::Internal(_) | TapError::Adql(AdqlError::Internal { .. }) => {
+                "internal error (this is a bug in the server; the details are in its log)"
+                    .to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<DataFusionError> for TapError {
+    fn from(error: DataFusionError) -> Self {
+        // Look through the context and shared wrappers DataFusion adds around the cause.
+        match error.find_root() {
+            DataFusionError::Internal(message) => TapError::Internal(message.clone()),
+            DataFusionError::ResourcesExhausted(message) => TapError::Query(format!(
+                "the query needs more memory than the server allows ({message}); \
+                 select fewer rows or columns, or add a constraint"
+            )),
+            _ => TapError::Query(error.to_string()),
+        }
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for TapError {
+    fn from(error: datafusion::arrow::error::ArrowError) -> Self {
+        TapError::Query(error.to_string())
+    }
+}
+
+impl IntoResponse for TapError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "TAP request failed");
+        } else {
+            tracing::debug!(error = %self, "TAP request refused");
+        }
+        (
+            status,
+            [(header::CONTENT_TYPE, VOTABLE_MIME)],
+            error_document(&self.client_message()),
+        )
+            .into_response()
+    }
+}
+
+/// The MIME type of VOTable documents.
+pub const VOTABLE_MIME: &str = "application/x-votable+xml";
+
+/// The opening of every VOTable document we write: VOTable 1.4 keeps the 1.3 namespace.
+pub const VOTABLE_HEAD: &str = concat!(
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+    "<VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\" ",
+    "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" ",
+    "xsi:schemaLocation=\"http://www.ivoa.net/xml/VOTable/v1.3 ",
+    "http://www.ivoa.net/xml/VOTable/votable-1.4.xsd\">\n"
+);
+
+/// A VOTable error document: a `RESOURCE type="results"` holding only
+/// `<INFO name="QUERY_STATUS" value="ERROR">message</INFO>`.
+pub fn error_document(message: &str) -> String {
+    let mut doc = String::with_capacity(VOTABLE_HEAD.len() + message.len() + 128);
+    doc.push_str(VOTABLE_HEAD);
+    doc.push_str("<RESOURCE type=\"results\">\n<INFO name=\"QUERY_STATUS\" value=\"ERROR\">");
+    escape_xml_into(message, &mut doc);
+    doc.push_str("</INFO>\n</RESOURCE>\n</VOTABLE>\n");
+    doc
+}
+
+/// Appends `text` to `out` escaped for XML element content and double-quoted attribute
+/// values. Characters XML 1.0 cannot carry at all (most C0 controls) become U+FFFD.
+pub fn escape_xml_into(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+}
+
+/// `text` escaped for XML.
+pub fn escape_xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    escape_xml_into(text, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_document_escapes_and_has_status() {
+        let doc = error_document("bad <query> & \"x\"");
+        assert!(doc.starts_with(VOTABLE_HEAD));
+        assert!(doc.contains(
+            "<INFO name=\"QUERY_STATUS\" value=\"ERROR\">bad &lt;query&gt; &amp; &quot;x&quot;</INFO>"
+        ));
+        assert!(doc.contains("<RESOURCE type=\"results\">"));
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(TapError::bad_request("x").status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            TapError::TooLarge("x".into()).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            TapError::NotFound("x".into()).status(),
+            StatusCode::NOT_FOUND
+        );
+        let internal = TapError::internal("secret detail");
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!internal.client_message().contains("secret"));
+        let adql = TapError::from(AdqlError::syntax(
+            Some(almagest_adql::Position { line: 2, column: 7 }),
+            "unexpected FROM",
+        ));
+        assert_eq!(adql.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(adql.client_message(), "line 2, column 7: unexpected FROM");
+        assert!(TapError::UnsupportedLanguage {
+            given: "SQL".into()
+        }
+        .to_string()
+        .contains("LANG=ADQL"));
+    }
+
+    #[test]
+    fn control_characters_become_replacement() {
+        assert_eq!(escape_xml("a\u{1}b\tc"), "a\u{FFFD}b\tc");
+    }
+}
