@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages that building and testing Almagest need on Debian/Ubuntu:
 # libclang (RocksDB's Rust bindings are generated with bindgen at build time), psql for
-# the client tests, and Python with venv. Does nothing when they are already there.
+# the client tests, Python with venv, and STILTS (taplint checks the TAP service; it
+# brings a Java runtime). Does nothing when they are already there.
 set -euo pipefail
 need=()
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v stilts >/dev/null 2>&1 || need+=(stilts)
 if ! command -v python3 >/dev/null 2>&1; then
   need+=(python3 python3-venv)
 elif ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then

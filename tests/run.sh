@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Almagest on a fresh Debian machine: installs what the tests need
-# (libclang for RocksDB's bindings, psql, a Python venv with psycopg), then the whole
-# workspace's tests on the debug build. .ci/run calls exactly this.
+# (libclang for RocksDB's bindings, psql, STILTS, a Python venv with psycopg, pyvo and
+# astroquery), then the whole workspace's tests on the debug build. .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/almagest-target}"
 
 scripts/deps.sh
 
-# Python clients for the client-compatibility tests.
+# Python clients for the client-compatibility tests (psycopg, pyvo, astroquery).
 venv="$CARGO_TARGET_DIR/test-venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"

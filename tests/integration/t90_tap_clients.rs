@@ -1,1 +1,385 @@
-//! External TAP clients: pyvo, astroquery, STILTS taplint; ADQL slt over TAP.
+//! External TAP clients against a standalone cluster: the ADQL sqllogictest files of
+//! `tests/slt/tap/` over `/tap/sync`, pyvo and astroquery (tests/clients/tap_clients.py)
+//! checked against the brute-force reference, and STILTS taplint.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, ensure, Context, Result};
+use rand::{Rng, SeedableRng};
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+use crate::harness::{self, Cluster};
+use crate::reference::{self, Row};
+
+#[derive(Debug)]
+pub struct TapError(String);
+
+impl std::fmt::Display for TapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TapError {}
+
+/// A sqllogictest database that sends every statement as strict ADQL to `/tap/sync` and
+/// reads the JSON output format. Errors are the text of the VOTable error document.
+pub struct TapDb {
+    http: reqwest::Client,
+    url: String,
+}
+
+/// The message of a VOTable error document (`<INFO name="QUERY_STATUS" value="ERROR">`).
+pub fn votable_error_message(body: &str) -> Option<String> {
+    let at = body.find("value=\"ERROR\"")?;
+    let rest = &body[at..];
+    let start = rest.find('>')? + 1;
+    let end = rest.find("</INFO>")?;
+    Some(
+        rest[start..end]
+            .trim()
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+fn json_cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "NULL".into(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a.iter().map(json_cell).collect::<Vec<_>>().join(" "),
+        other => other.to_string(),
+    }
+}
+
+#[async_trait::async_trait]
+impl sqllogictest::AsyncDB for TapDb {
+    type Error = TapError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, adql: &str) -> Result<DBOutput<DefaultColumnType>, TapError> {
+        let resp = self
+            .http
+            .post(format!("{}/sync", self.url))
+            .form(&[
+                ("REQUEST", "doQuery"),
+                ("LANG", "ADQL"),
+                ("RESPONSEFORMAT", "json"),
+                ("QUERY", adql),
+            ])
+            .send()
+            .await
+            .map_err(|e| TapError(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| TapError(e.to_string()))?;
+        if !status.is_success() {
+            return Err(TapError(
+                votable_error_message(&body).unwrap_or(format!("HTTP {status}: {body}")),
+            ));
+        }
+        let doc: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| TapError(format!("not JSON ({e}): {body}")))?;
+        let columns = doc["metadata"].as_array().map_or(0, Vec::len);
+        let rows = doc["data"]
+            .as_array()
+            .ok_or_else(|| TapError(format!("no data array: {body}")))?
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .map(|cells| cells.iter().map(json_cell).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; columns],
+            rows,
+        })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "almagest-tap"
+    }
+
+    async fn sleep(dur: std::time::Duration) {
+        tokio::time::sleep(dur).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t90_adql_slt_over_tap() -> Result<()> {
+    let dir = harness::test_dir("t90slt");
+    let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
+    let points = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/points.csv"
+    ));
+    cluster.load("test.points", Some(("ra", "dec", "id")), &[&points])?;
+    let slt_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/slt/tap"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&slt_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        .collect();
+    files.sort();
+    ensure!(!files.is_empty(), "no .slt files in {}", slt_dir.display());
+    let url = cluster.tap_url();
+    for file in files {
+        let url = url.clone();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let url = url.clone();
+            async move {
+                Ok(TapDb {
+                    http: reqwest::Client::new(),
+                    url,
+                })
+            }
+        });
+        runner
+            .run_file_async(&file)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// Ids of reference rows surely inside the cone, and of rows too close to its edge to
+/// call (either answer is accepted for those).
+fn cone(rows: &[Row], ra: f64, dec: f64, r: f64) -> (BTreeSet<i64>, BTreeSet<i64>) {
+    let mut sure = BTreeSet::new();
+    let mut edge = BTreeSet::new();
+    for row in rows {
+        match reference::in_circle(row, ra, dec, r) {
+            Some(true) => {
+                sure.insert(row.source_id);
+            }
+            None => {
+                edge.insert(row.source_id);
+            }
+            Some(false) => {}
+        }
+    }
+    (sure, edge)
+}
+
+fn check_ids(
+    what: &str,
+    got: &serde_json::Value,
+    want: &(BTreeSet<i64>, BTreeSet<i64>),
+) -> Result<()> {
+    let got: Vec<i64> = got
+        .as_array()
+        .with_context(|| format!("{what}: not a list: {got}"))?
+        .iter()
+        .filter_map(|x| x.as_i64())
+        .collect();
+    let got_set: BTreeSet<i64> = got.iter().copied().collect();
+    ensure!(got_set.len() == got.len(), "{what}: duplicate rows");
+    let missing: Vec<_> = want.0.difference(&got_set).collect();
+    let extra: Vec<_> = got_set
+        .difference(&want.0)
+        .filter(|id| !want.1.contains(id))
+        .collect();
+    ensure!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: {} rows, expected {}; missing {missing:?}, extra {extra:?}",
+        got.len(),
+        want.0.len()
+    );
+    ensure!(!got.is_empty(), "{what}: an empty answer proves nothing");
+    Ok(())
+}
+
+/// The reference cross-match: every (target, source) pair within `r` degrees, by brute
+/// force over rows sorted by declination.
+fn xmatch(
+    rows: &[Row],
+    targets: &[(i64, f64, f64)],
+    r: f64,
+) -> (BTreeSet<(i64, i64)>, BTreeSet<(i64, i64)>) {
+    let mut by_dec: Vec<&Row> = rows.iter().collect();
+    by_dec.sort_by(|a, b| a.dec.total_cmp(&b.dec));
+    let mut sure = BTreeSet::new();
+    let mut edge = BTreeSet::new();
+    for &(id, ra, dec) in targets {
+        let lo = by_dec.partition_point(|row| row.dec < dec - r - 1e-6);
+        for row in &by_dec[lo..] {
+            if row.dec > dec + r + 1e-6 {
+                break;
+            }
+            match reference::in_circle(row, ra, dec, r) {
+                Some(true) => {
+                    sure.insert((id, row.source_id));
+                }
+                None => {
+                    edge.insert((id, row.source_id));
+                }
+                Some(false) => {}
+            }
+        }
+    }
+    (sure, edge)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t91_pyvo_astroquery_taplint() -> Result<()> {
+    let file = harness::catalog_file();
+    let rows = reference::read_catalog(file);
+    let dir = harness::test_dir("t91");
+    let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
+    cluster.load("test.gaia", Some(("ra", "dec", "source_id")), &[file])?;
+
+    // 10,000 upload targets: half within an arcsecond of catalog sources, half anywhere.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut targets = Vec::new();
+    for i in 0..10_000i64 {
+        let (ra, dec) = if i % 2 == 0 {
+            let row = &rows[rng.random_range(0..rows.len())];
+            let dra = rng.random_range(-1.0..1.0) / 3600.0;
+            let ddec = rng.random_range(-1.0..1.0) / 3600.0;
+            (
+                (row.ra + dra).rem_euclid(360.0),
+                (row.dec + ddec).clamp(-90.0, 90.0),
+            )
+        } else {
+            let z: f64 = rng.random_range(-1.0..1.0);
+            (rng.random_range(0.0..360.0), z.asin().to_degrees())
+        };
+        targets.push((i, ra, dec));
+    }
+    let csv = dir.join("targets.csv");
+    let mut text = String::from("pos_id,ra,dec\n");
+    for (i, ra, dec) in &targets {
+        text.push_str(&format!("{i},{ra:?},{dec:?}\n"));
+    }
+    std::fs::write(&csv, text)?;
+
+    let python = std::env::var("ALMAGEST_TEST_PYTHON").context(
+        "ALMAGEST_TEST_PYTHON must name a Python with pyvo and astroquery (tests/run.sh creates the venv)",
+    )?;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/clients/tap_clients.py"
+    );
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(cluster.tap_url())
+        .arg(&csv)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "TAP client script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| String::from_utf8_lossy(&out.stdout).into_owned())?;
+    for (step, value) in v.as_object().context("object")? {
+        if value.get("exception").is_some() {
+            bail!("client step {step} raised: {}", value);
+        }
+    }
+
+    let names = &v["tables"]["names"];
+    ensure!(
+        names
+            .as_array()
+            .is_some_and(|n| n.iter().any(|x| x == "test.gaia")
+                && n.iter()
+                    .any(|x| x == "tap_schema.columns" || x == "TAP_SCHEMA.columns")),
+        "service.tables: {names}"
+    );
+    let cols = &v["tables"]["gaia_columns"];
+    for c in [
+        "source_id",
+        "ra",
+        "dec",
+        "parallax",
+        "phot_g_mean_mag",
+        "bp_rp",
+    ] {
+        ensure!(
+            cols.as_array().is_some_and(|a| a.iter().any(|x| x == c)),
+            "test.gaia lacks {c}: {cols}"
+        );
+    }
+    ensure!(
+        !cols
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "_hpx")),
+        "the hidden column is listed: {cols}"
+    );
+
+    let gc = cone(&rows, 266.4, -28.9, 0.5);
+    let wrap = cone(&rows, 0.2, 1.0, 2.0);
+    let pole = cone(&rows, 10.0, 89.5, 1.0);
+    check_ids("pyvo run_sync", &v["run_sync"], &gc)?;
+    check_ids("pyvo run_async", &v["run_async"], &wrap)?;
+    check_ids("pyvo job ids", &v["job_cycle"]["ids"], &pole)?;
+    ensure!(
+        v["job_cycle"]["phases"] == serde_json::json!(["PENDING", "COMPLETED"]),
+        "job phases {}",
+        v["job_cycle"]["phases"]
+    );
+    ensure!(v["job_cycle"]["deleted"] == true, "job not deleted");
+    check_ids("astroquery sync", &v["astroquery"]["sync"], &gc)?;
+    check_ids("astroquery async", &v["astroquery"]["async"], &wrap)?;
+
+    ensure!(
+        v["overflow"]["rows"] == 10 && v["overflow"]["warned"] == true,
+        "MAXREC=10: {}",
+        v["overflow"]
+    );
+    ensure!(
+        v["error"]["class"] == "DALQueryError"
+            && v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("nope")),
+        "error query: {}",
+        v["error"]
+    );
+
+    let want = xmatch(&rows, &targets, 2.0 / 3600.0);
+    let got: BTreeSet<(i64, i64)> = v["upload"]
+        .as_array()
+        .context("upload pairs")?
+        .iter()
+        .filter_map(|p| Some((p[0].as_i64()?, p[1].as_i64()?)))
+        .collect();
+    let missing: Vec<_> = want.0.difference(&got).take(5).collect();
+    let extra: Vec<_> = got
+        .difference(&want.0)
+        .filter(|p| !want.1.contains(p))
+        .take(5)
+        .collect();
+    ensure!(
+        missing.is_empty() && extra.is_empty() && want.0.len() > 4000,
+        "cross-match of 10,000 uploaded targets: {} pairs, expected {}; missing {missing:?}, extra {extra:?}",
+        got.len(),
+        want.0.len()
+    );
+
+    // STILTS taplint over every stage; errors fail the test, warnings are printed.
+    let lint = Command::new("stilts")
+        .args(["taplint", "report=EWF", "maxrepeat=3"])
+        .arg(format!("tapurl={}", cluster.tap_url()))
+        .output()
+        .context("stilts must be installed (scripts/deps.sh installs it)")?;
+    let report = String::from_utf8_lossy(&lint.stdout);
+    let totals = report
+        .lines()
+        .find(|l| l.starts_with("Totals:"))
+        .with_context(|| format!("no Totals line in taplint output:\n{report}"))?;
+    println!("taplint {totals}");
+    let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E-")).collect();
+    ensure!(
+        errors.is_empty(),
+        "taplint errors ({totals}):\n{}",
+        errors.join("\n")
+    );
+    Ok(())
+}

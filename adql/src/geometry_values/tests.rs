@@ -1,0 +1,1 @@
+//! Tests of the geometry-value UDFs against independent computations.
