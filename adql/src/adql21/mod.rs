@@ -51,3 +51,6 @@ pub fn service_options() -> ParseOptions {
         .collect();
     ParseOptions { user_functions }
 }
+
+#[cfg(test)]
+mod tests;

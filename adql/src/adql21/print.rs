@@ -456,8 +456,20 @@ impl Printer<'_> {
                     BinaryOp::Concat => "||",
                     BinaryOp::BitAnd => "&",
                     BinaryOp::BitOr => "|",
-                    // `^` is exponentiation in PostgreSQL; `#` is its bitwise XOR.
-                    BinaryOp::BitXor => "#",
+                    BinaryOp::BitXor => {
+                        // `^` is exponentiation in PostgreSQL and XOR elsewhere; spelt with
+                        // OR and AND, a ^ b = (a | b) - (a & b) in any dialect.
+                        self.push("((");
+                        self.expr(left)?;
+                        self.push(" | ");
+                        self.expr(right)?;
+                        self.push(") - (");
+                        self.expr(left)?;
+                        self.push(" & ");
+                        self.expr(right)?;
+                        self.push("))");
+                        return Ok(());
+                    }
                     BinaryOp::Eq => "=",
                     BinaryOp::NotEq => "<>",
                     BinaryOp::Lt => "<",
