@@ -89,12 +89,13 @@ impl Coordinator {
         let results_dir = config.data_dir.join("results");
         let coordinator = Arc::new_cyclic(|me: &Weak<Coordinator>| {
             let me = me.clone();
-            let sessions: jobs::SessionFactory = Arc::new(move |uploads: Vec<JobUpload>| match me.upgrade() {
-                Some(coordinator) => coordinator.job_session(uploads),
-                None => Err(CoordinatorError::Internal(
-                    "a job ran after its coordinator stopped".into(),
-                )),
-            });
+            let sessions: jobs::SessionFactory =
+                Arc::new(move |uploads: Vec<JobUpload>| match me.upgrade() {
+                    Some(coordinator) => coordinator.job_session(uploads),
+                    None => Err(CoordinatorError::Internal(
+                        "a job ran after its coordinator stopped".into(),
+                    )),
+                });
             let jobs = Arc::new(JobManager::new(
                 catalog.clone(),
                 config.jobs.clone(),

@@ -80,6 +80,9 @@ impl JobManager {
         };
         tracing::info!(job_id = %id, lang = %job.lang, "job executing");
         let outcome = self.run_query(&job, aborted).await;
+        // The run is over (its stream dropped): nothing is left to abort. An abort from
+        // now on wins the compare-and-set below, and the result is removed.
+        lock(&self.running).remove(id);
         let mut update = JobUpdate::transition(id, &[JobPhase::Executing], JobPhase::Error);
         update.end_time_ms = Some(now_ms());
         match outcome {
@@ -190,7 +193,7 @@ async fn write_result(
     let mut stream = frame.execute_stream().await?;
     let file = std::fs::File::create(&path)?;
     let properties = WriterProperties::builder()
-        .set_max_row_group_size(row_group_rows.max(1))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .build();
     let parquet = |e| {
         CoordinatorError::Io(std::io::Error::other(format!(
