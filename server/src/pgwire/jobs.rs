@@ -28,6 +28,8 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::DFParser;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 
@@ -208,6 +210,7 @@ impl TableFunctionImpl for SubmitFunction {
         // Translated now, so that a syntax error is the SUBMIT's error.
         let sql = almagest_adql::translate_sql(&query)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        DFParser::parse_sql_with_dialect(&sql, &PostgreSqlDialect {})?;
         let schema = Arc::new(Schema::new(vec![Field::new(
             "job_id",
             DataType::Utf8,
