@@ -19,11 +19,14 @@ pub mod adql21;
 pub mod areaspec;
 pub mod error;
 mod geometry;
+pub mod geometry_values;
 pub mod region;
 pub mod translate;
 pub mod udf;
 
-pub use adql21::{parse_query, parse_query_with, ParseOptions, UserFunction};
+pub use adql21::{
+    adql_to_sql, adql_to_sql_with, parse_query, parse_query_with, ParseOptions, UserFunction,
+};
 pub use areaspec::{contains_areaspec, rewrite_areaspec};
 pub use error::{AdqlError, Position, Result};
 pub use region::{extract_region, plan_filters};

@@ -33,7 +33,11 @@ pub mod names {
 
 /// All the UDFs of this crate; the coordinator and the workers register the same set.
 pub fn udfs() -> Vec<Arc<ScalarUDF>> {
-    GeoFunction::ALL.iter().map(|f| f.udf()).collect()
+    GeoFunction::ALL
+        .iter()
+        .map(|f| f.udf())
+        .chain(crate::geometry_values::udfs())
+        .collect()
 }
 
 /// Registers [`udfs`] with `ctx`.

@@ -40,6 +40,15 @@ pub enum CoordinatorError {
     /// Remote call failed.
     #[error("gRPC error: {0}")]
     Rpc(String),
+    /// No asynchronous job has this id (it never existed or was destroyed).
+    #[error("job \"{0}\" does not exist")]
+    UnknownJob(String),
+    /// A job's result was asked for before the job completed.
+    #[error("job \"{id}\" has no result: it is {phase}, not COMPLETED")]
+    JobNotCompleted { id: String, phase: String },
+    /// A job cannot do what was asked in its current phase.
+    #[error("{0}")]
+    JobPhaseConflict(String),
     /// The query was cancelled by its client.
     #[error("canceling statement due to user request")]
     Cancelled,
@@ -63,6 +72,10 @@ impl CoordinatorError {
             CoordinatorError::Catalog(_) => "58000",
             CoordinatorError::Io(_) => "58030",
             CoordinatorError::DataFusion(_) => "XX000",
+            CoordinatorError::UnknownJob(_) => "42704",
+            CoordinatorError::JobNotCompleted { .. } | CoordinatorError::JobPhaseConflict(_) => {
+                "55000"
+            }
             CoordinatorError::Cancelled => "57014",
             CoordinatorError::Internal(_) => "XX000",
         }
@@ -75,7 +88,12 @@ impl CoordinatorError {
             CoordinatorError::InvalidRequest(_) | CoordinatorError::BadInput(_) => {
                 tonic::Status::invalid_argument(msg)
             }
-            CoordinatorError::UnknownTable(_) => tonic::Status::not_found(msg),
+            CoordinatorError::UnknownTable(_) | CoordinatorError::UnknownJob(_) => {
+                tonic::Status::not_found(msg)
+            }
+            CoordinatorError::JobNotCompleted { .. } | CoordinatorError::JobPhaseConflict(_) => {
+                tonic::Status::failed_precondition(msg)
+            }
             CoordinatorError::DuplicateTable(_) => tonic::Status::already_exists(msg),
             CoordinatorError::NoWorkers | CoordinatorError::Worker { .. } => {
                 tonic::Status::unavailable(msg)

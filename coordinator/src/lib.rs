@@ -5,12 +5,16 @@
 //! the [`table::AlmagestCatalog`] -> the [`distribute::DistributeRule`] cuts the optimized
 //! plan into fragments ([`fragment::FragmentSpec`], run by workers) and a merge plan (run
 //! here) -> [`fragment::FragmentExec`] streams Arrow batches from the workers.
+//!
+//! Asynchronous jobs ([`jobs::JobManager`], reached with [`Coordinator::jobs`]) keep their
+//! records in the catalog and their results as Parquet under `<data_dir>/results/`.
 
 pub mod catalog;
 pub mod distribute;
 pub mod error;
 pub mod fragment;
 pub mod ingest;
+pub mod jobs;
 pub mod service;
 pub mod session;
 pub mod table;
@@ -19,7 +23,7 @@ pub mod workers;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -29,6 +33,7 @@ pub use error::{CoordinatorError, Result};
 pub use session::UploadTable;
 
 use catalog::RaftCatalog;
+use jobs::{JobManager, JobUpload, JobsConfig};
 use service::{CoordinatorService, PendingLoad};
 use workers::WorkerPool;
 
@@ -50,6 +55,8 @@ pub struct CoordinatorConfig {
     pub memory_limit_bytes: usize,
     /// DataFusion partitions of the merge plan.
     pub target_partitions: usize,
+    /// The asynchronous job system.
+    pub jobs: JobsConfig,
 }
 
 /// A running coordinator.
@@ -59,6 +66,7 @@ pub struct Coordinator {
     pool: WorkerPool,
     ctx: Arc<SessionContext>,
     loads: tokio::sync::Mutex<HashMap<String, PendingLoad>>,
+    jobs: Arc<JobManager>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -81,13 +89,54 @@ impl Coordinator {
         .await?;
         let pool = WorkerPool::default();
         let ctx = Arc::new(build_session(&config, catalog.clone(), pool.clone())?);
-        Ok(Arc::new(Self {
-            config,
-            catalog,
-            pool,
-            ctx,
-            loads: tokio::sync::Mutex::new(HashMap::new()),
-        }))
+        let results_dir = config.data_dir.join("results");
+        let coordinator = Arc::new_cyclic(|me: &Weak<Coordinator>| {
+            let me = me.clone();
+            let sessions: jobs::SessionFactory =
+                Arc::new(move |uploads: Vec<JobUpload>| match me.upgrade() {
+                    Some(coordinator) => coordinator.job_session(uploads),
+                    None => Err(CoordinatorError::Internal(
+                        "a job ran after its coordinator stopped".into(),
+                    )),
+                });
+            let jobs = Arc::new(JobManager::new(
+                catalog.clone(),
+                config.jobs.clone(),
+                results_dir,
+                sessions,
+            ));
+            Self {
+                config,
+                catalog,
+                pool,
+                ctx,
+                loads: tokio::sync::Mutex::new(HashMap::new()),
+                jobs,
+            }
+        });
+        if let Err(e) = coordinator.jobs.start().await {
+            let _ = coordinator.shutdown().await;
+            return Err(e);
+        }
+        Ok(coordinator)
+    }
+
+    /// The asynchronous job system.
+    pub fn jobs(&self) -> &Arc<JobManager> {
+        &self.jobs
+    }
+
+    /// The session a job's query runs in. Uploaded tables are not supported yet: they need
+    /// per-query sessions with a `TAP_UPLOAD` schema.
+    fn job_session(&self, uploads: Vec<JobUpload>) -> Result<SessionContext> {
+        if let Some(upload) = uploads.first() {
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "cannot run a job with the uploaded table {:?}: table uploads are not supported \
+                 in asynchronous jobs yet",
+                upload.name
+            )));
+        }
+        Ok(SessionContext::new_with_state(self.ctx.state()))
     }
 
     /// The DataFusion session every front end plans and runs queries in.
@@ -110,6 +159,7 @@ impl Coordinator {
 
     /// Stops the catalog cleanly.
     pub async fn shutdown(&self) -> Result<()> {
+        self.jobs.shutdown().await;
         self.catalog.shutdown().await
     }
 }

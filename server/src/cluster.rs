@@ -122,10 +122,10 @@ pub async fn start_coordinator(
         }
     }));
 
-    let ctx = coordinator.session_context();
+    let pg_coordinator = coordinator.clone();
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = crate::pgwire::serve(pg, ctx, sd.wait()).await {
+        if let Err(e) = crate::pgwire::serve_coordinator(pg, pg_coordinator, sd.wait()).await {
             warn!(error = %e, "pgwire server stopped");
         }
     }));
@@ -249,6 +249,8 @@ pub struct StandaloneOptions {
     pub listen: CoordinatorListen,
     pub default_chunk_depth: u8,
     pub memory_limit_mb: usize,
+    /// The asynchronous job system.
+    pub jobs: almagest_coordinator::jobs::JobsConfig,
 }
 
 /// A running standalone cluster.
@@ -275,6 +277,7 @@ pub async fn start_standalone(
             default_chunk_depth: opts.default_chunk_depth,
             memory_limit_bytes: opts.memory_limit_mb * 1024 * 1024,
             target_partitions: threads,
+            jobs: opts.jobs.clone(),
         },
         opts.listen.clone(),
         shutdown.clone(),

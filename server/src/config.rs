@@ -38,6 +38,50 @@ pub struct CoordinatorSection {
     pub memory_limit_mb: usize,
     /// Parallelism of the merge plan.
     pub target_partitions: usize,
+    /// `[coordinator.jobs]`: asynchronous jobs (TAP async and `SUBMIT`).
+    pub jobs: JobsSection,
+}
+
+/// `[coordinator.jobs]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobsSection {
+    /// Execution-duration limit of a job that asks for none, seconds (0 = unlimited).
+    pub default_execution_duration_s: u64,
+    /// Largest execution duration a job may ask for, seconds (0 = no cap).
+    pub max_execution_duration_s: u64,
+    /// How long a job and its result are kept after creation, hours.
+    pub retention_hours: u64,
+    /// Jobs executing at once.
+    pub concurrency: usize,
+    /// How often expired jobs are deleted, seconds.
+    pub sweep_interval_s: u64,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        Self {
+            default_execution_duration_s: 3600,
+            max_execution_duration_s: 0,
+            retention_hours: 7 * 24,
+            concurrency: 2,
+            sweep_interval_s: 60,
+        }
+    }
+}
+
+impl JobsSection {
+    /// The coordinator's job settings.
+    pub fn to_config(&self) -> almagest_coordinator::jobs::JobsConfig {
+        almagest_coordinator::jobs::JobsConfig {
+            default_execution_duration_s: self.default_execution_duration_s,
+            max_execution_duration_s: self.max_execution_duration_s,
+            retention: std::time::Duration::from_secs(self.retention_hours.saturating_mul(3600)),
+            concurrency: self.concurrency,
+            sweep_interval: std::time::Duration::from_secs(self.sweep_interval_s),
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for CoordinatorSection {
@@ -51,6 +95,7 @@ impl Default for CoordinatorSection {
             default_chunk_depth: almagest_coordinator::catalog::DEFAULT_CHUNK_DEPTH,
             memory_limit_mb: 4096,
             target_partitions: 2,
+            jobs: JobsSection::default(),
         }
     }
 }
@@ -112,6 +157,12 @@ impl AlmagestConfig {
         }
         if c.memory_limit_mb < 64 {
             bail!("coordinator.memory_limit_mb must be at least 64");
+        }
+        if c.jobs.concurrency == 0 {
+            bail!("coordinator.jobs.concurrency must be at least 1");
+        }
+        if c.jobs.sweep_interval_s == 0 {
+            bail!("coordinator.jobs.sweep_interval_s must be at least 1");
         }
         if self.worker.id == 0 {
             bail!("worker.id must be positive");

@@ -195,6 +195,7 @@ fn standalone_options(data_dir: PathBuf, workers: u64, serve: &ServeArgs) -> Sta
         listen: listen(serve),
         default_chunk_depth: serve.chunk_depth,
         memory_limit_mb: serve.memory_limit_mb,
+        jobs: config::JobsSection::default().to_config(),
     }
 }
 
@@ -284,6 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     default_chunk_depth: c.default_chunk_depth,
                     memory_limit_bytes: c.memory_limit_mb * 1024 * 1024,
                     target_partitions: c.target_partitions,
+                    jobs: c.jobs.to_config(),
                 },
                 CoordinatorListen {
                     grpc: c.grpc_listen,

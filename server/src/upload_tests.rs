@@ -46,6 +46,7 @@ impl TestCluster {
                 },
                 default_chunk_depth: 3,
                 memory_limit_mb: 1024,
+                jobs: Default::default(),
             },
             shutdown,
         )
@@ -338,6 +339,34 @@ async fn t10_upload_sessions_are_isolated_and_cross_match_exactly() {
     .await
     .unwrap();
     assert_eq!(count(rows), 8);
+    // The generated catalog carries a unit (except the identifier), a UCD and a
+    // description for every column, from its Parquet field metadata.
+    let rows = run(
+        &session_a,
+        "SELECT count(*) FROM tap_schema.columns WHERE table_name = 'demo.gaia' \
+         AND ucd IS NOT NULL AND description IS NOT NULL \
+         AND (unit IS NOT NULL OR column_name = 'source_id')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(rows), 8);
+    let gaia = &tc.coordinator.catalog().state().tables["demo.gaia"];
+    assert_eq!(gaia.description.as_deref(), Some(gen::TABLE_DESCRIPTION));
+    let ra = &gaia.columns[1];
+    assert_eq!(
+        (
+            ra.unit.as_deref(),
+            ra.ucd.as_deref(),
+            ra.indexed,
+            ra.principal
+        ),
+        (Some("deg"), Some("pos.eq.ra;meta.main"), true, true)
+    );
+    let mag = &gaia.columns[6];
+    assert_eq!(
+        (mag.unit.as_deref(), mag.indexed, mag.principal),
+        (Some("mag"), false, false)
+    );
     tc.stop().await;
 }
 

@@ -1,1 +1,383 @@
-//! Asynchronous jobs over pgwire and UWS.
+//! Asynchronous jobs over pgwire and UWS against a standalone cluster: `SUBMIT`,
+//! `SHOW JOBS`, `job_result`, `CANCEL JOB` (simple and extended protocol), UWS phase
+//! transitions, 303s, WAIT and DELETE at `/tap/async`, and jobs crossing between the two
+//! front ends.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use reqwest::header::LOCATION;
+use reqwest::StatusCode;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::harness::{self, Cluster};
+
+/// The phase of a job, from `SHOW JOBS`.
+async fn phase(client: &Client, id: &str) -> Result<String> {
+    let rows = client.query("SHOW JOBS", &[]).await?;
+    rows.iter()
+        .find(|r| r.get::<_, String>("id") == id)
+        .map(|r| r.get::<_, String>("phase"))
+        .with_context(|| format!("job {id} not in SHOW JOBS"))
+}
+
+/// Polls `SHOW JOBS` until the job leaves the active phases.
+async fn finished(client: &Client, id: &str) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let p = phase(client, id).await?;
+        if !matches!(p.as_str(), "PENDING" | "QUEUED" | "EXECUTING") {
+            return Ok(p);
+        }
+        ensure!(Instant::now() < deadline, "job {id} still {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+fn ids(rows: &[tokio_postgres::Row]) -> Vec<i64> {
+    rows.iter().map(|r| r.get::<_, i64>(0)).collect()
+}
+
+/// Text of one XML element, e.g. `<uws:phase>` in a job document.
+fn element<'a>(doc: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = doc.find(&open)? + open.len();
+    let end = doc[start..].find(&format!("</{name}>"))? + start;
+    Some(&doc[start..end])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t80_jobs_over_pgwire_and_uws() -> Result<()> {
+    let dir = harness::test_dir("t80_jobs");
+    let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
+    cluster.load(
+        "test.gaia",
+        Some(("ra", "dec", "source_id")),
+        &[harness::catalog_file()],
+    )?;
+    let client = cluster.client().await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let tap = cluster.tap_url();
+
+    // SUBMIT over the extended protocol: one row, job_id; the job runs at once.
+    let sample = "SELECT source_id FROM test.gaia WHERE source_id % 97 = 0 ORDER BY source_id";
+    let direct = ids(&client.query(sample, &[]).await?);
+    ensure!(direct.len() > 100, "sample too small: {}", direct.len());
+    let submitted = client.query(&format!("SUBMIT {sample}"), &[]).await?;
+    ensure!(submitted.len() == 1);
+    let sql_job: String = submitted[0].get("job_id");
+    ensure!(finished(&client, &sql_job).await? == "COMPLETED");
+    let fetched = client
+        .query(&format!("SELECT * FROM job_result('{sql_job}')"), &[])
+        .await?;
+    ensure!(ids(&fetched) == direct, "job result differs from the query");
+    // job_result composes with SQL.
+    let counted = client
+        .query(
+            &format!("SELECT count(*) FROM job_result('{sql_job}') WHERE source_id > 0"),
+            &[],
+        )
+        .await?;
+    let positive = direct.iter().filter(|v| **v > 0).count() as i64;
+    ensure!(counted[0].get::<_, i64>(0) == positive);
+
+    // SUBMIT over the simple protocol.
+    let messages = client.simple_query("SUBMIT SELECT 42 AS answer;").await?;
+    let simple_job = messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .context("SUBMIT answered no row")?;
+    ensure!(finished(&client, &simple_job).await? == "COMPLETED");
+    let answer = client
+        .simple_query(&format!("SELECT * FROM job_result('{simple_job}')"))
+        .await?;
+    ensure!(matches!(&answer[1], SimpleQueryMessage::Row(r) if r.get(0) == Some("42")));
+
+    // SHOW JOBS: newest first, owned by the connection's user, SQL flavour.
+    let listed = client.query("SHOW JOBS", &[]).await?;
+    ensure!(listed.len() == 2);
+    ensure!(listed[0].get::<_, String>("id") == simple_job);
+    ensure!(listed[1].get::<_, String>("id") == sql_job);
+    ensure!(listed[1].get::<_, Option<String>>("owner").as_deref() == Some("almagest"));
+    ensure!(listed[1].get::<_, String>("lang") == "SQL");
+    ensure!(listed[1].get::<_, Option<i64>>("rows") == Some(direct.len() as i64));
+    ensure!(!listed[1].get::<_, bool>("overflow"));
+
+    // Errors: an unknown job is 42704; a syntax error in SUBMIT fails the SUBMIT.
+    let unknown = client
+        .query("SELECT * FROM job_result('no-such-job')", &[])
+        .await
+        .expect_err("unknown job");
+    ensure!(sqlstate(&unknown) == "42704", "{unknown:?}");
+    let bad = client
+        .simple_query("SUBMIT SELEC 1")
+        .await
+        .expect_err("syntax error");
+    ensure!(sqlstate(&bad) == "42601", "{bad:?}");
+
+    // CANCEL JOB stops a slow job.
+    let slow = client
+        .query(
+            "SUBMIT SELECT count(*) FROM test.gaia a CROSS JOIN test.gaia b",
+            &[],
+        )
+        .await?;
+    let slow_job: String = slow[0].get("job_id");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while phase(&client, &slow_job).await? != "EXECUTING" {
+        ensure!(Instant::now() < deadline, "slow job never executed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cancelled = client
+        .query(&format!("CANCEL JOB '{slow_job}'"), &[])
+        .await?;
+    ensure!(cancelled[0].get::<_, String>("phase") == "ABORTED");
+    ensure!(phase(&client, &slow_job).await? == "ABORTED");
+    let not_done = client
+        .query(&format!("SELECT * FROM job_result('{slow_job}')"), &[])
+        .await
+        .expect_err("aborted job has no result");
+    ensure!(sqlstate(&not_done) == "55000", "{not_done:?}");
+    ensure!(
+        not_done.to_string().contains("ABORTED") || format!("{not_done:?}").contains("ABORTED")
+    );
+
+    // UWS: create (PENDING), 303 to the absolute job URL.
+    let created = http
+        .post(format!("{tap}/async"))
+        .form(&[
+            ("LANG", "ADQL"),
+            (
+                "QUERY",
+                "SELECT TOP 7 source_id FROM test.gaia ORDER BY source_id",
+            ),
+            ("RUNID", "t80"),
+            ("MAXREC", "5"),
+        ])
+        .send()
+        .await?;
+    ensure!(created.status() == StatusCode::SEE_OTHER);
+    let job_url = created
+        .headers()
+        .get(LOCATION)
+        .context("no Location")?
+        .to_str()?
+        .to_owned();
+    ensure!(job_url.starts_with(&format!("{tap}/async/")), "{job_url}");
+    let tap_job = job_url.rsplit('/').next().unwrap().to_owned();
+    let phase_text = http
+        .get(format!("{job_url}/phase"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(phase_text == "PENDING");
+    // A PENDING job's result is 55000 over pgwire.
+    let pending = client
+        .query(&format!("SELECT * FROM job_result('{tap_job}')"), &[])
+        .await
+        .expect_err("pending job has no result");
+    ensure!(sqlstate(&pending) == "55000");
+    // WAIT on a PENDING job with a PHASE it is not in returns at once.
+    let started = Instant::now();
+    let doc = http
+        .get(format!("{job_url}?WAIT=10&PHASE=EXECUTING"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(started.elapsed() < Duration::from_secs(5));
+    ensure!(element(&doc, "uws:phase") == Some("PENDING"), "{doc}");
+    ensure!(element(&doc, "uws:runId") == Some("t80"));
+    ensure!(doc.contains("<uws:parameter id=\"query\">"));
+    // Execution duration and destruction can change while PENDING.
+    let posted = http
+        .post(format!("{job_url}/executionduration"))
+        .form(&[("EXECUTIONDURATION", "120")])
+        .send()
+        .await?;
+    ensure!(posted.status() == StatusCode::SEE_OTHER);
+    ensure!(
+        http.get(format!("{job_url}/executionduration"))
+            .send()
+            .await?
+            .text()
+            .await?
+            == "120"
+    );
+    let posted = http
+        .post(format!("{job_url}/destruction"))
+        .form(&[("DESTRUCTION", "2099-01-02T03:04:05Z")])
+        .send()
+        .await?;
+    ensure!(posted.status() == StatusCode::SEE_OTHER);
+    ensure!(
+        http.get(format!("{job_url}/destruction"))
+            .send()
+            .await?
+            .text()
+            .await?
+            == "2099-01-02T03:04:05.000Z"
+    );
+    // PHASE=RUN: 303 to the job; WAIT until it finishes.
+    let run = http
+        .post(format!("{job_url}/phase"))
+        .form(&[("PHASE", "RUN")])
+        .send()
+        .await?;
+    ensure!(run.status() == StatusCode::SEE_OTHER);
+    ensure!(run.headers().get(LOCATION).unwrap().to_str()? == job_url);
+    let mut doc = String::new();
+    for _ in 0..10 {
+        doc = http
+            .get(format!("{job_url}?WAIT=30"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        if element(&doc, "uws:phase") == Some("COMPLETED") {
+            break;
+        }
+    }
+    ensure!(element(&doc, "uws:phase") == Some("COMPLETED"), "{doc}");
+    ensure!(doc.contains(&format!("xlink:href=\"{job_url}/results/result\"")));
+    // The TAP job's result over pgwire: MAXREC=5 of the TOP 7.
+    let via_pg = ids(&client
+        .query(&format!("SELECT * FROM job_result('{tap_job}')"), &[])
+        .await?);
+    let first7 = ids(&client
+        .query(
+            "SELECT source_id FROM test.gaia ORDER BY source_id LIMIT 7",
+            &[],
+        )
+        .await?);
+    ensure!(via_pg == first7[..5], "{via_pg:?} vs {first7:?}");
+
+    // The SQL job's result over UWS.
+    let result = http
+        .get(format!("{tap}/async/{sql_job}/results/result"))
+        .send()
+        .await?;
+    ensure!(result.status() == StatusCode::OK);
+    let body = result.text().await?;
+    for id in &direct {
+        ensure!(
+            body.contains(&id.to_string()),
+            "{id} missing from the result"
+        );
+    }
+
+    // The job list: every job, with filters.
+    let list = http
+        .get(format!("{tap}/async"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(list.contains("version=\"1.1\""));
+    for id in [&sql_job, &simple_job, &slow_job, &tap_job] {
+        ensure!(
+            list.contains(&format!("<uws:jobref id=\"{id}\"")),
+            "{id} not listed"
+        );
+    }
+    let aborted = http
+        .get(format!("{tap}/async?PHASE=ABORTED"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(aborted.matches("<uws:jobref").count() == 1 && aborted.contains(&slow_job));
+    let last = http
+        .get(format!("{tap}/async?LAST=1"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(last.matches("<uws:jobref").count() == 1 && last.contains(&tap_job));
+
+    // ABORT over UWS; the error resource of an ERROR job.
+    let created = http
+        .post(format!("{tap}/async"))
+        .form(&[
+            ("LANG", "ADQL"),
+            ("QUERY", "SELECT no_such_column FROM test.gaia"),
+            ("PHASE", "RUN"),
+        ])
+        .send()
+        .await?;
+    let failing_url = created
+        .headers()
+        .get(LOCATION)
+        .unwrap()
+        .to_str()?
+        .to_owned();
+    let mut doc = String::new();
+    for _ in 0..10 {
+        doc = http
+            .get(format!("{failing_url}?WAIT=30"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        if element(&doc, "uws:phase") == Some("ERROR") {
+            break;
+        }
+    }
+    ensure!(element(&doc, "uws:phase") == Some("ERROR"), "{doc}");
+    ensure!(doc.contains("<uws:errorSummary type=\"fatal\""));
+    let error = http
+        .get(format!("{failing_url}/error"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        error.contains("QUERY_STATUS") && error.contains("no_such_column"),
+        "{error}"
+    );
+    let result = http
+        .get(format!("{failing_url}/results/result"))
+        .send()
+        .await?;
+    ensure!(result.status() == StatusCode::NOT_FOUND);
+
+    // DELETE, and POST ACTION=DELETE: 303 to the list, then 404.
+    let deleted = http.delete(&job_url).send().await?;
+    ensure!(deleted.status() == StatusCode::SEE_OTHER);
+    ensure!(deleted.headers().get(LOCATION).unwrap().to_str()? == format!("{tap}/async"));
+    ensure!(http.get(&job_url).send().await?.status() == StatusCode::NOT_FOUND);
+    let deleted = http
+        .post(&failing_url)
+        .form(&[("ACTION", "DELETE")])
+        .send()
+        .await?;
+    ensure!(deleted.status() == StatusCode::SEE_OTHER);
+    ensure!(http.get(&failing_url).send().await?.status() == StatusCode::NOT_FOUND);
+    let gone = client
+        .query(&format!("SELECT * FROM job_result('{tap_job}')"), &[])
+        .await
+        .expect_err("deleted job");
+    ensure!(sqlstate(&gone) == "42704");
+    ensure!(
+        http.get(format!("{tap}/async/nope/phase"))
+            .send()
+            .await?
+            .status()
+            == StatusCode::NOT_FOUND
+    );
+
+    // Ordinary SQL still works on the same connection.
+    let one = client.query("SELECT 1::BIGINT", &[]).await?;
+    ensure!(one[0].get::<_, i64>(0) == 1);
+    Ok(())
+}

@@ -8,5 +8,49 @@
 pub mod ast;
 pub mod lexer;
 pub mod parser;
+pub mod print;
+pub mod units;
 
 pub use parser::{is_reserved, parse_query, parse_query_with, ParseOptions, UserFunction};
+
+use crate::error::Result;
+pub use print::UnitLookup;
+
+/// Parses `text` as strict ADQL 2.1 (accepting the UDFs of this crate as user-defined
+/// functions) and prints it as SQL that DataFusion runs with the UDFs of this crate.
+/// `IN_UNIT` works only on another `IN_UNIT`; see [`adql_to_sql_with`].
+pub fn adql_to_sql(text: &str) -> Result<String> {
+    adql_to_sql_with(text, &service_options(), None)
+}
+
+/// [`adql_to_sql`] with the parser options of a service and a lookup of column units
+/// (from the column reference as written) for `IN_UNIT`.
+pub fn adql_to_sql_with(
+    text: &str,
+    options: &ParseOptions,
+    units: Option<UnitLookup<'_>>,
+) -> Result<String> {
+    let query = parse_query_with(text, options)?;
+    print::to_sql(&query, units)
+}
+
+/// The parser options of Almagest's TAP service: the scisql UDFs are its user-defined
+/// functions.
+pub fn service_options() -> ParseOptions {
+    use crate::udf::names::*;
+    let user_functions = [(S2_PT_IN_CIRCLE, 5), (S2_PT_IN_BOX, 6), (S2_ANG_SEP, 4)]
+        .iter()
+        .map(|(name, arity)| UserFunction {
+            name: name.to_string(),
+            arity: Some(*arity),
+        })
+        .chain(std::iter::once(UserFunction {
+            name: S2_PT_IN_CPOLY.to_string(),
+            arity: None,
+        }))
+        .collect();
+    ParseOptions { user_functions }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,10 @@
 //! The catalog: an openraft state machine on RocksDB holding databases, tables, chunk
-//! placement and workers.
+//! placement, workers and asynchronous jobs.
 
+pub mod jobs;
 pub mod raft;
 pub mod state;
 
+pub use jobs::{JobCommand, JobLang, JobPhase, JobRecord, JobUpdate, JobsState};
 pub use raft::RaftCatalog;
 pub use state::*;

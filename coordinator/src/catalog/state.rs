@@ -130,6 +130,9 @@ pub struct CatalogState {
     /// Tables by "database.table".
     pub tables: BTreeMap<String, TableMeta>,
     pub workers: BTreeMap<u64, WorkerMeta>,
+    /// Asynchronous jobs (absent from catalogs written before jobs existed).
+    #[serde(default)]
+    pub jobs: super::jobs::JobsState,
 }
 
 /// A change to the catalog, the payload of a Raft log entry.
@@ -143,6 +146,8 @@ pub enum CatalogCommand {
     PublishTable(TableMeta),
     /// Removes a table ("database.table").
     DropTable { name: String },
+    /// Changes the asynchronous job records (see `catalog::jobs`).
+    Job(super::jobs::JobCommand),
 }
 
 /// The result of applying a command, returned to the proposer.
@@ -192,6 +197,7 @@ impl CatalogState {
                 Some(_) => CatalogResponse::Ok,
                 None => CatalogResponse::Rejected(format!("table \"{name}\" does not exist")),
             },
+            CatalogCommand::Job(cmd) => self.jobs.apply(cmd),
         }
     }
 }

@@ -10,7 +10,8 @@
 //! - `session`: ADQL translation of every query, cancellation of streaming queries, panics
 //!   kept to an error on their connection;
 //! - `cancel`: which query a cancel request, arriving on a connection of its own, stops;
-//! - `errors`: the one mapping from errors to SQLSTATE.
+//! - `errors`: the one mapping from errors to SQLSTATE;
+//! - `jobs`: asynchronous jobs (`SUBMIT`, `SHOW JOBS`, `CANCEL JOB`, `job_result`).
 //!
 //! Connections: SSL requests are refused with `N` (no TLS is configured yet), and every user
 //! is trusted (no authentication is configured yet). Each connection runs in its own task on
@@ -21,6 +22,7 @@
 mod cancel;
 mod catalog;
 mod errors;
+mod jobs;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -29,6 +31,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use almagest_coordinator::jobs::JobManager;
+use almagest_coordinator::Coordinator;
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
 use futures::Sink;
@@ -51,6 +55,8 @@ pub struct PgServer {
     base: SessionContext,
     /// Finds the session a cancel request names.
     cancels: Arc<CancelRegistry>,
+    /// The job system behind `SUBMIT` and `job_result`, when there is one.
+    jobs: Option<Arc<JobManager>>,
 }
 
 impl PgServer {
@@ -59,7 +65,14 @@ impl PgServer {
         Ok(Self {
             base: catalog::front_end_context(ctx)?,
             cancels: Arc::new(CancelRegistry::default()),
+            jobs: None,
         })
+    }
+
+    /// Serves the job commands over `jobs`.
+    pub fn with_jobs(mut self, jobs: Arc<JobManager>) -> Self {
+        self.jobs = Some(jobs);
+        self
     }
 
     /// Serves connections from `listener` until `shutdown` resolves, then returns; the
@@ -101,8 +114,12 @@ impl PgServer {
     fn connection_handlers(&self) -> ConnectionHandlers {
         let cancel = Arc::new(SessionCancel::default());
         let ctx = SessionContext::new_with_state(self.base.state());
+        let owner = Arc::new(jobs::JobOwner::default());
+        if let Some(manager) = &self.jobs {
+            jobs::register(&ctx, manager, &owner);
+        }
         ConnectionHandlers {
-            session: Arc::new(AlmagestSession::new(ctx, Arc::clone(&cancel))),
+            session: Arc::new(AlmagestSession::new(ctx, Arc::clone(&cancel), owner)),
             startup: Arc::new(TrustStartup {
                 cancels: Arc::clone(&self.cancels),
                 cancel,
@@ -122,6 +139,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let server = PgServer::new(&ctx).map_err(std::io::Error::other)?;
+    server.serve(listener, shutdown).await
+}
+
+/// Serves the Postgres wire protocol for `coordinator` (its query session and its job
+/// system) on `listener` until `shutdown` resolves.
+pub async fn serve_coordinator(
+    listener: TcpListener,
+    coordinator: Arc<Coordinator>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let server = PgServer::new(&coordinator.session_context())
+        .map_err(std::io::Error::other)?
+        .with_jobs(Arc::clone(coordinator.jobs()));
     server.serve(listener, shutdown).await
 }
 

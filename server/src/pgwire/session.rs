@@ -7,7 +7,9 @@
 //!   and the real work happens while pgwire pulls rows, so each row stream runs in a task
 //!   of its own, raced against the query's cancel signal and aborted when it fires
 //!   (dropping the stream is what stops the workers);
-//! - panics: a panicking query becomes an `XX000` error on its own connection.
+//! - panics: a panicking query becomes an `XX000` error on its own connection;
+//! - the job commands (`SUBMIT`, `SHOW JOBS`, `CANCEL JOB`; see `jobs`), rewritten before
+//!   translation.
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -26,7 +28,7 @@ use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response, SendableRowStream};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, Type, METADATA_USER};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::PgWireBackendMessage;
@@ -34,6 +36,7 @@ use tokio::sync::mpsc;
 
 use super::cancel::{QueryCancel, SessionCancel};
 use super::errors::{self, code};
+use super::jobs::{self, JobOwner};
 
 /// The prepared-statement type of `DfSessionService`: the (translated) query text and, when
 /// it plans, its statement and logical plan.
@@ -45,22 +48,29 @@ pub(crate) struct AlmagestSession {
     parser: Arc<AdqlQueryParser>,
     ctx: Arc<SessionContext>,
     cancel: Arc<SessionCancel>,
+    owner: Arc<JobOwner>,
 }
 
 impl AlmagestSession {
     /// A session over its own `SessionContext`, so that `SET` stays on this connection,
-    /// whose queries `cancel` stops.
-    pub(crate) fn new(ctx: SessionContext, cancel: Arc<SessionCancel>) -> Self {
+    /// whose queries `cancel` stops; the jobs it submits belong to the user `owner` holds.
+    pub(crate) fn new(
+        ctx: SessionContext,
+        cancel: Arc<SessionCancel>,
+        owner: Arc<JobOwner>,
+    ) -> Self {
         let ctx = Arc::new(ctx);
         let inner = DfSessionService::new(Arc::clone(&ctx));
         let parser = Arc::new(AdqlQueryParser {
             inner: inner.query_parser(),
+            owner: Arc::clone(&owner),
         });
         Self {
             inner,
             parser,
             ctx,
             cancel,
+            owner,
         }
     }
 }
@@ -75,6 +85,7 @@ impl SimpleQueryHandler for AlmagestSession {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let cancel = self.cancel.query();
+        self.owner.set(client.metadata().get(METADATA_USER));
         let translated = translate(query)?;
         let planned = catch_panic(SimpleQueryHandler::do_query(
             &self.inner,
@@ -171,6 +182,7 @@ async fn describe_cursor(
 /// datafusion-postgres's parser with ADQL translation in front of it.
 pub(crate) struct AdqlQueryParser {
     inner: Arc<datafusion_postgres::Parser>,
+    owner: Arc<JobOwner>,
 }
 
 #[async_trait]
@@ -186,6 +198,7 @@ impl QueryParser for AdqlQueryParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        self.owner.set(client.metadata().get(METADATA_USER));
         let translated = translate(sql)?;
         catch_panic(self.inner.parse_sql(client, &translated, types))
             .await?
@@ -205,8 +218,12 @@ impl QueryParser for AdqlQueryParser {
     }
 }
 
-/// Applies the ADQL translation; its errors carry their own SQLSTATE and position.
+/// Rewrites a job command into its query, or else applies the ADQL translation; its
+/// errors carry their own SQLSTATE and position.
 fn translate(sql: &str) -> PgWireResult<String> {
+    if let Some(rewritten) = jobs::rewrite(sql) {
+        return Ok(rewritten);
+    }
     almagest_adql::translate_sql(sql).map_err(|e| errors::adql_error(&e, sql))
 }
 

@@ -1,9 +1,775 @@
-use std::sync::Arc;
+//! UWS 1.1 asynchronous TAP jobs at `/tap/async`, over the coordinator's job system (the
+//! same jobs `SUBMIT` creates over pgwire, so either side sees the other's).
+//!
+//! - `/async`: GET lists jobs (`PHASE`, `AFTER`, `LAST` filters); POST creates one from TAP
+//!   parameters and answers 303 to it (`PHASE=RUN` in the same POST starts it).
+//! - `/async/{id}`: GET the job document (`WAIT`, `PHASE` block per UWS 1.1); DELETE, or
+//!   POST `ACTION=DELETE`, deletes it (303 to the list).
+//! - `/async/{id}/phase`, `/executionduration`, `/destruction`: GET as text, POST to change.
+//! - `/async/{id}/quote`, `/owner`, `/error`, `/parameters`, `/results`, and
+//!   `/results/result`, the result rendered in the job's RESPONSEFORMAT.
+//!
+//! Parameter names are case-insensitive; URLs in answers are absolute, built from the
+//! request's Host header and the path the request came in on.
 
-use axum::Router;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use almagest_coordinator::jobs::{
+    format_time, parse_time, JobFilter, JobLang, JobPhase, JobRecord, JobSpec,
+};
+use almagest_coordinator::CoordinatorError;
+use axum::body::Body;
+use axum::extract::{OriginalUri, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Form, RequestExt, Router};
+use datafusion::arrow::csv::WriterBuilder;
+use futures::StreamExt;
+use quick_xml::escape::escape;
 
 use super::TapState;
 
+const UWS_NS: &str = "http://www.ivoa.net/xml/UWS/v1.0";
+const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
+const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
+/// The longest a WAIT blocks (also what WAIT=-1 means).
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The UWS routes, to be nested under `/tap`.
 pub fn routes() -> Router<Arc<TapState>> {
     Router::new()
+        .route("/async", get(list_jobs).post(create_job))
+        .route(
+            "/async/{id}",
+            get(get_job).post(post_job).delete(delete_job),
+        )
+        .route("/async/{id}/phase", get(get_phase).post(post_phase))
+        .route(
+            "/async/{id}/executionduration",
+            get(get_execution_duration).post(post_execution_duration),
+        )
+        .route(
+            "/async/{id}/destruction",
+            get(get_destruction).post(post_destruction),
+        )
+        .route("/async/{id}/quote", get(get_quote))
+        .route("/async/{id}/owner", get(get_owner))
+        .route("/async/{id}/error", get(get_error))
+        .route("/async/{id}/parameters", get(get_parameters))
+        .route("/async/{id}/results", get(get_results))
+        .route("/async/{id}/results/result", get(get_result))
+}
+
+/// Request parameters from the query string and a form body, names as sent.
+#[derive(Debug, Default)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    async fn from_request(request: Request) -> Result<Self, UwsError> {
+        let mut pairs = Query::<Vec<(String, String)>>::try_from_uri(request.uri())
+            .map(|Query(q)| q)
+            .map_err(|e| UwsError::bad_request(format!("unreadable query string: {e}")))?;
+        let is_form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if request.method() == Method::POST && is_form {
+            let Form(body) = request
+                .extract::<Form<Vec<(String, String)>>, _>()
+                .await
+                .map_err(|e| UwsError::bad_request(format!("unreadable form body: {e}")))?;
+            pairs.extend(body);
+        }
+        Ok(Self(pairs))
+    }
+
+    /// The last value of a parameter (names ignore case).
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A failed UWS request: a status and a plain-text message.
+#[derive(Debug)]
+struct UwsError {
+    status: StatusCode,
+    message: String,
+}
+
+impl UwsError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<CoordinatorError> for UwsError {
+    fn from(e: CoordinatorError) -> Self {
+        let status = match &e {
+            CoordinatorError::UnknownJob(_) => StatusCode::NOT_FOUND,
+            CoordinatorError::InvalidRequest(_)
+            | CoordinatorError::BadInput(_)
+            | CoordinatorError::JobPhaseConflict(_)
+            | CoordinatorError::JobNotCompleted { .. } => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for UwsError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", self.message),
+        )
+            .into_response()
+    }
+}
+
+type UwsResult = Result<Response, UwsError>;
+
+/// Absolute URL of the job list, from the Host header and the path the request came in on
+/// (`.../async`, wherever the TAP service is mounted).
+fn jobs_url(headers: &HeaderMap, uri: &OriginalUri) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http");
+    let path = uri.path();
+    let base = match path.find("/async") {
+        Some(at) => &path[..at + "/async".len()],
+        None => "/tap/async",
+    };
+    format!("{scheme}://{host}{base}")
+}
+
+fn see_other(location: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+}
+
+fn xml(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+fn job(state: &TapState, id: &str) -> Result<JobRecord, UwsError> {
+    state
+        .coordinator
+        .jobs()
+        .get(id)
+        .ok_or_else(|| CoordinatorError::UnknownJob(id.to_owned()).into())
+}
+
+async fn list_jobs(
+    State(state): State<Arc<TapState>>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> UwsResult {
+    let params = Params::from_request(request).await?;
+    let mut filter = JobFilter::default();
+    for phase in params.all("PHASE") {
+        let phase = phase.parse::<JobPhase>().map_err(UwsError::bad_request)?;
+        filter.phases.push(phase);
+    }
+    if let Some(after) = params.get("AFTER") {
+        filter.after_ms = Some(parse_time(after)?);
+    }
+    if let Some(last) = params.get("LAST") {
+        let last = last
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                UwsError::bad_request(format!("LAST must be a positive integer, not {last:?}"))
+            })?;
+        filter.last = Some(last);
+    }
+    let base = jobs_url(&headers, &uri);
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<uws:jobs xmlns:uws=\"{UWS_NS}\" xmlns:xlink=\"{XLINK_NS}\" xmlns:xsi=\"{XSI_NS}\" version=\"1.1\">"
+    );
+    for job in state.coordinator.jobs().list(&filter) {
+        let _ = writeln!(
+            out,
+            "  <uws:jobref id=\"{id}\" xlink:href=\"{base}/{id}\">",
+            id = escape(&job.id)
+        );
+        let _ = writeln!(out, "    <uws:phase>{}</uws:phase>", job.phase);
+        if let Some(run_id) = &job.run_id {
+            let _ = writeln!(out, "    <uws:runId>{}</uws:runId>", escape(run_id));
+        }
+        match &job.owner {
+            Some(owner) => {
+                let _ = writeln!(out, "    <uws:ownerId>{}</uws:ownerId>", escape(owner));
+            }
+            None => out.push_str("    <uws:ownerId xsi:nil=\"true\"/>\n"),
+        }
+        let _ = writeln!(
+            out,
+            "    <uws:creationTime>{}</uws:creationTime>",
+            format_time(job.creation_time_ms)
+        );
+        out.push_str("  </uws:jobref>\n");
+    }
+    out.push_str("</uws:jobs>\n");
+    Ok(xml(out))
+}
+
+/// The parameters TAP defines for a query job.
+fn job_spec(params: &Params) -> Result<JobSpec, UwsError> {
+    if let Some(request) = params.get("REQUEST") {
+        if !request.eq_ignore_ascii_case("doQuery") {
+            return Err(UwsError::bad_request(format!(
+                "REQUEST={request} is not supported; use REQUEST=doQuery"
+            )));
+        }
+    }
+    let lang = params.get("LANG").unwrap_or("ADQL");
+    let lang_name = lang.split('-').next().unwrap_or(lang);
+    if !lang_name.eq_ignore_ascii_case("ADQL") {
+        return Err(UwsError::bad_request(format!(
+            "LANG={lang} is not supported; use LANG=ADQL"
+        )));
+    }
+    let query = params
+        .get("QUERY")
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| UwsError::bad_request("the QUERY parameter is missing"))?;
+    let sql = almagest_adql::translate_sql(query)
+        .map_err(|e| UwsError::bad_request(format!("invalid query: {e}")))?;
+    let maxrec = match params.get("MAXREC") {
+        Some(m) => Some(m.trim().parse::<u64>().map_err(|_| {
+            UwsError::bad_request(format!("MAXREC must be a non-negative integer, not {m:?}"))
+        })?),
+        None => None,
+    };
+    if params.get("UPLOAD").is_some_and(|u| !u.trim().is_empty()) {
+        return Err(UwsError::bad_request(
+            "UPLOAD is not supported by asynchronous jobs yet",
+        ));
+    }
+    let mut spec = JobSpec::new(JobLang::Adql, query, sql);
+    spec.maxrec = maxrec;
+    spec.run_id = params.get("RUNID").map(str::to_owned);
+    spec.response_format = params
+        .get("RESPONSEFORMAT")
+        .or_else(|| params.get("FORMAT"))
+        .map(str::to_owned);
+    spec.parameters = params
+        .0
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("PHASE"))
+        .cloned()
+        .collect();
+    if let Some(seconds) = params.get("EXECUTIONDURATION") {
+        spec.execution_duration_s = Some(parse_duration(seconds)?);
+    }
+    if let Some(time) = params.get("DESTRUCTION") {
+        spec.destruction_ms = Some(parse_time(time)?);
+    }
+    Ok(spec)
+}
+
+fn parse_duration(text: &str) -> Result<u64, UwsError> {
+    text.trim().parse::<u64>().map_err(|_| {
+        UwsError::bad_request(format!(
+            "EXECUTIONDURATION must be a whole number of seconds, not {text:?}"
+        ))
+    })
+}
+
+async fn create_job(
+    State(state): State<Arc<TapState>>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> UwsResult {
+    let params = Params::from_request(request).await?;
+    let mut spec = job_spec(&params)?;
+    match params.get("PHASE") {
+        None => {}
+        Some(p) if p.eq_ignore_ascii_case("RUN") => spec.run = true,
+        Some(p) => {
+            return Err(UwsError::bad_request(format!(
+                "PHASE={p} cannot be given when creating a job; only PHASE=RUN can"
+            )))
+        }
+    }
+    let job = state.coordinator.jobs().submit(spec).await?;
+    Ok(see_other(&format!(
+        "{}/{}",
+        jobs_url(&headers, &uri),
+        job.id
+    )))
+}
+
+async fn get_job(
+    State(state): State<Arc<TapState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> UwsResult {
+    let params = Params::from_request(request).await?;
+    let mut record = job(&state, &id)?;
+    if let Some(wait) = params.get("WAIT") {
+        let seconds = wait
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| UwsError::bad_request(format!("WAIT must be an integer, not {wait:?}")))?;
+        let timeout = if seconds < 0 {
+            MAX_WAIT
+        } else {
+            Duration::from_secs(seconds as u64).min(MAX_WAIT)
+        };
+        let phase = match params.get("PHASE") {
+            Some(p) => Some(p.parse::<JobPhase>().map_err(UwsError::bad_request)?),
+            None => None,
+        };
+        if !timeout.is_zero() {
+            record = state.coordinator.jobs().wait(&id, timeout, phase).await?;
+        }
+    }
+    Ok(xml(job_document(&record, &jobs_url(&headers, &uri))))
+}
+
+/// The `<uws:job>` document.
+fn job_document(job: &JobRecord, jobs_url: &str) -> String {
+    let time = |ms: Option<i64>, element: &str| match ms {
+        Some(ms) => format!("  <uws:{element}>{}</uws:{element}>\n", format_time(ms)),
+        None => format!("  <uws:{element} xsi:nil=\"true\"/>\n"),
+    };
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<uws:job xmlns:uws=\"{UWS_NS}\" xmlns:xlink=\"{XLINK_NS}\" xmlns:xsi=\"{XSI_NS}\" version=\"1.1\">"
+    );
+    let _ = writeln!(out, "  <uws:jobId>{}</uws:jobId>", escape(&job.id));
+    match &job.run_id {
+        Some(run_id) => {
+            let _ = writeln!(out, "  <uws:runId>{}</uws:runId>", escape(run_id));
+        }
+        None => {}
+    }
+    match &job.owner {
+        Some(owner) => {
+            let _ = writeln!(out, "  <uws:ownerId>{}</uws:ownerId>", escape(owner));
+        }
+        None => out.push_str("  <uws:ownerId xsi:nil=\"true\"/>\n"),
+    }
+    let _ = writeln!(out, "  <uws:phase>{}</uws:phase>", job.phase);
+    out.push_str("  <uws:quote xsi:nil=\"true\"/>\n");
+    out.push_str(&time(Some(job.creation_time_ms), "creationTime"));
+    out.push_str(&time(job.start_time_ms, "startTime"));
+    out.push_str(&time(job.end_time_ms, "endTime"));
+    let _ = writeln!(
+        out,
+        "  <uws:executionDuration>{}</uws:executionDuration>",
+        job.execution_duration_s
+    );
+    out.push_str(&time(Some(job.destruction_ms), "destruction"));
+    out.push_str(&parameters_element(job, "  "));
+    out.push_str(&results_element(job, jobs_url, "  "));
+    if job.phase == JobPhase::Error {
+        let message = job.error.as_deref().unwrap_or("the job failed");
+        let _ = writeln!(
+            out,
+            "  <uws:errorSummary type=\"fatal\" hasDetail=\"true\">\n    <uws:message>{}</uws:message>\n  </uws:errorSummary>",
+            escape(message)
+        );
+    }
+    out.push_str("</uws:job>\n");
+    out
+}
+
+fn parameters_element(job: &JobRecord, indent: &str) -> String {
+    let mut out = format!("{indent}<uws:parameters>\n");
+    for (name, value) in &job.parameters {
+        let _ = writeln!(
+            out,
+            "{indent}  <uws:parameter id=\"{}\">{}</uws:parameter>",
+            escape(&name.to_ascii_lowercase()),
+            escape(value)
+        );
+    }
+    let _ = writeln!(out, "{indent}</uws:parameters>");
+    out
+}
+
+fn results_element(job: &JobRecord, jobs_url: &str, indent: &str) -> String {
+    let mut out = format!("{indent}<uws:results>\n");
+    if job.phase == JobPhase::Completed {
+        let _ = writeln!(
+            out,
+            "{indent}  <uws:result id=\"result\" xlink:href=\"{jobs_url}/{}/results/result\"/>",
+            escape(&job.id)
+        );
+    }
+    let _ = writeln!(out, "{indent}</uws:results>");
+    out
+}
+
+/// POST to the job: `ACTION=DELETE` deletes it; `PHASE=` changes its phase.
+async fn post_job(
+    State(state): State<Arc<TapState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> UwsResult {
+    let params = Params::from_request(request).await?;
+    job(&state, &id)?;
+    let base = jobs_url(&headers, &uri);
+    if let Some(action) = params.get("ACTION") {
+        if action.eq_ignore_ascii_case("DELETE") {
+            state.coordinator.jobs().delete(&id).await?;
+            return Ok(see_other(&base));
+        }
+        return Err(UwsError::bad_request(format!(
+            "ACTION={action} is not supported; use ACTION=DELETE"
+        )));
+    }
+    if let Some(phase) = params.get("PHASE") {
+        change_phase(&state, &id, phase).await?;
+    }
+    if let Some(seconds) = params.get("EXECUTIONDURATION") {
+        state
+            .coordinator
+            .jobs()
+            .set_execution_duration(&id, parse_duration(seconds)?)
+            .await?;
+    }
+    if let Some(time) = params.get("DESTRUCTION") {
+        state
+            .coordinator
+            .jobs()
+            .set_destruction(&id, parse_time(time)?)
+            .await?;
+    }
+    Ok(see_other(&format!("{base}/{id}")))
+}
+
+async fn delete_job(
+    State(state): State<Arc<TapState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> UwsResult {
+    state.coordinator.jobs().delete(&id).await?;
+    Ok(see_other(&jobs_url(&headers, &uri)))
+}
+
+async fn change_phase(state: &TapState, id: &str, phase: &str) -> Result<(), UwsError> {
+    let jobs = state.coordinator.jobs();
+    if phase.eq_ignore_ascii_case("RUN") {
+        jobs.run(id).await?;
+    } else if phase.eq_ignore_ascii_case("ABORT") {
+        jobs.abort(id).await?;
+    } else {
+        return Err(UwsError::bad_request(format!(
+            "PHASE={phase} is not a request UWS knows; use PHASE=RUN or PHASE=ABORT"
+        )));
+    }
+    Ok(())
+}
+
+async fn get_phase(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
+    Ok(text(job(&state, &id)?.phase.to_string()))
+}
+
+async fn post_phase(
+    State(state): State<Arc<TapState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> UwsResult {
+    let params = Params::from_request(request).await?;
+    job(&state, &id)?;
+    let phase = params
+        .get("PHASE")
+        .ok_or_else(|| UwsError::bad_request("the PHASE parameter is missing"))?;
+    change_phase(&state, &id, phase).await?;
+    Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
+}
+
+async fn get_execution_duration(
+    State(state): State<Arc<TapState>>,
+    Path(id): Path<String>,
+) -> UwsResult {
+    Ok(text(job(&state, &id)?.execution_duration_s.to_string()))
+}
+
+async fn post_execution_duration(
+    State(state): State<Arc<TapState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> UwsResult {
+    let params = Params::from_request(request).await?;
+    job(&state, &id)?;
+    let seconds = params
+        .get("EXECUTIONDURATION")
+        .ok_or_else(|| UwsError::bad_request("the EXECUTIONDURATION parameter is missing"))?;
+    state
+        .coordinator
+        .jobs()
+        .set_execution_duration(&id, parse_duration(seconds)?)
+        .await?;
+    Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
+}
+
+async fn get_destruction(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
+    Ok(text(format_time(job(&state, &id)?.destruction_ms)))
+}
+
+async fn post_destruction(
+    State(state): State<Arc<TapState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    request: Request,
+) -> UwsResult {
+    let params = Params::from_request(request).await?;
+    job(&state, &id)?;
+    let time = params
+        .get("DESTRUCTION")
+        .ok_or_else(|| UwsError::bad_request("the DESTRUCTION parameter is missing"))?;
+    state
+        .coordinator
+        .jobs()
+        .set_destruction(&id, parse_time(time)?)
+        .await?;
+    Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
+}
+
+/// No estimate is made: the quote is empty ("don't know").
+async fn get_quote(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
+    job(&state, &id)?;
+    Ok(text(String::new()))
+}
+
+async fn get_owner(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
+    Ok(text(job(&state, &id)?.owner.unwrap_or_default()))
+}
+
+/// The error of a job in phase ERROR, as a VOTable error document.
+async fn get_error(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
+    let job = job(&state, &id)?;
+    if job.phase != JobPhase::Error {
+        return Err(UwsError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("job {id} has no error: it is {}", job.phase),
+        });
+    }
+    let message = job.error.unwrap_or_else(|| "the job failed".into());
+    Ok(xml(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\n\
+         \x20 <RESOURCE type=\"results\">\n\
+         \x20   <INFO name=\"QUERY_STATUS\" value=\"ERROR\">{}</INFO>\n\
+         \x20 </RESOURCE>\n\
+         </VOTABLE>\n",
+        escape(&message)
+    )))
+}
+
+async fn get_parameters(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
+    let job = job(&state, &id)?;
+    let body = parameters_element(&job, "").replacen(
+        "<uws:parameters>",
+        &format!("<uws:parameters xmlns:uws=\"{UWS_NS}\">"),
+        1,
+    );
+    Ok(xml(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
+    )))
+}
+
+async fn get_results(
+    State(state): State<Arc<TapState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> UwsResult {
+    let job = job(&state, &id)?;
+    let body = results_element(&job, &jobs_url(&headers, &uri), "").replacen(
+        "<uws:results>",
+        &format!("<uws:results xmlns:uws=\"{UWS_NS}\" xmlns:xlink=\"{XLINK_NS}\">"),
+        1,
+    );
+    Ok(xml(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
+    )))
+}
+
+/// The result, streamed from the job's Parquet file in its RESPONSEFORMAT.
+async fn get_result(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
+    let job = job(&state, &id)?;
+    if job.phase != JobPhase::Completed {
+        return Err(UwsError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("job {id} has no result: it is {}, not COMPLETED", job.phase),
+        });
+    }
+    let jobs = state.coordinator.jobs();
+    let format = job
+        .response_format
+        .as_deref()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if format == "parquet" || format == "application/vnd.apache.parquet" {
+        let file = tokio::fs::File::open(jobs.result_path(&id)?)
+            .await
+            .map_err(|e| CoordinatorError::Io(e))?;
+        let chunks = futures::stream::unfold(file, |mut file| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buffer = vec![0u8; 64 * 1024];
+            match file.read(&mut buffer).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buffer.truncate(n);
+                    Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buffer)), file))
+                }
+                Err(e) => Some((Err(e), file)),
+            }
+        });
+        return Ok((
+            [(header::CONTENT_TYPE, "application/vnd.apache.parquet")],
+            Body::from_stream(chunks),
+        )
+            .into_response());
+    }
+    // Interim rendering until the TAP output formats are wired in: CSV.
+    let stream = jobs.result_stream(&id).await?;
+    let mut first = true;
+    let body = stream.map(move |batch| {
+        let batch = batch.map_err(std::io::Error::other)?;
+        let mut buffer = Vec::new();
+        let mut writer = WriterBuilder::new()
+            .with_header(std::mem::take(&mut first))
+            .build(&mut buffer);
+        writer.write(&batch).map_err(std::io::Error::other)?;
+        drop(writer);
+        Ok::<_, std::io::Error>(bytes::Bytes::from(buffer))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(phase: JobPhase) -> JobRecord {
+        JobRecord {
+            id: "j1".into(),
+            owner: None,
+            run_id: Some("r<1>".into()),
+            lang: JobLang::Adql,
+            query: "SELECT 1".into(),
+            sql: "SELECT 1".into(),
+            maxrec: None,
+            response_format: None,
+            parameters: vec![("QUERY".into(), "SELECT 1 WHERE a < b".into())],
+            uploads: vec![],
+            phase,
+            creation_time_ms: 0,
+            start_time_ms: None,
+            end_time_ms: None,
+            execution_duration_s: 60,
+            destruction_ms: 1000,
+            error: Some("boom & bust".into()),
+            rows: None,
+            overflow: false,
+        }
+    }
+
+    #[test]
+    fn t10_job_document_follows_uws_order_and_escapes() {
+        let doc = job_document(&record(JobPhase::Error), "http://h/tap/async");
+        let order = [
+            "<uws:jobId>j1</uws:jobId>",
+            "<uws:runId>r&lt;1&gt;</uws:runId>",
+            "<uws:ownerId xsi:nil=\"true\"/>",
+            "<uws:phase>ERROR</uws:phase>",
+            "<uws:quote xsi:nil=\"true\"/>",
+            "<uws:creationTime>1970-01-01T00:00:00.000Z</uws:creationTime>",
+            "<uws:startTime xsi:nil=\"true\"/>",
+            "<uws:endTime xsi:nil=\"true\"/>",
+            "<uws:executionDuration>60</uws:executionDuration>",
+            "<uws:destruction>1970-01-01T00:00:01.000Z</uws:destruction>",
+            "<uws:parameter id=\"query\">SELECT 1 WHERE a &lt; b</uws:parameter>",
+            "<uws:results>",
+            "<uws:errorSummary type=\"fatal\" hasDetail=\"true\">",
+            "<uws:message>boom &amp; bust</uws:message>",
+        ];
+        let mut at = 0;
+        for part in order {
+            let found = doc[at..]
+                .find(part)
+                .unwrap_or_else(|| panic!("{part} in {doc}"));
+            at += found + part.len();
+        }
+        let done = job_document(&record(JobPhase::Completed), "http://h/tap/async");
+        assert!(done.contains(
+            "<uws:result id=\"result\" xlink:href=\"http://h/tap/async/j1/results/result\"/>"
+        ));
+        assert!(!done.contains("errorSummary"));
+    }
+
+    #[test]
+    fn t20_urls_come_from_host_and_path() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "example.org:8080".parse().unwrap());
+        let uri = OriginalUri("/tap/async/abc/phase".parse().unwrap());
+        assert_eq!(
+            jobs_url(&headers, &uri),
+            "http://example.org:8080/tap/async"
+        );
+        let params = Params(vec![
+            ("phase".into(), "RUN".into()),
+            ("Phase".into(), "ABORT".into()),
+        ]);
+        assert_eq!(params.get("PHASE"), Some("ABORT"));
+        assert_eq!(params.all("PHASE").count(), 2);
+    }
 }

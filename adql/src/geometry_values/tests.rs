@@ -1,0 +1,68 @@
+//! Tests of the geometry-value functions against independent computations.
+
+use super::*;
+
+#[test]
+fn t10_area_of_caps_and_polygons() {
+    // A hemisphere is 2*pi sr = 20626.48... deg^2 (the whole sky is 41252.96 deg^2).
+    let hemisphere = 360.0 * 360.0 / PI / 2.0;
+    assert!((area(&Shape::Circle(10.0, 20.0, 90.0)).unwrap() - hemisphere).abs() < 1e-9);
+    // The octant triangle (0,0), (90,0), (0,90) is an eighth of the sky, either orientation.
+    let octant = 360.0 * 360.0 / PI / 8.0;
+    for v in [
+        vec![(0.0, 0.0), (90.0, 0.0), (0.0, 90.0)],
+        vec![(0.0, 90.0), (90.0, 0.0), (0.0, 0.0)],
+    ] {
+        assert!((area(&Shape::Polygon(v)).unwrap() - octant).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn t20_contains_and_intersects_across_ra_zero_and_poles() {
+    let wrap = Shape::Circle(359.5, 0.0, 1.0);
+    assert!(contains(&Shape::Point(0.4, 0.0), &wrap).unwrap());
+    assert!(!contains(&Shape::Point(0.6, 0.0), &wrap).unwrap());
+    assert!(contains(&Shape::Circle(0.0, 0.0, 0.4), &wrap).unwrap());
+    assert!(!contains(&Shape::Circle(0.0, 0.0, 0.6), &wrap).unwrap());
+    assert!(intersects(&Shape::Circle(1.0, 0.0, 0.6), &wrap).unwrap());
+    let square = Shape::Polygon(vec![(359.0, -1.0), (1.0, -1.0), (1.0, 1.0), (359.0, 1.0)]);
+    assert!(contains(&Shape::Point(0.0, 0.0), &square).unwrap());
+    assert!(contains(&Shape::Circle(0.0, 0.0, 0.5), &square).unwrap());
+    assert!(!contains(&Shape::Circle(0.0, 0.0, 1.5), &square).unwrap());
+    assert!(contains(&square, &Shape::Circle(0.0, 0.0, 1.5)).unwrap());
+    assert!(intersects(&square, &Shape::Circle(2.0, 0.0, 1.5)).unwrap());
+    assert!(!intersects(&square, &Shape::Circle(3.0, 0.0, 1.5)).unwrap());
+    let cap = Shape::Polygon(vec![
+        (0.0, 80.0),
+        (90.0, 80.0),
+        (180.0, 80.0),
+        (270.0, 80.0),
+    ]);
+    assert!(contains(&Shape::Point(123.0, 90.0), &cap).unwrap());
+    assert!(contains(&Shape::Circle(45.0, 89.0, 1.0), &cap).unwrap());
+    let other = Shape::Polygon(vec![
+        (45.0, 85.0),
+        (135.0, 85.0),
+        (225.0, 85.0),
+        (315.0, 85.0),
+    ]);
+    assert!(contains(&other, &cap).unwrap());
+    assert!(intersects(&other, &cap).unwrap());
+}
+
+#[test]
+fn t30_centroid_and_text() {
+    let (ra, dec) = centroid(&Shape::Polygon(vec![(359.0, 0.0), (1.0, 0.0), (0.0, 1.0)]));
+    assert!(ra < 1e-9 || ra > 360.0 - 1e-9, "{ra}");
+    // Unit vectors (cos 1, -sin 1, 0), (cos 1, sin 1, 0), (cos 1, 0, sin 1) sum to
+    // (3 cos 1, 0, sin 1).
+    let expected = (1f64.to_radians().sin() / (3.0 * 1f64.to_radians().cos()))
+        .atan()
+        .to_degrees();
+    assert!((dec - expected).abs() < 1e-12, "{dec} vs {expected}");
+    assert_eq!(
+        parse_text("1 2 3", "circle").unwrap(),
+        Shape::Circle(1.0, 2.0, 3.0)
+    );
+    assert!(parse_text("1 2 3", "point").is_err());
+}
