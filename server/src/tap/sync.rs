@@ -3,9 +3,10 @@
 //! capability), `/availability` (VOSI) and `/examples` (DALI examples, XHTML+RDFa).
 //!
 //! A query goes: parameters ([`TapParams`]) -> LANG/QUERY/RESPONSEFORMAT/MAXREC checked
-//! -> uploads read ([`read_votable`]) -> ADQL translated -> planned in the coordinator's
-//! session (DDL, DML and statements refused) -> the first batch awaited, so that an early
-//! failure is still an HTTP error -> the rest streamed ([`stream_result`]).
+//! -> uploads read ([`read_votable`]) -> strict ADQL 2.1 parsed and printed as SQL
+//! (`almagest_adql::adql_to_sql`) -> planned in a per-query session holding the uploads
+//! (DDL, DML and statements refused) -> the first batch awaited, so that an early failure
+//! is still an HTTP error -> the rest streamed ([`stream_result`]).
 
 use std::sync::{Arc, OnceLock};
 
@@ -174,7 +175,7 @@ pub async fn start_query(
     query: &str,
     uploads: Vec<UploadTable>,
 ) -> Result<StartedQuery> {
-    let sql = almagest_adql::translate_sql(query)?;
+    let sql = almagest_adql::adql_to_sql(query)?;
     // A per-query session: uploaded tables are seen by this query only.
     let ctx = state
         .coordinator
@@ -447,6 +448,11 @@ pub fn capabilities_document(base: &str, config: &super::TapConfig) -> String {
     }
     s.push_str("      </languageFeatures>\n    </language>\n");
     for declared in DECLARED_FORMATS {
+        // Every MIME type announced must select the format it is announced for.
+        debug_assert_eq!(
+            OutputFormat::parse(declared.mime).ok(),
+            Some(declared.format)
+        );
         match declared.ivo_id {
             Some(id) => s.push_str(&format!("    <outputFormat ivo-id=\"{id}\">\n")),
             None => s.push_str("    <outputFormat>\n"),
