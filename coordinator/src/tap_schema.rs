@@ -334,6 +334,51 @@ fn std_tables() -> Vec<(&'static str, &'static str, Vec<StdColumn>)> {
     ]
 }
 
+/// The foreign keys between TAP_SCHEMA's own tables: key id, from table, target table,
+/// from column, target column, description.
+const STD_KEYS: [(&str, &str, &str, &str, &str, &str); 5] = [
+    (
+        "tap_schema.tables.schema_name",
+        "tap_schema.tables",
+        "tap_schema.schemas",
+        "schema_name",
+        "schema_name",
+        "the schema of a table",
+    ),
+    (
+        "tap_schema.columns.table_name",
+        "tap_schema.columns",
+        "tap_schema.tables",
+        "table_name",
+        "table_name",
+        "the table of a column",
+    ),
+    (
+        "tap_schema.keys.from_table",
+        "tap_schema.keys",
+        "tap_schema.tables",
+        "from_table",
+        "table_name",
+        "the table a foreign key starts from",
+    ),
+    (
+        "tap_schema.keys.target_table",
+        "tap_schema.keys",
+        "tap_schema.tables",
+        "target_table",
+        "table_name",
+        "the table a foreign key points to",
+    ),
+    (
+        "tap_schema.key_columns.key_id",
+        "tap_schema.key_columns",
+        "tap_schema.keys",
+        "key_id",
+        "key_id",
+        "the foreign key a column pair belongs to",
+    ),
+];
+
 /// TAP_SCHEMA describing itself.
 fn tap_schema_desc() -> SchemaDesc {
     let tables = std_tables()
@@ -347,7 +392,13 @@ fn tap_schema_desc() -> SchemaDesc {
             columns: columns
                 .into_iter()
                 .map(|(name, dt, nullable, description)| ColumnDesc {
-                    name: name.to_string(),
+                    // TAP 1.1 section 4.3: `size` is an ADQL reserved word, so TAP_SCHEMA
+                    // names this column of its own in delimited form.
+                    name: if name == "size" {
+                        "\"size\"".to_string()
+                    } else {
+                        name.to_string()
+                    },
                     votable: VoType::from_arrow(&dt),
                     description: Some(description.to_string()),
                     utype: None,
@@ -443,12 +494,21 @@ pub fn std_table_batch(name: &str, schemas: &[SchemaDesc]) -> DFResult<Option<Re
             ints(columns.iter().map(|(_, _, c)| Some(i32::from(c.std)))),
             ints(columns.iter().map(|(_, i, _)| index(i + 1))),
         ],
-        // Almagest declares no foreign keys.
-        _ => schema
-            .fields()
-            .iter()
-            .map(|_| strings(std::iter::empty()))
-            .collect(),
+        // The only foreign keys are TAP_SCHEMA's own (TAP 1.1 section 4): user tables
+        // declare none.
+        "keys" => vec![
+            strings(STD_KEYS.iter().map(|k| Some(k.0))),
+            strings(STD_KEYS.iter().map(|k| Some(k.1))),
+            strings(STD_KEYS.iter().map(|k| Some(k.2))),
+            strings(STD_KEYS.iter().map(|k| Some(k.5))),
+            strings(STD_KEYS.iter().map(|_| None)),
+        ],
+        "key_columns" => vec![
+            strings(STD_KEYS.iter().map(|k| Some(k.0))),
+            strings(STD_KEYS.iter().map(|k| Some(k.3))),
+            strings(STD_KEYS.iter().map(|k| Some(k.4))),
+        ],
+        _ => return Ok(None),
     };
     RecordBatch::try_new(schema, arrays)
         .map(Some)

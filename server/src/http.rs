@@ -18,6 +18,16 @@ pub fn router(coordinator: Arc<Coordinator>, tap: crate::tap::TapConfig) -> Rout
         .route("/status", get(status))
         .with_state(coordinator)
         .nest("/tap", crate::tap::router(tap_state))
+        .layer(axum::middleware::map_response(server_header))
+}
+
+/// Names the server in every response (HTTP/1.1 section 10.2.4; taplint asks for it).
+async fn server_header(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::SERVER,
+        axum::http::HeaderValue::from_static(concat!("Almagest/", env!("CARGO_PKG_VERSION"))),
+    );
+    response
 }
 
 /// Tables (with row and chunk counts) and workers, from the catalog.
