@@ -13,8 +13,9 @@
 //! case-insensitive) and checked as `/sync` checks them; `UPLOAD=name,param:part` tables
 //! are read from the multipart body and stored with the job (as Parquet), so the job's
 //! query reads them as `TAP_UPLOAD.name` whenever it runs. LANG=ADQL queries are strict
-//! ADQL 2.1 ([`almagest_adql::adql_to_sql`]); one that does not parse still creates a job,
-//! which ends in ERROR with the parser's message when run. Failed requests answer a
+//! ADQL 2.1 ([`almagest_adql::adql_to_sql`]). A job whose query cannot run (unknown LANG,
+//! syntax error, unreadable upload, ...) is still created, and ends in ERROR with the
+//! reason when run. Failed requests answer a
 //! VOTable error document ([`TapError`]); the single-value resources (`/phase`, ...)
 //! answer text/plain. URLs in answers are absolute, built from the request's Host header
 //! and the path the request came in on.
@@ -195,20 +196,30 @@ async fn list_jobs(
 }
 
 /// The parameters TAP defines for a query job, checked as `/sync` checks them (LANG,
-/// QUERY, REQUEST, RESPONSEFORMAT, MAXREC with the service's default and limit), and its
-/// uploads read. A query that is not valid ADQL does not refuse the request: the job is
-/// created and fails with the parser's message (line and column) when it runs, which is
-/// what UWS clients such as pyvo expect (they create, run, then read the error summary).
+/// QUERY, REQUEST, RESPONSEFORMAT, MAXREC with the service's default and limit), its
+/// uploads read and its ADQL translated. A job whose query cannot run for any of these
+/// reasons is still created, and ends in ERROR with the reason (for a syntax error, its
+/// line and column) when it runs: that is what UWS clients expect (pyvo creates, runs,
+/// then reads the error summary; taplint requires a 303 for an unknown LANG).
 fn job_spec(state: &TapState, params: &TapParams) -> Result<JobSpec, TapError> {
-    let (query, _format, maxrec) = check_query_params(params, &state.config)?;
-    let uploads = read_uploads(params, &state.config)?;
-    let (sql, error) = match almagest_adql::adql_to_sql(&query) {
-        Ok(sql) => (sql, None),
-        Err(e) => (String::new(), Some(TapError::from(e).client_message())),
+    let checked = check_query_params(params, &state.config).and_then(|(query, _, maxrec)| {
+        let uploads = read_uploads(params, &state.config)?;
+        let sql = almagest_adql::adql_to_sql(&query)?;
+        Ok((query, sql, maxrec, uploads))
+    });
+    let (query, sql, maxrec, uploads, error) = match checked {
+        Ok((query, sql, maxrec, uploads)) => (query, sql, Some(maxrec), uploads, None),
+        Err(e) => (
+            params.query.clone().unwrap_or_default(),
+            String::new(),
+            None,
+            Vec::new(),
+            Some(e.client_message()),
+        ),
     };
     let mut spec = JobSpec::new(JobLang::Adql, query, sql);
     spec.error = error;
-    spec.maxrec = Some(maxrec);
+    spec.maxrec = maxrec;
     spec.run_id = params.runid.clone();
     // Stored as sent (checked above; parsed again when the result is fetched).
     spec.response_format = params.format.clone().filter(|f| !f.trim().is_empty());
