@@ -643,6 +643,25 @@ async fn t80_async_uploads_formats_overflow_and_errors() -> Result<()> {
         .text()
         .await?;
     ensure!(phase == "PENDING", "{phase}");
+    // UWS 1.1: a PENDING job's RUNID can change by POST to its parameters; its query not.
+    let posted = http
+        .post(format!("{bad_url}/parameters"))
+        .form(&[("runId", "renamed")])
+        .send()
+        .await?;
+    ensure!(location(&posted)? == bad_url);
+    let doc = http.get(&bad_url).send().await?.text().await?;
+    ensure!(element(&doc, "uws:runId") == Some("renamed"), "{doc}");
+    ensure!(
+        doc.contains("<uws:parameter id=\"runid\">renamed</uws:parameter>"),
+        "{doc}"
+    );
+    let refused = http
+        .post(format!("{bad_url}/parameters"))
+        .form(&[("QUERY", "SELECT 1")])
+        .send()
+        .await?;
+    ensure!(refused.status() == StatusCode::BAD_REQUEST);
     let run = http
         .post(format!("{bad_url}/phase"))
         .form(&[("PHASE", "RUN")])

@@ -471,6 +471,19 @@ impl JobManager {
         self.require(id)
     }
 
+    /// Changes a PENDING job's RUNID.
+    pub async fn set_run_id(&self, id: &str, run_id: Option<String>) -> Result<JobRecord> {
+        self.require(id)?;
+        let cmd = JobCommand::SetRunId {
+            id: id.to_owned(),
+            run_id,
+        };
+        if let Some(reason) = self.write(cmd).await? {
+            return Err(CoordinatorError::JobPhaseConflict(reason));
+        }
+        self.require(id)
+    }
+
     /// Waits, at most `timeout`, while the job is in an active phase (PENDING, QUEUED,
     /// EXECUTING) and, when `phase` is given, in that phase: UWS WAIT. Returns the record
     /// as it is then.

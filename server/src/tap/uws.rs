@@ -67,7 +67,10 @@ pub fn routes() -> Router<Arc<TapState>> {
         .route("/async/{id}/quote", get(get_quote))
         .route("/async/{id}/owner", get(get_owner))
         .route("/async/{id}/error", get(get_error))
-        .route("/async/{id}/parameters", get(get_parameters))
+        .route(
+            "/async/{id}/parameters",
+            get(get_parameters).post(post_parameters),
+        )
         .route("/async/{id}/results", get(get_results))
         .route("/async/{id}/results/result", get(get_result))
         // TapParams enforces TapConfig::max_upload_bytes itself.
@@ -582,6 +585,43 @@ async fn get_parameters(State(state): State<Arc<TapState>>, Path(id): Path<Strin
     Ok(xml(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
     )))
+}
+
+/// POST to the parameters of a PENDING job (UWS 1.1): RUNID, EXECUTIONDURATION and
+/// DESTRUCTION can change; the query's own parameters cannot (create a new job instead).
+async fn post_parameters(
+    State(state): State<Arc<TapState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    params: TapParams,
+) -> UwsResult {
+    job(&state, &id)?;
+    let jobs = state.coordinator.jobs();
+    for (name, _) in &params.all {
+        if !matches!(name.as_str(), "RUNID" | "EXECUTIONDURATION" | "DESTRUCTION") {
+            return Err(TapError::bad_request(format!(
+                "the parameter {name} of a created job cannot change; only RUNID, \
+                 EXECUTIONDURATION and DESTRUCTION can (create a new job to change the query)"
+            )));
+        }
+    }
+    if params.get("RUNID").is_some() {
+        jobs.set_run_id(&id, params.runid.clone())
+            .await
+            .map_err(job_error)?;
+    }
+    if let Some(seconds) = params.get("EXECUTIONDURATION") {
+        jobs.set_execution_duration(&id, parse_duration(seconds)?)
+            .await
+            .map_err(job_error)?;
+    }
+    if let Some(time) = params.get("DESTRUCTION") {
+        jobs.set_destruction(&id, parse_time(time).map_err(job_error)?)
+            .await
+            .map_err(job_error)?;
+    }
+    Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
 }
 
 async fn get_results(
