@@ -126,17 +126,19 @@ impl Coordinator {
         &self.jobs
     }
 
-    /// The session a job's query runs in. Uploaded tables are not supported yet: they need
-    /// per-query sessions with a `TAP_UPLOAD` schema.
+    /// The session a job's query runs in: a per-query session with the job's uploads as
+    /// `tap_upload.<name>` (see [`Coordinator::query_session`]).
     fn job_session(&self, uploads: Vec<JobUpload>) -> Result<SessionContext> {
-        if let Some(upload) = uploads.first() {
-            return Err(CoordinatorError::InvalidRequest(format!(
-                "cannot run a job with the uploaded table {:?}: table uploads are not supported \
-                 in asynchronous jobs yet",
-                upload.name
-            )));
-        }
-        Ok(SessionContext::new_with_state(self.ctx.state()))
+        self.query_session(
+            uploads
+                .into_iter()
+                .map(|u| UploadTable {
+                    name: u.name,
+                    schema: u.schema,
+                    batches: u.batches,
+                })
+                .collect(),
+        )
     }
 
     /// The DataFusion session every front end plans and runs queries in.

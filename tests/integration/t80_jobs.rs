@@ -381,3 +381,360 @@ async fn t80_jobs_over_pgwire_and_uws() -> Result<()> {
     ensure!(one[0].get::<_, i64>(0) == 1);
     Ok(())
 }
+
+/// Every `<TD>` text of each `<TR>` of a TABLEDATA VOTable (entities undone).
+fn votable_rows(doc: &str) -> Vec<Vec<String>> {
+    let unescape = |t: &str| {
+        t.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&")
+    };
+    doc.split("<TR>")
+        .skip(1)
+        .map(|tr| {
+            let tr = tr.split("</TR>").next().unwrap_or("");
+            tr.split("<TD>")
+                .skip(1)
+                .map(|td| unescape(td.split("</TD>").next().unwrap_or("")))
+                .collect()
+        })
+        .collect()
+}
+
+/// Waits (UWS WAIT) until the job at `url` leaves the active phases; its job document.
+async fn uws_finished(http: &reqwest::Client, url: &str) -> Result<String> {
+    let mut doc = String::new();
+    for _ in 0..10 {
+        doc = http
+            .get(format!("{url}?WAIT=30"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        if !matches!(
+            element(&doc, "uws:phase"),
+            Some("PENDING" | "QUEUED" | "EXECUTING")
+        ) {
+            break;
+        }
+    }
+    Ok(doc)
+}
+
+fn location(response: &reqwest::Response) -> Result<String> {
+    ensure!(
+        response.status() == StatusCode::SEE_OTHER,
+        "expected 303, got {}",
+        response.status()
+    );
+    Ok(response
+        .headers()
+        .get(LOCATION)
+        .context("no Location")?
+        .to_str()?
+        .to_owned())
+}
+
+/// Creates and runs an async job from form parameters; the job URL once it has finished,
+/// and its document.
+async fn run_form_job(
+    http: &reqwest::Client,
+    tap: &str,
+    params: &[(&str, &str)],
+) -> Result<(String, String)> {
+    let mut form: Vec<(&str, &str)> = params.to_vec();
+    form.push(("PHASE", "RUN"));
+    let created = http.post(format!("{tap}/async")).form(&form).send().await?;
+    let url = location(&created)?;
+    let doc = uws_finished(http, &url).await?;
+    Ok((url, doc))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t80_async_uploads_formats_overflow_and_errors() -> Result<()> {
+    let dir = harness::test_dir("t80_async_tap");
+    let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
+    cluster.load(
+        "test.gaia",
+        Some(("ra", "dec", "source_id")),
+        &[harness::catalog_file()],
+    )?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let tap = cluster.tap_url();
+    let mut rows = crate::reference::read_catalog(harness::catalog_file());
+    rows.sort_by_key(|r| r.source_id);
+
+    // An uploaded VOTable (multipart, UPLOAD=t,param:t) joined with the partitioned table.
+    let targets: Vec<&crate::reference::Row> =
+        rows.iter().step_by(rows.len() / 6).take(6).collect();
+    let mut tabledata = String::new();
+    for (i, t) in targets.iter().enumerate() {
+        tabledata.push_str(&format!(
+            "<TR><TD>{}</TD><TD>target &lt;{i}&gt;</TD></TR>",
+            t.source_id
+        ));
+    }
+    tabledata.push_str("<TR><TD>-42</TD><TD>nobody</TD></TR>");
+    let votable = format!(
+        "<?xml version=\"1.0\"?><VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\
+         <RESOURCE><TABLE><FIELD name=\"sid\" datatype=\"long\"/>\
+         <FIELD name=\"label\" datatype=\"char\" arraysize=\"*\"/>\
+         <DATA><TABLEDATA>{tabledata}</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>"
+    );
+    let form = reqwest::multipart::Form::new()
+        .text("LANG", "ADQL")
+        .text(
+            "QUERY",
+            "SELECT u.label, g.source_id, g.ra FROM TAP_UPLOAD.t AS u \
+             JOIN test.gaia AS g ON g.source_id = u.sid ORDER BY g.source_id",
+        )
+        .text("UPLOAD", "t,param:t")
+        .text("PHASE", "RUN")
+        .part(
+            "t",
+            reqwest::multipart::Part::bytes(votable.into_bytes()).file_name("t.xml"),
+        );
+    let created = http
+        .post(format!("{tap}/async"))
+        .multipart(form)
+        .send()
+        .await?;
+    let upload_url = location(&created)?;
+    let doc = uws_finished(&http, &upload_url).await?;
+    ensure!(element(&doc, "uws:phase") == Some("COMPLETED"), "{doc}");
+    ensure!(
+        doc.contains("<uws:parameter id=\"upload\">t,param:t</uws:parameter>"),
+        "{doc}"
+    );
+    ensure!(
+        !doc.contains("TABLEDATA"),
+        "the upload is not a parameter: {doc}"
+    );
+    let result = http
+        .get(format!("{upload_url}/results/result"))
+        .send()
+        .await?;
+    ensure!(result.status() == StatusCode::OK);
+    let content_type = result.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()?
+        .to_owned();
+    ensure!(
+        content_type == "application/x-votable+xml",
+        "{content_type}"
+    );
+    let body = result.text().await?;
+    ensure!(
+        body.contains("<INFO name=\"QUERY_STATUS\" value=\"OK\""),
+        "{body}"
+    );
+    ensure!(!body.contains("OVERFLOW"), "{body}");
+    let got = votable_rows(&body);
+    // The brute-force answer: the targets that exist, by source_id.
+    let mut expected: Vec<(usize, &&crate::reference::Row)> = targets.iter().enumerate().collect();
+    expected.sort_by_key(|(_, r)| r.source_id);
+    ensure!(got.len() == expected.len(), "upload join rows: {body}");
+    for (row, (i, t)) in got.iter().zip(&expected) {
+        ensure!(row.len() == 3, "{row:?}");
+        ensure!(row[0] == format!("target <{i}>"), "{row:?}");
+        ensure!(row[1] == t.source_id.to_string(), "{row:?}");
+        ensure!(
+            row[2].parse::<f64>()?.to_bits() == t.ra.to_bits(),
+            "{row:?} vs {}",
+            t.ra
+        );
+    }
+
+    // RESPONSEFORMAT: CSV and JSON.
+    let first10: Vec<i64> = rows.iter().take(10).map(|r| r.source_id).collect();
+    let query10 = "SELECT TOP 10 source_id FROM test.gaia ORDER BY source_id";
+    let (csv_url, doc) = run_form_job(
+        &http,
+        &tap,
+        &[
+            ("LANG", "ADQL"),
+            ("QUERY", query10),
+            ("RESPONSEFORMAT", "csv"),
+        ],
+    )
+    .await?;
+    ensure!(element(&doc, "uws:phase") == Some("COMPLETED"), "{doc}");
+    let result = http.get(format!("{csv_url}/results/result")).send().await?;
+    ensure!(result.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()?
+        .starts_with("text/csv"));
+    let csv = result.text().await?;
+    let lines: Vec<&str> = csv.lines().collect();
+    ensure!(lines.first() == Some(&"source_id"), "{csv}");
+    let csv_ids: Vec<i64> = lines[1..]
+        .iter()
+        .map(|l| l.trim().parse())
+        .collect::<Result<_, _>>()?;
+    ensure!(csv_ids == first10, "{csv}");
+    let (json_url, _) = run_form_job(
+        &http,
+        &tap,
+        &[
+            ("lang", "ADQL"),
+            ("query", query10),
+            ("format", "application/json"),
+        ],
+    )
+    .await?;
+    let json: serde_json::Value = serde_json::from_str(
+        &http
+            .get(format!("{json_url}/results/result"))
+            .send()
+            .await?
+            .text()
+            .await?,
+    )?;
+    let json_ids: Vec<i64> = json["data"]
+        .as_array()
+        .context("data")?
+        .iter()
+        .filter_map(|r| r[0].as_i64())
+        .collect();
+    ensure!(json_ids == first10, "{json}");
+    ensure!(json["overflow"] == serde_json::Value::Bool(false), "{json}");
+
+    // MAXREC cuts an async job: its VOTable says OVERFLOW.
+    let (capped_url, doc) = run_form_job(
+        &http,
+        &tap,
+        &[("LANG", "ADQL"), ("QUERY", query10), ("MAXREC", "4")],
+    )
+    .await?;
+    ensure!(element(&doc, "uws:phase") == Some("COMPLETED"), "{doc}");
+    let body = http
+        .get(format!("{capped_url}/results/result"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        body.contains("<INFO name=\"QUERY_STATUS\" value=\"OVERFLOW\""),
+        "{body}"
+    );
+    let capped: Vec<String> = votable_rows(&body)
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    let want: Vec<String> = first10[..4].iter().map(i64::to_string).collect();
+    ensure!(capped == want, "{capped:?}");
+
+    // An ADQL syntax error: the job is created (as pyvo expects) and ends in ERROR when
+    // run, with the line and column at /error and in the error summary.
+    let created = http
+        .post(format!("{tap}/async"))
+        .form(&[
+            ("LANG", "ADQL"),
+            ("QUERY", "SELECT source_id\nFROM test.gaia WHERE"),
+        ])
+        .send()
+        .await?;
+    let bad_url = location(&created)?;
+    let phase = http
+        .get(format!("{bad_url}/phase"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(phase == "PENDING", "{phase}");
+    // UWS 1.1: a PENDING job's RUNID can change by POST to its parameters; its query not.
+    let posted = http
+        .post(format!("{bad_url}/parameters"))
+        .form(&[("runId", "renamed")])
+        .send()
+        .await?;
+    ensure!(location(&posted)? == bad_url);
+    let doc = http.get(&bad_url).send().await?.text().await?;
+    ensure!(element(&doc, "uws:runId") == Some("renamed"), "{doc}");
+    ensure!(
+        doc.contains("<uws:parameter id=\"runid\">renamed</uws:parameter>"),
+        "{doc}"
+    );
+    let refused = http
+        .post(format!("{bad_url}/parameters"))
+        .form(&[("QUERY", "SELECT 1")])
+        .send()
+        .await?;
+    ensure!(refused.status() == StatusCode::BAD_REQUEST);
+    let run = http
+        .post(format!("{bad_url}/phase"))
+        .form(&[("PHASE", "RUN")])
+        .send()
+        .await?;
+    ensure!(run.status() == StatusCode::SEE_OTHER);
+    let doc = uws_finished(&http, &bad_url).await?;
+    ensure!(element(&doc, "uws:phase") == Some("ERROR"), "{doc}");
+    ensure!(
+        element(&doc, "uws:message").is_some_and(|m| m.contains("line 2, column")),
+        "{doc}"
+    );
+    let error = http.get(format!("{bad_url}/error")).send().await?;
+    ensure!(error.headers()[reqwest::header::CONTENT_TYPE] == "application/x-votable+xml");
+    let error = error.text().await?;
+    ensure!(
+        error.contains("<INFO name=\"QUERY_STATUS\" value=\"ERROR\">")
+            && error.contains("line 2, column"),
+        "{error}"
+    );
+
+    // Likewise (taplint requires a 303 for these): an unknown LANG, an unknown
+    // RESPONSEFORMAT, an UPLOAD naming a part the request lacks.
+    for (params, needle) in [
+        (vec![("LANG", "SQL"), ("QUERY", "SELECT 1")], "LANG=SQL"),
+        (
+            vec![
+                ("LANG", "ADQL"),
+                ("QUERY", query10),
+                ("RESPONSEFORMAT", "x-nope"),
+            ],
+            "RESPONSEFORMAT",
+        ),
+        (
+            vec![
+                ("LANG", "ADQL"),
+                ("QUERY", "SELECT * FROM TAP_UPLOAD.t"),
+                ("UPLOAD", "t,param:missing"),
+            ],
+            "missing",
+        ),
+    ] {
+        let (url, doc) = run_form_job(&http, &tap, &params).await?;
+        ensure!(
+            element(&doc, "uws:phase") == Some("ERROR"),
+            "{params:?}: {doc}"
+        );
+        let error = http
+            .get(format!("{url}/error"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        ensure!(
+            error.contains("QUERY_STATUS") && error.contains(needle),
+            "{params:?}: {error}"
+        );
+    }
+    // A malformed request is still refused, with a VOTable error document.
+    let refused = http
+        .post(format!("{tap}/async"))
+        .form(&[("LANG", "ADQL"), ("QUERY", query10), ("UPLOAD", "noname")])
+        .send()
+        .await?;
+    ensure!(refused.status() == StatusCode::BAD_REQUEST);
+    ensure!(refused.text().await?.contains("QUERY_STATUS"));
+    // The single-value resources stay text/plain; an unknown job is a 404 document.
+    let phase = http.get(format!("{csv_url}/phase")).send().await?;
+    ensure!(phase.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()?
+        .starts_with("text/plain"));
+    let missing = http.get(format!("{tap}/async/nope")).send().await?;
+    ensure!(missing.status() == StatusCode::NOT_FOUND);
+    ensure!(missing.text().await?.contains("QUERY_STATUS"));
+    Ok(())
+}

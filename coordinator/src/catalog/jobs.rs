@@ -209,6 +209,8 @@ pub enum JobCommand {
     SetExecutionDuration { id: String, seconds: u64 },
     /// Removes a job's record.
     Delete { id: String },
+    /// Changes a job's RUNID (and the RUNID among its parameters); only while PENDING.
+    SetRunId { id: String, run_id: Option<String> },
 }
 
 /// Every job, by id.
@@ -281,6 +283,22 @@ impl JobsState {
             },
             JobCommand::Delete { id } => match self.jobs.remove(id) {
                 Some(_) => CatalogResponse::Ok,
+                None => unknown(id),
+            },
+            JobCommand::SetRunId { id, run_id } => match self.jobs.get_mut(id) {
+                Some(job) if job.phase == JobPhase::Pending => {
+                    job.run_id = run_id.clone();
+                    job.parameters
+                        .retain(|(name, _)| !name.eq_ignore_ascii_case("RUNID"));
+                    if let Some(run_id) = run_id {
+                        job.parameters.push(("RUNID".into(), run_id.clone()));
+                    }
+                    CatalogResponse::Ok
+                }
+                Some(job) => CatalogResponse::Rejected(format!(
+                    "the parameters of job {id} can only change while it is PENDING; it is {}",
+                    job.phase
+                )),
                 None => unknown(id),
             },
         }

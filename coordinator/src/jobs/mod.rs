@@ -96,6 +96,11 @@ pub struct JobSpec {
     pub destruction_ms: Option<i64>,
     /// Queue the job at once instead of leaving it PENDING.
     pub run: bool,
+    /// Why the job cannot run (e.g. its query does not parse): the job is created as
+    /// usual, and running it ends in ERROR with this message at once. This is what UWS
+    /// clients expect of an invalid query (pyvo creates the job, runs it, then reads the
+    /// error summary).
+    pub error: Option<String>,
 }
 
 impl JobSpec {
@@ -114,6 +119,7 @@ impl JobSpec {
             execution_duration_s: None,
             destruction_ms: None,
             run: false,
+            error: None,
         }
     }
 }
@@ -339,7 +345,7 @@ impl JobManager {
             destruction_ms: spec
                 .destruction_ms
                 .unwrap_or_else(|| now.saturating_add(self.config.retention.as_millis() as i64)),
-            error: None,
+            error: spec.error,
             rows: None,
             overflow: false,
         };
@@ -458,6 +464,19 @@ impl JobManager {
         let cmd = JobCommand::SetExecutionDuration {
             id: id.to_owned(),
             seconds: self.capped_duration(seconds),
+        };
+        if let Some(reason) = self.write(cmd).await? {
+            return Err(CoordinatorError::JobPhaseConflict(reason));
+        }
+        self.require(id)
+    }
+
+    /// Changes a PENDING job's RUNID.
+    pub async fn set_run_id(&self, id: &str, run_id: Option<String>) -> Result<JobRecord> {
+        self.require(id)?;
+        let cmd = JobCommand::SetRunId {
+            id: id.to_owned(),
+            run_id,
         };
         if let Some(reason) = self.write(cmd).await? {
             return Err(CoordinatorError::JobPhaseConflict(reason));

@@ -116,6 +116,10 @@ impl JobManager {
     /// cannot delay the abort or the time limit) and waits for it, the abort signal or
     /// the deadline.
     async fn run_query(&self, job: &JobRecord, mut aborted: watch::Receiver<bool>) -> Outcome {
+        // Refused at creation (e.g. a syntax error): fails without planning anything.
+        if let Some(message) = &job.error {
+            return Outcome::Failed(message.clone());
+        }
         if let Err(e) = std::fs::create_dir_all(self.store.job_dir(&job.id)) {
             return Outcome::Failed(format!("cannot create the job's result directory: {e}"));
         }

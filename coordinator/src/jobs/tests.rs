@@ -372,6 +372,51 @@ async fn t50_jobs_and_results_survive_a_restart() {
     coordinator.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t55_uploads_survive_a_restart_and_creation_errors_fail_on_run() {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = open(dir.path(), JobsConfig::default()).await;
+    let jobs = coordinator.jobs();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Int64Array::from(vec![7, 3, 11, -1]))],
+    )
+    .unwrap();
+    let mut spec = sql_job(
+        "SELECT s.value FROM generate_series(1, 10) AS s \
+         JOIN TAP_UPLOAD.Targets AS t ON t.id = s.value ORDER BY s.value",
+    );
+    spec.uploads = vec![JobUpload {
+        name: "Targets".into(),
+        schema,
+        batches: vec![batch],
+    }];
+    let pending = jobs.submit(spec).await.unwrap();
+    assert_eq!(pending.uploads, vec!["Targets".to_string()]);
+    // Created with an error: PENDING until run, then ERROR with that message.
+    let mut invalid = sql_job("SELEC 1");
+    invalid.error = Some("line 1, column 1: bad".into());
+    let invalid = jobs.submit(invalid).await.unwrap();
+    assert_eq!(invalid.phase, JobPhase::Pending);
+    coordinator.shutdown().await.unwrap();
+    drop(coordinator);
+
+    // The upload is read back from its Parquet file after the restart.
+    let coordinator = open(dir.path(), JobsConfig::default()).await;
+    let jobs = coordinator.jobs();
+    jobs.run(&pending.id).await.unwrap();
+    let done = finish(jobs, &pending.id).await;
+    assert_eq!(done.phase, JobPhase::Completed, "{:?}", done.error);
+    assert_eq!(result_values(jobs, &pending.id).await, vec![3, 7]);
+    jobs.run(&invalid.id).await.unwrap();
+    let failed = finish(jobs, &invalid.id).await;
+    assert_eq!(failed.phase, JobPhase::Error);
+    assert_eq!(failed.error.as_deref(), Some("line 1, column 1: bad"));
+    coordinator.shutdown().await.unwrap();
+}
+
 #[test]
 fn t60_times_format_and_parse() {
     assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");

@@ -9,27 +9,36 @@
 //! - `/async/{id}/quote`, `/owner`, `/error`, `/parameters`, `/results`, and
 //!   `/results/result`, the result rendered in the job's RESPONSEFORMAT.
 //!
-//! Parameter names are case-insensitive; URLs in answers are absolute, built from the
-//! request's Host header and the path the request came in on.
+//! Parameters are read with [`TapParams`] (query string, form or multipart body; names
+//! case-insensitive) and checked as `/sync` checks them; `UPLOAD=name,param:part` tables
+//! are read from the multipart body and stored with the job (as Parquet), so the job's
+//! query reads them as `TAP_UPLOAD.name` whenever it runs. LANG=ADQL queries are strict
+//! ADQL 2.1 ([`almagest_adql::adql_to_sql`]). A job whose query cannot run (unknown LANG,
+//! syntax error, unreadable upload, ...) is still created, and ends in ERROR with the
+//! reason when run. Failed requests answer a
+//! VOTable error document ([`TapError`]); the single-value resources (`/phase`, ...)
+//! answer text/plain. URLs in answers are absolute, built from the request's Host header
+//! and the path the request came in on.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use almagest_coordinator::jobs::{
-    format_time, parse_time, JobFilter, JobLang, JobPhase, JobRecord, JobSpec,
+    format_time, parse_time, JobFilter, JobLang, JobPhase, JobRecord, JobSpec, JobUpload,
 };
 use almagest_coordinator::CoordinatorError;
-use axum::body::Body;
-use axum::extract::{OriginalUri, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Form, RequestExt, Router};
-use datafusion::arrow::csv::WriterBuilder;
-use futures::StreamExt;
+use axum::Router;
 use quick_xml::escape::escape;
 
+use super::error::{error_document, TapError, VOTABLE_MIME};
+use super::format::{stream_result, validate_schema, OutputFormat, ResultOptions};
+use super::params::TapParams;
+use super::sync::{check_query_params, read_uploads};
 use super::TapState;
 
 const UWS_NS: &str = "http://www.ivoa.net/xml/UWS/v1.0";
@@ -58,97 +67,38 @@ pub fn routes() -> Router<Arc<TapState>> {
         .route("/async/{id}/quote", get(get_quote))
         .route("/async/{id}/owner", get(get_owner))
         .route("/async/{id}/error", get(get_error))
-        .route("/async/{id}/parameters", get(get_parameters))
+        .route(
+            "/async/{id}/parameters",
+            get(get_parameters).post(post_parameters),
+        )
         .route("/async/{id}/results", get(get_results))
         .route("/async/{id}/results/result", get(get_result))
+        // TapParams enforces TapConfig::max_upload_bytes itself.
+        .layer(DefaultBodyLimit::disable())
 }
 
-/// Request parameters from the query string and a form body, names as sent.
-#[derive(Debug, Default)]
-struct Params(Vec<(String, String)>);
+/// Every value of a parameter, in the order sent (names ignore case).
+fn all<'a>(params: &'a TapParams, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    params
+        .all
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
 
-impl Params {
-    async fn from_request(request: Request) -> Result<Self, UwsError> {
-        let mut pairs = Query::<Vec<(String, String)>>::try_from_uri(request.uri())
-            .map(|Query(q)| q)
-            .map_err(|e| UwsError::bad_request(format!("unreadable query string: {e}")))?;
-        let is_form = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        if request.method() == Method::POST && is_form {
-            let Form(body) = request
-                .extract::<Form<Vec<(String, String)>>, _>()
-                .await
-                .map_err(|e| UwsError::bad_request(format!("unreadable form body: {e}")))?;
-            pairs.extend(body);
-        }
-        Ok(Self(pairs))
-    }
-
-    /// The last value of a parameter (names ignore case).
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+/// A job-system error as a TAP error: unknown jobs are 404, the client's mistakes 400.
+fn job_error(e: CoordinatorError) -> TapError {
+    match e {
+        CoordinatorError::UnknownJob(id) => TapError::NotFound(format!("no job {id}")),
+        e @ (CoordinatorError::InvalidRequest(_)
+        | CoordinatorError::BadInput(_)
+        | CoordinatorError::JobPhaseConflict(_)
+        | CoordinatorError::JobNotCompleted { .. }) => TapError::bad_request(e.to_string()),
+        e => TapError::internal(e.to_string()),
     }
 }
 
-/// A failed UWS request: a status and a plain-text message.
-#[derive(Debug)]
-struct UwsError {
-    status: StatusCode,
-    message: String,
-}
-
-impl UwsError {
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<CoordinatorError> for UwsError {
-    fn from(e: CoordinatorError) -> Self {
-        let status = match &e {
-            CoordinatorError::UnknownJob(_) => StatusCode::NOT_FOUND,
-            CoordinatorError::InvalidRequest(_)
-            | CoordinatorError::BadInput(_)
-            | CoordinatorError::JobPhaseConflict(_)
-            | CoordinatorError::JobNotCompleted { .. } => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self {
-            status,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl IntoResponse for UwsError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{}\n", self.message),
-        )
-            .into_response()
-    }
-}
-
-type UwsResult = Result<Response, UwsError>;
+type UwsResult = Result<Response, TapError>;
 
 /// Absolute URL of the job list, from the Host header and the path the request came in on
 /// (`.../async`, wherever the TAP service is mounted).
@@ -182,28 +132,27 @@ fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-fn job(state: &TapState, id: &str) -> Result<JobRecord, UwsError> {
+fn job(state: &TapState, id: &str) -> Result<JobRecord, TapError> {
     state
         .coordinator
         .jobs()
         .get(id)
-        .ok_or_else(|| CoordinatorError::UnknownJob(id.to_owned()).into())
+        .ok_or_else(|| job_error(CoordinatorError::UnknownJob(id.to_owned())))
 }
 
 async fn list_jobs(
     State(state): State<Arc<TapState>>,
     headers: HeaderMap,
     uri: OriginalUri,
-    request: Request,
+    params: TapParams,
 ) -> UwsResult {
-    let params = Params::from_request(request).await?;
     let mut filter = JobFilter::default();
-    for phase in params.all("PHASE") {
-        let phase = phase.parse::<JobPhase>().map_err(UwsError::bad_request)?;
+    for phase in all(&params, "PHASE") {
+        let phase = phase.parse::<JobPhase>().map_err(TapError::bad_request)?;
         filter.phases.push(phase);
     }
     if let Some(after) = params.get("AFTER") {
-        filter.after_ms = Some(parse_time(after)?);
+        filter.after_ms = Some(parse_time(after).map_err(job_error)?);
     }
     if let Some(last) = params.get("LAST") {
         let last = last
@@ -212,7 +161,7 @@ async fn list_jobs(
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| {
-                UwsError::bad_request(format!("LAST must be a positive integer, not {last:?}"))
+                TapError::bad_request(format!("LAST must be a positive integer, not {last:?}"))
             })?;
         filter.last = Some(last);
     }
@@ -249,64 +198,67 @@ async fn list_jobs(
     Ok(xml(out))
 }
 
-/// The parameters TAP defines for a query job.
-fn job_spec(params: &Params) -> Result<JobSpec, UwsError> {
-    if let Some(request) = params.get("REQUEST") {
-        if !request.eq_ignore_ascii_case("doQuery") {
-            return Err(UwsError::bad_request(format!(
-                "REQUEST={request} is not supported; use REQUEST=doQuery"
-            )));
-        }
-    }
-    let lang = params.get("LANG").unwrap_or("ADQL");
-    let lang_name = lang.split('-').next().unwrap_or(lang);
-    if !lang_name.eq_ignore_ascii_case("ADQL") {
-        return Err(UwsError::bad_request(format!(
-            "LANG={lang} is not supported; use LANG=ADQL"
-        )));
-    }
-    let query = params
-        .get("QUERY")
-        .filter(|q| !q.trim().is_empty())
-        .ok_or_else(|| UwsError::bad_request("the QUERY parameter is missing"))?;
-    let sql = almagest_adql::translate_sql(query)
-        .map_err(|e| UwsError::bad_request(format!("invalid query: {e}")))?;
-    let maxrec = match params.get("MAXREC") {
-        Some(m) => Some(m.trim().parse::<u64>().map_err(|_| {
-            UwsError::bad_request(format!("MAXREC must be a non-negative integer, not {m:?}"))
-        })?),
-        None => None,
+/// The parameters TAP defines for a query job, checked as `/sync` checks them (LANG,
+/// QUERY, REQUEST, RESPONSEFORMAT, MAXREC with the service's default and limit), its
+/// uploads read and its ADQL translated. A job whose query cannot run for any of these
+/// reasons is still created, and ends in ERROR with the reason (for a syntax error, its
+/// line and column) when it runs: that is what UWS clients expect (pyvo creates, runs,
+/// then reads the error summary; taplint requires a 303 for an unknown LANG).
+fn job_spec(state: &TapState, params: &TapParams) -> Result<JobSpec, TapError> {
+    let checked = check_query_params(params, &state.config).and_then(|(query, _, maxrec)| {
+        let uploads = read_uploads(params, &state.config)?;
+        let sql = almagest_adql::adql_to_sql(&query)?;
+        Ok((query, sql, maxrec, uploads))
+    });
+    let (query, sql, maxrec, uploads, error) = match checked {
+        Ok((query, sql, maxrec, uploads)) => (query, sql, Some(maxrec), uploads, None),
+        Err(e) => (
+            params.query.clone().unwrap_or_default(),
+            String::new(),
+            None,
+            Vec::new(),
+            Some(e.client_message()),
+        ),
     };
-    if params.get("UPLOAD").is_some_and(|u| !u.trim().is_empty()) {
-        return Err(UwsError::bad_request(
-            "UPLOAD is not supported by asynchronous jobs yet",
-        ));
-    }
     let mut spec = JobSpec::new(JobLang::Adql, query, sql);
+    spec.error = error;
     spec.maxrec = maxrec;
-    spec.run_id = params.get("RUNID").map(str::to_owned);
-    spec.response_format = params
-        .get("RESPONSEFORMAT")
-        .or_else(|| params.get("FORMAT"))
-        .map(str::to_owned);
-    spec.parameters = params
-        .0
+    spec.run_id = params.runid.clone();
+    // Stored as sent (checked above; parsed again when the result is fetched).
+    spec.response_format = params.format.clone().filter(|f| !f.trim().is_empty());
+    spec.uploads = uploads
+        .into_iter()
+        .map(|u| JobUpload {
+            name: u.name,
+            schema: u.schema,
+            batches: u.batches,
+        })
+        .collect();
+    // The parameters as sent, but not PHASE (a request, not a parameter) nor the
+    // multipart parts holding uploaded tables.
+    let parts: Vec<&str> = params
+        .uploads
         .iter()
-        .filter(|(n, _)| !n.eq_ignore_ascii_case("PHASE"))
+        .filter_map(|u| u.uri.strip_prefix("param:"))
+        .collect();
+    spec.parameters = params
+        .all
+        .iter()
+        .filter(|(n, _)| n != "PHASE" && !parts.iter().any(|p| p.eq_ignore_ascii_case(n)))
         .cloned()
         .collect();
     if let Some(seconds) = params.get("EXECUTIONDURATION") {
         spec.execution_duration_s = Some(parse_duration(seconds)?);
     }
     if let Some(time) = params.get("DESTRUCTION") {
-        spec.destruction_ms = Some(parse_time(time)?);
+        spec.destruction_ms = Some(parse_time(time).map_err(job_error)?);
     }
     Ok(spec)
 }
 
-fn parse_duration(text: &str) -> Result<u64, UwsError> {
+fn parse_duration(text: &str) -> Result<u64, TapError> {
     text.trim().parse::<u64>().map_err(|_| {
-        UwsError::bad_request(format!(
+        TapError::bad_request(format!(
             "EXECUTIONDURATION must be a whole number of seconds, not {text:?}"
         ))
     })
@@ -316,20 +268,24 @@ async fn create_job(
     State(state): State<Arc<TapState>>,
     headers: HeaderMap,
     uri: OriginalUri,
-    request: Request,
+    params: TapParams,
 ) -> UwsResult {
-    let params = Params::from_request(request).await?;
-    let mut spec = job_spec(&params)?;
+    let mut spec = job_spec(&state, &params)?;
     match params.get("PHASE") {
         None => {}
         Some(p) if p.eq_ignore_ascii_case("RUN") => spec.run = true,
         Some(p) => {
-            return Err(UwsError::bad_request(format!(
+            return Err(TapError::bad_request(format!(
                 "PHASE={p} cannot be given when creating a job; only PHASE=RUN can"
             )))
         }
     }
-    let job = state.coordinator.jobs().submit(spec).await?;
+    let job = state
+        .coordinator
+        .jobs()
+        .submit(spec)
+        .await
+        .map_err(job_error)?;
     Ok(see_other(&format!(
         "{}/{}",
         jobs_url(&headers, &uri),
@@ -342,26 +298,30 @@ async fn get_job(
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
-    request: Request,
+    params: TapParams,
 ) -> UwsResult {
-    let params = Params::from_request(request).await?;
     let mut record = job(&state, &id)?;
     if let Some(wait) = params.get("WAIT") {
         let seconds = wait
             .trim()
             .parse::<i64>()
-            .map_err(|_| UwsError::bad_request(format!("WAIT must be an integer, not {wait:?}")))?;
+            .map_err(|_| TapError::bad_request(format!("WAIT must be an integer, not {wait:?}")))?;
         let timeout = if seconds < 0 {
             MAX_WAIT
         } else {
             Duration::from_secs(seconds as u64).min(MAX_WAIT)
         };
         let phase = match params.get("PHASE") {
-            Some(p) => Some(p.parse::<JobPhase>().map_err(UwsError::bad_request)?),
+            Some(p) => Some(p.parse::<JobPhase>().map_err(TapError::bad_request)?),
             None => None,
         };
         if !timeout.is_zero() {
-            record = state.coordinator.jobs().wait(&id, timeout, phase).await?;
+            record = state
+                .coordinator
+                .jobs()
+                .wait(&id, timeout, phase)
+                .await
+                .map_err(job_error)?;
         }
     }
     Ok(xml(job_document(&record, &jobs_url(&headers, &uri))))
@@ -449,17 +409,21 @@ async fn post_job(
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
-    request: Request,
+    params: TapParams,
 ) -> UwsResult {
-    let params = Params::from_request(request).await?;
     job(&state, &id)?;
     let base = jobs_url(&headers, &uri);
     if let Some(action) = params.get("ACTION") {
         if action.eq_ignore_ascii_case("DELETE") {
-            state.coordinator.jobs().delete(&id).await?;
+            state
+                .coordinator
+                .jobs()
+                .delete(&id)
+                .await
+                .map_err(job_error)?;
             return Ok(see_other(&base));
         }
-        return Err(UwsError::bad_request(format!(
+        return Err(TapError::bad_request(format!(
             "ACTION={action} is not supported; use ACTION=DELETE"
         )));
     }
@@ -471,14 +435,16 @@ async fn post_job(
             .coordinator
             .jobs()
             .set_execution_duration(&id, parse_duration(seconds)?)
-            .await?;
+            .await
+            .map_err(job_error)?;
     }
     if let Some(time) = params.get("DESTRUCTION") {
         state
             .coordinator
             .jobs()
-            .set_destruction(&id, parse_time(time)?)
-            .await?;
+            .set_destruction(&id, parse_time(time).map_err(job_error)?)
+            .await
+            .map_err(job_error)?;
     }
     Ok(see_other(&format!("{base}/{id}")))
 }
@@ -489,18 +455,23 @@ async fn delete_job(
     headers: HeaderMap,
     uri: OriginalUri,
 ) -> UwsResult {
-    state.coordinator.jobs().delete(&id).await?;
+    state
+        .coordinator
+        .jobs()
+        .delete(&id)
+        .await
+        .map_err(job_error)?;
     Ok(see_other(&jobs_url(&headers, &uri)))
 }
 
-async fn change_phase(state: &TapState, id: &str, phase: &str) -> Result<(), UwsError> {
+async fn change_phase(state: &TapState, id: &str, phase: &str) -> Result<(), TapError> {
     let jobs = state.coordinator.jobs();
     if phase.eq_ignore_ascii_case("RUN") {
-        jobs.run(id).await?;
+        jobs.run(id).await.map_err(job_error)?;
     } else if phase.eq_ignore_ascii_case("ABORT") {
-        jobs.abort(id).await?;
+        jobs.abort(id).await.map_err(job_error)?;
     } else {
-        return Err(UwsError::bad_request(format!(
+        return Err(TapError::bad_request(format!(
             "PHASE={phase} is not a request UWS knows; use PHASE=RUN or PHASE=ABORT"
         )));
     }
@@ -516,13 +487,12 @@ async fn post_phase(
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
-    request: Request,
+    params: TapParams,
 ) -> UwsResult {
-    let params = Params::from_request(request).await?;
     job(&state, &id)?;
     let phase = params
         .get("PHASE")
-        .ok_or_else(|| UwsError::bad_request("the PHASE parameter is missing"))?;
+        .ok_or_else(|| TapError::bad_request("the PHASE parameter is missing"))?;
     change_phase(&state, &id, phase).await?;
     Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
 }
@@ -539,18 +509,18 @@ async fn post_execution_duration(
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
-    request: Request,
+    params: TapParams,
 ) -> UwsResult {
-    let params = Params::from_request(request).await?;
     job(&state, &id)?;
     let seconds = params
         .get("EXECUTIONDURATION")
-        .ok_or_else(|| UwsError::bad_request("the EXECUTIONDURATION parameter is missing"))?;
+        .ok_or_else(|| TapError::bad_request("the EXECUTIONDURATION parameter is missing"))?;
     state
         .coordinator
         .jobs()
         .set_execution_duration(&id, parse_duration(seconds)?)
-        .await?;
+        .await
+        .map_err(job_error)?;
     Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
 }
 
@@ -563,18 +533,18 @@ async fn post_destruction(
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
-    request: Request,
+    params: TapParams,
 ) -> UwsResult {
-    let params = Params::from_request(request).await?;
     job(&state, &id)?;
     let time = params
         .get("DESTRUCTION")
-        .ok_or_else(|| UwsError::bad_request("the DESTRUCTION parameter is missing"))?;
+        .ok_or_else(|| TapError::bad_request("the DESTRUCTION parameter is missing"))?;
     state
         .coordinator
         .jobs()
-        .set_destruction(&id, parse_time(time)?)
-        .await?;
+        .set_destruction(&id, parse_time(time).map_err(job_error)?)
+        .await
+        .map_err(job_error)?;
     Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
 }
 
@@ -592,21 +562,17 @@ async fn get_owner(State(state): State<Arc<TapState>>, Path(id): Path<String>) -
 async fn get_error(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
     let job = job(&state, &id)?;
     if job.phase != JobPhase::Error {
-        return Err(UwsError {
-            status: StatusCode::NOT_FOUND,
-            message: format!("job {id} has no error: it is {}", job.phase),
-        });
+        return Err(TapError::NotFound(format!(
+            "job {id} has no error: it is {}",
+            job.phase
+        )));
     }
     let message = job.error.unwrap_or_else(|| "the job failed".into());
-    Ok(xml(format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\n\
-         \x20 <RESOURCE type=\"results\">\n\
-         \x20   <INFO name=\"QUERY_STATUS\" value=\"ERROR\">{}</INFO>\n\
-         \x20 </RESOURCE>\n\
-         </VOTABLE>\n",
-        escape(&message)
-    )))
+    Ok((
+        [(header::CONTENT_TYPE, VOTABLE_MIME)],
+        error_document(&message),
+    )
+        .into_response())
 }
 
 async fn get_parameters(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
@@ -619,6 +585,43 @@ async fn get_parameters(State(state): State<Arc<TapState>>, Path(id): Path<Strin
     Ok(xml(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
     )))
+}
+
+/// POST to the parameters of a PENDING job (UWS 1.1): RUNID, EXECUTIONDURATION and
+/// DESTRUCTION can change; the query's own parameters cannot (create a new job instead).
+async fn post_parameters(
+    State(state): State<Arc<TapState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    params: TapParams,
+) -> UwsResult {
+    job(&state, &id)?;
+    let jobs = state.coordinator.jobs();
+    for (name, _) in &params.all {
+        if !matches!(name.as_str(), "RUNID" | "EXECUTIONDURATION" | "DESTRUCTION") {
+            return Err(TapError::bad_request(format!(
+                "the parameter {name} of a created job cannot change; only RUNID, \
+                 EXECUTIONDURATION and DESTRUCTION can (create a new job to change the query)"
+            )));
+        }
+    }
+    if params.get("RUNID").is_some() {
+        jobs.set_run_id(&id, params.runid.clone())
+            .await
+            .map_err(job_error)?;
+    }
+    if let Some(seconds) = params.get("EXECUTIONDURATION") {
+        jobs.set_execution_duration(&id, parse_duration(seconds)?)
+            .await
+            .map_err(job_error)?;
+    }
+    if let Some(time) = params.get("DESTRUCTION") {
+        jobs.set_destruction(&id, parse_time(time).map_err(job_error)?)
+            .await
+            .map_err(job_error)?;
+    }
+    Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
 }
 
 async fn get_results(
@@ -638,59 +641,41 @@ async fn get_results(
     )))
 }
 
-/// The result, streamed from the job's Parquet file in its RESPONSEFORMAT.
+/// The result, streamed from the job's Parquet file in its RESPONSEFORMAT (VOTable when
+/// none was given, as for jobs submitted over pgwire). A result cut at MAXREC is flagged
+/// OVERFLOW.
 async fn get_result(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
     let job = job(&state, &id)?;
     if job.phase != JobPhase::Completed {
-        return Err(UwsError {
-            status: StatusCode::NOT_FOUND,
-            message: format!("job {id} has no result: it is {}, not COMPLETED", job.phase),
-        });
+        return Err(TapError::NotFound(format!(
+            "job {id} has no result: it is {}, not COMPLETED",
+            job.phase
+        )));
     }
-    let jobs = state.coordinator.jobs();
-    let format = job
-        .response_format
-        .as_deref()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if format == "parquet" || format == "application/vnd.apache.parquet" {
-        let file = tokio::fs::File::open(jobs.result_path(&id)?)
-            .await
-            .map_err(|e| CoordinatorError::Io(e))?;
-        let chunks = futures::stream::unfold(file, |mut file| async move {
-            use tokio::io::AsyncReadExt;
-            let mut buffer = vec![0u8; 64 * 1024];
-            match file.read(&mut buffer).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buffer.truncate(n);
-                    Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buffer)), file))
-                }
-                Err(e) => Some((Err(e), file)),
-            }
-        });
-        return Ok((
-            [(header::CONTENT_TYPE, "application/vnd.apache.parquet")],
-            Body::from_stream(chunks),
-        )
-            .into_response());
-    }
-    // Interim rendering until the TAP output formats are wired in: CSV.
-    let stream = jobs.result_stream(&id).await?;
-    let mut first = true;
-    let body = stream.map(move |batch| {
-        let batch = batch.map_err(std::io::Error::other)?;
-        let mut buffer = Vec::new();
-        let mut writer = WriterBuilder::new()
-            .with_header(std::mem::take(&mut first))
-            .build(&mut buffer);
-        writer.write(&batch).map_err(std::io::Error::other)?;
-        drop(writer);
-        Ok::<_, std::io::Error>(bytes::Bytes::from(buffer))
-    });
+    let format = match job.response_format.as_deref().map(str::trim) {
+        None | Some("") => OutputFormat::VoTable,
+        Some(f) => OutputFormat::parse(f)?,
+    };
+    let stream = state
+        .coordinator
+        .jobs()
+        .result_stream(&id)
+        .await
+        .map_err(job_error)?;
+    validate_schema(&stream.schema())?;
+    let body = stream_result(
+        format,
+        stream,
+        ResultOptions {
+            maxrec: None,
+            overflow: job.overflow,
+            columns: Vec::new(),
+        },
+    );
     Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-        Body::from_stream(body),
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, format.mime())],
+        body,
     )
         .into_response())
 }
@@ -765,11 +750,14 @@ mod tests {
             jobs_url(&headers, &uri),
             "http://example.org:8080/tap/async"
         );
-        let params = Params(vec![
-            ("phase".into(), "RUN".into()),
-            ("Phase".into(), "ABORT".into()),
-        ]);
-        assert_eq!(params.get("PHASE"), Some("ABORT"));
-        assert_eq!(params.all("PHASE").count(), 2);
+        let params = TapParams::from_pairs(
+            vec![
+                ("phase".into(), "RUN".into()),
+                ("Phase".into(), "ABORT".into()),
+            ],
+            Default::default(),
+        )
+        .unwrap();
+        assert_eq!(all(&params, "PHASE").collect::<Vec<_>>(), ["RUN", "ABORT"]);
     }
 }
