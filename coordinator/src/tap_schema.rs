@@ -336,7 +336,7 @@ fn std_tables() -> Vec<(&'static str, &'static str, Vec<StdColumn>)> {
 
 /// The foreign keys between TAP_SCHEMA's own tables: key id, from table, target table,
 /// from column, target column, description.
-const STD_KEYS: [(&str, &str, &str, &str, &str, &str); 5] = [
+pub const STD_KEYS: [(&str, &str, &str, &str, &str, &str); 5] = [
     (
         "tap_schema.tables.schema_name",
         "tap_schema.tables",

@@ -155,6 +155,39 @@ fn table_body(out: &mut String, indent: usize, table: &TableDesc, detail: Detail
         for column in &table.columns {
             column_xml(out, indent, column);
         }
+        foreign_keys_xml(out, indent, &table.name);
+    }
+}
+
+/// The `foreignKey`s starting from `table`: TAP_SCHEMA's own, the only ones declared.
+fn foreign_keys_xml(out: &mut String, indent: usize, table: &str) {
+    let pad = " ".repeat(indent);
+    for (_, from, target, from_column, target_column, description) in
+        almagest_coordinator::tap_schema::STD_KEYS
+    {
+        if from != table {
+            continue;
+        }
+        let _ = writeln!(out, "{pad}<foreignKey>");
+        let _ = writeln!(out, "{pad}  <targetTable>{}</targetTable>", escape(target));
+        let _ = writeln!(out, "{pad}  <fkColumn>");
+        let _ = writeln!(
+            out,
+            "{pad}    <fromColumn>{}</fromColumn>",
+            escape(from_column)
+        );
+        let _ = writeln!(
+            out,
+            "{pad}    <targetColumn>{}</targetColumn>",
+            escape(target_column)
+        );
+        let _ = writeln!(out, "{pad}  </fkColumn>");
+        let _ = writeln!(
+            out,
+            "{pad}  <description>{}</description>",
+            escape(description)
+        );
+        let _ = writeln!(out, "{pad}</foreignKey>");
     }
 }
 

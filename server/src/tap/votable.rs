@@ -442,15 +442,16 @@ fn parse_int(t: &str) -> Option<i64> {
         Some(rest) => (true, rest),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
+    // Wider than i64, so that the magnitude of i64::MIN (a common null value) parses.
     let v = if let Some(hex) = digits
         .strip_prefix("0x")
         .or_else(|| digits.strip_prefix("0X"))
     {
-        i64::from_str_radix(hex, 16).ok()?
+        i128::from_str_radix(hex, 16).ok()?
     } else {
-        digits.parse::<i64>().ok()?
+        digits.parse::<i128>().ok()?
     };
-    Some(if neg { -v } else { v })
+    i64::try_from(if neg { -v } else { v }).ok()
 }
 
 fn parse_float(t: &str) -> Option<f64> {
@@ -828,6 +829,14 @@ fn decode_binary(spec: &FieldSpec, raw: &[u8], count: usize, binary2: bool) -> V
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn integers_parse_to_the_limits_of_long() {
+        assert_eq!(super::parse_int("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(super::parse_int("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(super::parse_int("9223372036854775808"), None);
+        assert_eq!(super::parse_int("-0x10"), Some(-16));
+    }
+
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::{Float64Type, Int16Type, Int32Type, Int64Type};
 
