@@ -90,6 +90,7 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 pub async fn start_coordinator(
     config: CoordinatorConfig,
     listen: CoordinatorListen,
+    tap: crate::tap::TapConfig,
     shutdown: Shutdown,
 ) -> anyhow::Result<RunningCoordinator> {
     let grpc = bind(listen.grpc, "gRPC").await?;
@@ -130,7 +131,7 @@ pub async fn start_coordinator(
         }
     }));
 
-    let app = crate::http::router(coordinator.clone(), crate::tap::TapConfig::default());
+    let app = crate::http::router(coordinator.clone(), tap);
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app)
@@ -251,6 +252,8 @@ pub struct StandaloneOptions {
     pub memory_limit_mb: usize,
     /// The asynchronous job system.
     pub jobs: almagest_coordinator::jobs::JobsConfig,
+    /// The TAP service's limits.
+    pub tap: crate::tap::TapConfig,
 }
 
 /// A running standalone cluster.
@@ -280,6 +283,7 @@ pub async fn start_standalone(
             jobs: opts.jobs.clone(),
         },
         opts.listen.clone(),
+        opts.tap.clone(),
         shutdown.clone(),
     )
     .await?;

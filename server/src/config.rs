@@ -30,7 +30,7 @@ pub struct CoordinatorSection {
     pub grpc_listen: SocketAddr,
     /// Postgres wire protocol.
     pub pg_listen: SocketAddr,
-    /// HTTP (health, and the TAP service to come).
+    /// HTTP: health, status and the TAP service under `/tap`.
     pub http_listen: SocketAddr,
     /// Chunk depth of databases created by loads that do not choose one.
     pub default_chunk_depth: u8,
@@ -40,6 +40,43 @@ pub struct CoordinatorSection {
     pub target_partitions: usize,
     /// `[coordinator.jobs]`: asynchronous jobs (TAP async and `SUBMIT`).
     pub jobs: JobsSection,
+    /// `[coordinator.tap]`: limits of the TAP service.
+    pub tap: TapSection,
+}
+
+/// `[coordinator.tap]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TapSection {
+    /// Rows returned when a request gives no MAXREC.
+    pub default_maxrec: u64,
+    /// The largest MAXREC honoured; larger requests are capped (and flagged OVERFLOW).
+    pub hard_maxrec: u64,
+    /// Largest accepted request body (uploads included), MiB.
+    pub max_upload_mb: usize,
+}
+
+impl Default for TapSection {
+    fn default() -> Self {
+        let d = crate::tap::TapConfig::default();
+        Self {
+            default_maxrec: d.default_maxrec,
+            hard_maxrec: d.hard_maxrec,
+            max_upload_mb: d.max_upload_bytes >> 20,
+        }
+    }
+}
+
+impl TapSection {
+    /// The TAP service's settings.
+    pub fn to_config(&self) -> crate::tap::TapConfig {
+        crate::tap::TapConfig {
+            default_maxrec: self.default_maxrec,
+            hard_maxrec: self.hard_maxrec,
+            max_upload_bytes: self.max_upload_mb.saturating_mul(1 << 20),
+            ..crate::tap::TapConfig::default()
+        }
+    }
 }
 
 /// `[coordinator.jobs]`
@@ -96,6 +133,7 @@ impl Default for CoordinatorSection {
             memory_limit_mb: 4096,
             target_partitions: 2,
             jobs: JobsSection::default(),
+            tap: TapSection::default(),
         }
     }
 }
@@ -164,6 +202,16 @@ impl AlmagestConfig {
         if c.jobs.sweep_interval_s == 0 {
             bail!("coordinator.jobs.sweep_interval_s must be at least 1");
         }
+        if c.tap.default_maxrec > c.tap.hard_maxrec {
+            bail!(
+                "coordinator.tap.default_maxrec ({}) must not exceed coordinator.tap.hard_maxrec ({})",
+                c.tap.default_maxrec,
+                c.tap.hard_maxrec
+            );
+        }
+        if c.tap.max_upload_mb == 0 {
+            bail!("coordinator.tap.max_upload_mb must be at least 1");
+        }
         if self.worker.id == 0 {
             bail!("worker.id must be positive");
         }
@@ -205,5 +253,31 @@ mod tests {
         let mut c = AlmagestConfig::default();
         c.coordinator.default_chunk_depth = 40;
         assert!(c.validate().is_err());
+        let mut c = AlmagestConfig::default();
+        c.coordinator.tap.default_maxrec = c.coordinator.tap.hard_maxrec + 1;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("coordinator.tap.default_maxrec"), "{e}");
+    }
+
+    #[test]
+    fn t12_tap_section_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(
+            &path,
+            "[coordinator.tap]
+default_maxrec = 500
+",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ALMAGEST__COORDINATOR__TAP__MAX_UPLOAD_MB", "2");
+            let c = AlmagestConfig::load(Some(&path)).unwrap();
+            let tap = c.coordinator.tap.to_config();
+            assert_eq!(tap.default_maxrec, 500);
+            assert_eq!(tap.hard_maxrec, 10_000_000);
+            assert_eq!(tap.max_upload_bytes, 2 << 20);
+            Ok(())
+        });
     }
 }

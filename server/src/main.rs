@@ -196,6 +196,7 @@ fn standalone_options(data_dir: PathBuf, workers: u64, serve: &ServeArgs) -> Sta
         default_chunk_depth: serve.chunk_depth,
         memory_limit_mb: serve.memory_limit_mb,
         jobs: config::JobsSection::default().to_config(),
+        tap: config::TapSection::default().to_config(),
     }
 }
 
@@ -292,6 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     pg: c.pg_listen,
                     http: c.http_listen,
                 },
+                c.tap.to_config(),
                 shutdown,
             )
             .await?;

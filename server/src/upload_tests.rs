@@ -47,6 +47,7 @@ impl TestCluster {
                 default_chunk_depth: 3,
                 memory_limit_mb: 1024,
                 jobs: Default::default(),
+                tap: Default::default(),
             },
             shutdown,
         )

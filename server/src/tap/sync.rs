@@ -532,36 +532,63 @@ async fn availability() -> Response {
     xml_response(availability_document(started_at()))
 }
 
-/// DALI examples: (id, name, description, query).
-const EXAMPLES: &[(&str, &str, &str, &str)] = &[
-    (
-        "cone",
-        "Cone search",
-        "Stars within 0.2 degrees of the Galactic centre.",
-        "SELECT source_id, ra, dec, phot_g_mean_mag\nFROM demo.gaia\nWHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 266.4, -28.9, 0.2))",
-    ),
-    (
-        "tables",
-        "Tables of the service",
-        "What TAP_SCHEMA says about the tables this service holds.",
-        "SELECT schema_name, table_name, description\nFROM TAP_SCHEMA.tables\nORDER BY schema_name, table_name",
-    ),
-    (
-        "histogram",
-        "Magnitude histogram",
-        "Star counts per whole G magnitude over the whole sky.",
-        "SELECT g, COUNT(*) AS n\nFROM (SELECT FLOOR(phot_g_mean_mag) AS g FROM demo.gaia\n      WHERE phot_g_mean_mag IS NOT NULL) AS m\nGROUP BY g\nORDER BY g",
-    ),
-    (
-        "polygon",
-        "Stars in a polygon",
-        "Stars inside a spherical polygon straddling RA 0.",
-        "SELECT source_id, ra, dec\nFROM demo.gaia\nWHERE 1 = CONTAINS(POINT('ICRS', ra, dec), POLYGON('ICRS', 355, -5, 5, -5, 5, 5, 355, 5))",
-    ),
-];
+/// The table the examples query: `demo.gaia` when loaded, else the first table with a
+/// position, as (name, key or first column, ra column, dec column).
+fn example_table(
+    state: &almagest_coordinator::catalog::CatalogState,
+) -> Option<(String, String, String, String)> {
+    let positioned = |t: &&almagest_coordinator::catalog::TableMeta| {
+        t.ra_column.is_some() && t.dec_column.is_some()
+    };
+    let table = state
+        .tables
+        .get("demo.gaia")
+        .filter(positioned)
+        .or_else(|| state.tables.values().find(positioned))?;
+    let ra = table.ra_column.clone()?;
+    let dec = table.dec_column.clone()?;
+    let key = table
+        .key_column
+        .clone()
+        .or_else(|| table.columns.first().map(|c| c.name.clone()))?;
+    Some((table.qualified_name(), key, ra, dec))
+}
 
-/// The DALI examples document (XHTML with RDFa).
-pub fn examples_document() -> String {
+/// DALI examples over the catalog as it is: (id, name, description, query).
+fn examples_for(
+    table: Option<(String, String, String, String)>,
+) -> Vec<(String, String, String, String)> {
+    let mut out = vec![(
+        "tables".to_string(),
+        "Tables of the service".to_string(),
+        "What TAP_SCHEMA says about the tables this service holds.".to_string(),
+        "SELECT schema_name, table_name, description\nFROM TAP_SCHEMA.tables\nORDER BY schema_name, table_name".to_string(),
+    )];
+    if let Some((t, key, ra, dec)) = table {
+        out.push((
+            "cone".into(),
+            "Cone search".into(),
+            format!("Sources of {t} within 0.2 degrees of the Galactic centre."),
+            format!("SELECT {key}, {ra}, {dec}\nFROM {t}\nWHERE 1 = CONTAINS(POINT('ICRS', {ra}, {dec}), CIRCLE('ICRS', 266.4, -28.9, 0.2))"),
+        ));
+        out.push((
+            "histogram".into(),
+            "Declination histogram".into(),
+            format!("Source counts of {t} per 10-degree band of declination."),
+            format!("SELECT band, COUNT(*) AS n\nFROM (SELECT FLOOR({dec} / 10) * 10 AS band FROM {t}) AS m\nGROUP BY band\nORDER BY band"),
+        ));
+        out.push((
+            "polygon".into(),
+            "Sources in a polygon".into(),
+            format!("Sources of {t} inside a spherical polygon straddling RA 0."),
+            format!("SELECT {key}, {ra}, {dec}\nFROM {t}\nWHERE 1 = CONTAINS(POINT('ICRS', {ra}, {dec}), POLYGON('ICRS', 355, -5, 5, -5, 5, 5, 355, 5))"),
+        ));
+    }
+    out
+}
+
+/// The DALI examples document (XHTML with RDFa) over the current catalog.
+pub fn examples_document(state: &almagest_coordinator::catalog::CatalogState) -> String {
     let mut s = String::from(XML_HEAD);
     s.push_str(concat!(
         "<!DOCTYPE html>\n",
@@ -570,23 +597,23 @@ pub fn examples_document() -> String {
         "<body vocab=\"http://www.ivoa.net/rdf/examples#\">\n",
         "<h1>Examples of queries to this TAP service</h1>\n",
     ));
-    for (id, name, description, query) in EXAMPLES {
+    for (id, name, description, query) in examples_for(example_table(state)) {
         s.push_str(&format!(
             "<div typeof=\"example\" id=\"{id}\" resource=\"#{id}\">\n  <h2 property=\"name\">{}</h2>\n  <p>{}</p>\n  <pre property=\"query\">{}</pre>\n</div>\n",
-            escape_xml(name),
-            escape_xml(description),
-            escape_xml(query)
+            escape_xml(&name),
+            escape_xml(&description),
+            escape_xml(&query)
         ));
     }
     s.push_str("</body>\n</html>\n");
     s
 }
 
-async fn examples() -> Response {
+async fn examples(State(state): State<Arc<TapState>>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/xhtml+xml; charset=utf-8")],
-        examples_document(),
+        examples_document(&state.coordinator.catalog().state()),
     )
         .into_response()
 }

@@ -130,12 +130,20 @@ fn t11_tables_max_has_columns_with_types_and_flags() {
     assert_eq!(&xml[start..end], STARS_COLUMNS);
     // TAP_SCHEMA's own columns are standard.
     assert!(xml.contains(
-        "      <column std=\"true\">\n        <name>size</name>\n        \
+        "      <column std=\"true\">\n        <name>&quot;size&quot;</name>\n        \
          <description>deprecated: use arraysize</description>\n        \
          <dataType xsi:type=\"vs:VOTableType\">int</dataType>\n        \
          <flag>nullable</flag>\n        <flag>principal</flag>\n      </column>\n"
     ));
     assert_eq!(xml.matches("<column").count(), 4 + 32);
+    // TAP_SCHEMA's foreign keys, as in TAP_SCHEMA.keys.
+    assert_eq!(xml.matches("<foreignKey>").count(), 5);
+    assert!(xml.contains(
+        "      <foreignKey>\n        <targetTable>tap_schema.tables</targetTable>\n        \
+         <fkColumn>\n          <fromColumn>table_name</fromColumn>\n          \
+         <targetColumn>table_name</targetColumn>\n        </fkColumn>\n        \
+         <description>the table of a column</description>\n      </foreignKey>\n"
+    ));
     well_formed(&xml);
 }
 
