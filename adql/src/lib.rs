@@ -3,6 +3,10 @@
 //! constraint of a planned query.
 //!
 //! Code map:
+//! - [`adql21`]: strict ADQL 2.1 (the TAP endpoint's language): lexer, recursive-descent
+//!   parser into an AST, and [`adql_to_sql`], which prints the AST as DataFusion SQL.
+//! - [`geometry_values`]: POINT/CIRCLE/POLYGON values as DALI arrays with an `xtype` field
+//!   label, and the predicates and measures over them.
 //! - [`translate`]: text to text. Parses with sqlparser (PostgreSQL dialect), rewrites
 //!   `SELECT TOP n` into `LIMIT n` and the ADQL geometry functions (in `geometry`) into UDF
 //!   calls, prints the result. Text that does not parse or needs nothing is passed through.
