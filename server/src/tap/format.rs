@@ -774,26 +774,27 @@ impl Values<'_> {
 
 /// Shortest text that reads back as the same `f64`; `NaN`, `+Inf`, `-Inf`.
 pub fn push_f64(v: f64, out: &mut String) {
-    use std::fmt::Write as _;
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-    } else if v == 0.0 || (1e-5..1e16).contains(&v.abs()) {
-        let _ = write!(out, "{v}");
-    } else {
-        let _ = write!(out, "{v:e}");
-    }
+    push_float(v, out);
 }
 
 /// Shortest text that reads back as the same `f32`; `NaN`, `+Inf`, `-Inf`.
 pub fn push_f32(v: f32, out: &mut String) {
+    push_float(v, out);
+}
+
+/// Shortest text of `v` in its own precision (Rust's `Display`/`LowerExp` are shortest
+/// round-trip): plain between 1e-5 and 1e16, exponent notation outside.
+fn push_float<T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp>(
+    v: T,
+    out: &mut String,
+) {
     use std::fmt::Write as _;
-    if v.is_nan() {
+    let x: f64 = v.into();
+    if x.is_nan() {
         out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-    } else if v == 0.0 || (1e-5..1e16).contains(&v.abs()) {
+    } else if x.is_infinite() {
+        out.push_str(if x > 0.0 { "+Inf" } else { "-Inf" });
+    } else if x == 0.0 || (1e-5..1e16).contains(&x.abs()) {
         let _ = write!(out, "{v}");
     } else {
         let _ = write!(out, "{v:e}");
