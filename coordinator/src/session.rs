@@ -82,7 +82,7 @@ impl Coordinator {
         }
 
         let base = self.ctx.state();
-        let list = SessionCatalogList::new(Arc::clone(base.catalog_list()));
+        let list = OverlayCatalogList::new(Arc::clone(base.catalog_list()), LocalSchemas::All);
         if !tables.is_empty() {
             let schema = MemorySchemaProvider::new();
             for (name, table) in tables {
@@ -99,25 +99,54 @@ impl Coordinator {
 
 type SchemaOverlay = RwLock<HashMap<String, Arc<dyn SchemaProvider>>>;
 
+/// A read guard that survives a writer's panic: the maps hold no invariant a panic breaks.
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The coordinator's catalogs, each with the session's own schemas laid over it.
-/// Catalogs and schemas registered through the session stay in the session.
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which catalogs and schemas registered through an [`OverlayCatalogList`] stay in it.
+#[derive(Debug, Clone, Copy)]
+pub enum LocalSchemas {
+    /// Everything registered through the overlay stays in it (a query session: its
+    /// `tap_upload` schema, and anything a statement might create).
+    All,
+    /// Only schemas with these names stay (a front end's emulated `pg_catalog`); other
+    /// catalogs and schemas are registered in the shared (Raft-backed) catalogs.
+    Named(&'static [&'static str]),
+}
+
+impl LocalSchemas {
+    fn keeps(self, schema: &str) -> bool {
+        match self {
+            LocalSchemas::All => true,
+            LocalSchemas::Named(names) => names.contains(&schema),
+        }
+    }
+}
+
+/// The coordinator's catalogs with schemas of one session (or one front end) laid over
+/// them, so that session-only schemas never reach the shared catalogs, and the shared
+/// catalogs are never asked to register them (a Raft-backed catalog would take that for
+/// a `CREATE SCHEMA`).
 #[derive(Debug)]
-struct SessionCatalogList {
+pub struct OverlayCatalogList {
     shared: Arc<dyn CatalogProviderList>,
-    /// Catalogs registered through this session.
+    local: LocalSchemas,
+    /// Catalogs registered through the overlay (with [`LocalSchemas::All`]).
     own: MemoryCatalogProviderList,
-    /// Session schemas of each shared catalog, by catalog name.
+    /// Local schemas of each shared catalog, by catalog name.
     overlays: RwLock<HashMap<String, Arc<SchemaOverlay>>>,
 }
 
-impl SessionCatalogList {
-    fn new(shared: Arc<dyn CatalogProviderList>) -> Self {
+impl OverlayCatalogList {
+    pub fn new(shared: Arc<dyn CatalogProviderList>, local: LocalSchemas) -> Self {
         Self {
             shared,
+            local,
             own: MemoryCatalogProviderList::new(),
             overlays: RwLock::new(HashMap::new()),
         }
@@ -127,27 +156,29 @@ impl SessionCatalogList {
         if let Some(overlay) = read(&self.overlays).get(catalog) {
             return Arc::clone(overlay);
         }
-        let mut overlays = self.overlays.write().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(overlays.entry(catalog.to_owned()).or_default())
+        Arc::clone(write(&self.overlays).entry(catalog.to_owned()).or_default())
     }
 
-    fn add_schema(&self, catalog: &str, name: &str, schema: Arc<dyn SchemaProvider>) {
-        self.overlay(catalog)
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), schema);
+    /// Lays `schema` over catalog `catalog` as `name`, whatever the [`LocalSchemas`] rule.
+    pub fn add_schema(&self, catalog: &str, name: &str, schema: Arc<dyn SchemaProvider>) {
+        write(&self.overlay(catalog)).insert(name.to_string(), schema);
     }
 }
 
-impl CatalogProviderList for SessionCatalogList {
+impl CatalogProviderList for OverlayCatalogList {
     fn register_catalog(
         &self,
         name: String,
         catalog: Arc<dyn CatalogProvider>,
     ) -> Option<Arc<dyn CatalogProvider>> {
-        let previous = self.catalog(&name);
-        self.own.register_catalog(name, catalog);
-        previous
+        match self.local {
+            LocalSchemas::All => {
+                let previous = self.catalog(&name);
+                self.own.register_catalog(name, catalog);
+                previous
+            }
+            LocalSchemas::Named(_) => self.shared.register_catalog(name, catalog),
+        }
     }
 
     fn catalog_names(&self) -> Vec<String> {
@@ -163,21 +194,23 @@ impl CatalogProviderList for SessionCatalogList {
             return Some(own);
         }
         let shared = self.shared.catalog(name)?;
-        Some(Arc::new(SessionCatalog {
+        Some(Arc::new(OverlayCatalog {
             shared,
+            local: self.local,
             overlay: self.overlay(name),
         }))
     }
 }
 
-/// One of the coordinator's catalogs with the session's schemas laid over it.
+/// One of the shared catalogs with the local schemas laid over it.
 #[derive(Debug)]
-struct SessionCatalog {
+struct OverlayCatalog {
     shared: Arc<dyn CatalogProvider>,
+    local: LocalSchemas,
     overlay: Arc<SchemaOverlay>,
 }
 
-impl CatalogProvider for SessionCatalog {
+impl CatalogProvider for OverlayCatalog {
     fn schema_names(&self) -> Vec<String> {
         let mut names = self.shared.schema_names();
         names.extend(read(&self.overlay).keys().cloned());
@@ -193,25 +226,78 @@ impl CatalogProvider for SessionCatalog {
         self.shared.schema(name)
     }
 
-    /// Schemas created through a session belong to it; the shared catalog (Raft-backed)
-    /// is never asked to register one.
     fn register_schema(
         &self,
         name: &str,
         schema: Arc<dyn SchemaProvider>,
     ) -> datafusion::error::Result<Option<Arc<dyn SchemaProvider>>> {
+        if !self.local.keeps(name) {
+            return self.shared.register_schema(name, schema);
+        }
         let previous = self.schema(name);
-        self.overlay
-            .write()
-            .map_err(|_| DataFusionError::Internal("session schema lock poisoned".into()))?
-            .insert(name.to_string(), schema);
+        write(&self.overlay).insert(name.to_string(), schema);
         Ok(previous)
+    }
+
+    fn deregister_schema(
+        &self,
+        name: &str,
+        cascade: bool,
+    ) -> datafusion::error::Result<Option<Arc<dyn SchemaProvider>>> {
+        if !self.local.keeps(name) {
+            return self.shared.deregister_schema(name, cascade);
+        }
+        if let Some(schema) = write(&self.overlay).remove(name) {
+            return Ok(Some(schema));
+        }
+        Err(DataFusionError::Plan(format!(
+            "schema {name:?} belongs to the shared catalog and cannot be dropped in a session"
+        )))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn t20_overlay_keeps_session_schemas_local() {
+        use datafusion::prelude::SessionConfig;
+        let config = SessionConfig::new().with_default_catalog_and_schema("almagest", "public");
+        let shared = SessionContext::new_with_config(config);
+        let shared_list = Arc::clone(shared.state().catalog_list());
+
+        // Everything registered through an All overlay stays in it.
+        let all = OverlayCatalogList::new(Arc::clone(&shared_list), LocalSchemas::All);
+        let catalog = all.catalog("almagest").unwrap();
+        catalog
+            .register_schema("mine", Arc::new(MemorySchemaProvider::new()))
+            .unwrap();
+        assert!(catalog.schema_names().contains(&"mine".to_owned()));
+        assert!(all.catalog("almagest").unwrap().schema("mine").is_some());
+        assert!(shared.catalog("almagest").unwrap().schema("mine").is_none());
+        assert!(catalog.deregister_schema("mine", false).unwrap().is_some());
+        assert!(catalog.deregister_schema("public", false).is_err());
+        assert!(shared
+            .catalog("almagest")
+            .unwrap()
+            .schema("public")
+            .is_some());
+
+        // A Named overlay keeps only its names; other schemas reach the shared catalog.
+        let named = OverlayCatalogList::new(shared_list, LocalSchemas::Named(&["kept"]));
+        let catalog = named.catalog("almagest").unwrap();
+        for name in ["kept", "passed"] {
+            catalog
+                .register_schema(name, Arc::new(MemorySchemaProvider::new()))
+                .unwrap();
+        }
+        let shared_names = shared.catalog("almagest").unwrap().schema_names();
+        assert!(shared_names.contains(&"passed".to_owned()));
+        assert!(!shared_names.contains(&"kept".to_owned()));
+        let names = catalog.schema_names();
+        assert!(names.contains(&"kept".to_owned()) && names.contains(&"passed".to_owned()));
+    }
 
     #[test]
     fn t10_upload_names() {
