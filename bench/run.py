@@ -1562,6 +1562,8 @@ def main() -> int:
                 cmd += [flag, f"{val:g}" if isinstance(val, float) else str(val)]
         if args.systems != ",".join(ALL_SYSTEMS):
             cmd += ["--systems", args.systems]
+        if args.workdir != "/tmp/almagest-bench":
+            cmd += ["--workdir", args.workdir]
         results["xmatch"] = {
             "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": shlex.join(cmd), "catalog_seed": args.seed,
