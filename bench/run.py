@@ -40,12 +40,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+import xmatch as xm
+
 REPO = Path(__file__).resolve().parent.parent
 T0 = time.monotonic()
 EXPECTED_COLUMNS = ["source_id", "ra", "dec", "parallax", "pmra", "pmdec",
                     "phot_g_mean_mag", "bp_rp"]
 AGG_WHERE = "parallax > 1"
 ALL_SYSTEMS = ["almagest", "q3c", "pgsphere", "duckdb"]
+REPORT_TITLE = "# Benchmarks: Almagest vs PostgreSQL + q3c, PostgreSQL + pgsphere, DuckDB"
 LABELS = {
     "almagest": "Almagest",
     "q3c": "PostgreSQL 15 + q3c",
@@ -324,6 +327,20 @@ class System:
     def close(self, conn) -> None:
         conn.close()
 
+    # cross-match: one run = send the targets, join within r_deg, fetch every pair
+    def xmatch_once(self, tg: "xm.Targets", r_deg: float, timeout: float
+                    ) -> tuple[list, dict]:
+        raise NotImplementedError
+
+    def xmatch_plan(self, tg: "xm.Targets", r_deg: float) -> str | None:
+        return None
+
+    def xmatch_after_timeout(self) -> None: ...
+
+
+class XmTimeout(Exception):
+    pass
+
 
 class PgCluster:
     """A throwaway PostgreSQL 15 cluster under the work dir, on a free port."""
@@ -452,6 +469,43 @@ class PgSystem(System):
         with self.connect() as c:
             return c.execute(f"SELECT pg_total_relation_size('{self.table}')").fetchone()[0]
 
+    # the targets table and the join, per extension
+    xm_table = "?"
+
+    def xm_ddl(self) -> str: raise NotImplementedError
+    def xm_sql(self, r_deg: float) -> str: raise NotImplementedError
+
+    def _xm_load_targets(self, c, tg) -> None:
+        with c.transaction():
+            c.execute(f"CREATE TABLE {self.xm_table} ({self.xm_ddl()})")
+            with c.cursor().copy(f"COPY {self.xm_table} (tid, ra, dec) FROM STDIN") as cp:
+                cp.write(tg.copy_text())
+        c.execute(f"ANALYZE {self.xm_table}")
+
+    def xmatch_once(self, tg, r_deg, timeout):
+        import psycopg
+        with self.connect() as c:
+            c.execute(f"SET statement_timeout = {max(1, int(timeout * 1000))}")
+            c.execute(f"DROP TABLE IF EXISTS {self.xm_table}")
+            try:
+                t0 = time.perf_counter()
+                self._xm_load_targets(c, tg)
+                t1 = time.perf_counter()
+                rows = c.execute(self.xm_sql(r_deg)).fetchall()
+                t2 = time.perf_counter()
+            except psycopg.errors.QueryCanceled as e:
+                raise XmTimeout(str(e)) from e
+            c.execute(f"DROP TABLE IF EXISTS {self.xm_table}")
+        return rows, {"total_s": t2 - t0, "query_s": t2 - t1, "targets_s": t1 - t0}
+
+    def xmatch_plan(self, tg, r_deg):
+        with self.connect() as c:
+            c.execute(f"DROP TABLE IF EXISTS {self.xm_table}")
+            self._xm_load_targets(c, tg)
+            plan = c.execute("EXPLAIN " + self.xm_sql(r_deg)).fetchall()
+            c.execute(f"DROP TABLE IF EXISTS {self.xm_table}")
+        return "\n".join(r[0] for r in plan)
+
 
 class Q3cSystem(PgSystem):
     key = "q3c"
@@ -482,6 +536,16 @@ class Q3cSystem(PgSystem):
     def cone_sql(self, ra, dec, r):
         return (f"SELECT source_id, ra, dec FROM {self.table} "
                 f"WHERE q3c_radial_query(ra, dec, {lit(ra)}, {lit(dec)}, {lit(r)})")
+
+    xm_table = "xm_targets"
+
+    def xm_ddl(self):
+        return "tid bigint, ra double precision, dec double precision"
+
+    def xm_sql(self, r_deg):
+        # q3c_join(ra1, dec1, ra2, dec2, r): the index on q3c_ang2ipix(ra2, dec2) is used
+        return (f"SELECT t.tid, g.source_id FROM {self.xm_table} t JOIN {self.table} g "
+                f"ON q3c_join(t.ra, t.dec, g.ra, g.dec, {lit(r_deg)})")
 
 
 class PgSphereSystem(PgSystem):
@@ -514,6 +578,16 @@ class PgSphereSystem(PgSystem):
     def cone_sql(self, ra, dec, r):
         return (f"SELECT source_id, ra, dec FROM {self.table} WHERE pos @ "
                 f"scircle(spoint(radians({lit(ra)}), radians({lit(dec)})), radians({lit(r)}))")
+
+    xm_table = "xm_targets_sph"
+
+    def xm_ddl(self):
+        return ("tid bigint, ra double precision, dec double precision, "
+                "pos spoint GENERATED ALWAYS AS (spoint(radians(ra), radians(dec))) STORED")
+
+    def xm_sql(self, r_deg):
+        return (f"SELECT t.tid, g.source_id FROM {self.xm_table} t JOIN {self.table} g "
+                f"ON g.pos @ scircle(t.pos, radians({lit(r_deg)}))")
 
 
 class DuckDbSystem(System):
@@ -580,6 +654,48 @@ class DuckDbSystem(System):
 
     def size_bytes(self):
         return du(self.path)
+
+    @staticmethod
+    def xm_sql(r_deg: float) -> str:
+        # a dec band (the table is sorted by dec), then the exact haversine test
+        band = r_deg + 1e-9
+        hav = ("2 * asin(sqrt(least(1.0, pow(sin((radians(g.dec) - radians(t.dec)) / 2), 2) + "
+               "cos(radians(g.dec)) * cos(radians(t.dec)) * "
+               "pow(sin((radians(g.ra) - radians(t.ra)) / 2), 2))))")
+        return (f"SELECT t.tid, g.source_id FROM xm_targets t JOIN gaia g "
+                f"ON g.dec BETWEEN t.dec - {lit(band)} AND t.dec + {lit(band)} "
+                f"AND {hav} <= {lit(math.radians(r_deg))}")
+
+    def xmatch_once(self, tg, r_deg, timeout):
+        import duckdb
+        cur = self.connect()
+        arrow_targets = tg.arrow()
+        timer = threading.Timer(timeout, cur.interrupt)
+        try:
+            cur.register("xm_targets_arrow", arrow_targets)
+            timer.start()
+            t0 = time.perf_counter()
+            cur.execute("CREATE OR REPLACE TEMP TABLE xm_targets AS "
+                        "SELECT * FROM xm_targets_arrow")
+            t1 = time.perf_counter()
+            rows = cur.execute(self.xm_sql(r_deg)).fetchall()
+            t2 = time.perf_counter()
+        except duckdb.InterruptException as e:
+            raise XmTimeout(str(e)) from e
+        finally:
+            timer.cancel()
+            cur.close()
+        return rows, {"total_s": t2 - t0, "query_s": t2 - t1, "targets_s": t1 - t0}
+
+    def xmatch_plan(self, tg, r_deg):
+        cur = self.connect()
+        try:
+            cur.register("xm_targets_arrow", tg.arrow())
+            cur.execute("CREATE OR REPLACE TEMP TABLE xm_targets AS SELECT * FROM xm_targets_arrow")
+            rows = cur.execute("EXPLAIN " + self.xm_sql(r_deg)).fetchall()
+            return "\n".join(str(r[-1]) for r in rows)
+        finally:
+            cur.close()
 
     def stop(self):
         try:
@@ -691,6 +807,58 @@ class AlmagestSystem(System):
     def size_bytes(self):
         return du(self.datadir)
 
+    def xm_adql(self, r_deg: float) -> str:
+        return ("SELECT u.tid, g.source_id FROM tap_upload.t AS u JOIN "
+                f"{self.table} AS g ON CONTAINS(POINT('ICRS', g.ra, g.dec), "
+                f"CIRCLE('ICRS', u.ra, u.dec, {lit(r_deg)})) = 1")
+
+    def xmatch_once(self, tg, r_deg, timeout):
+        import urllib.error
+        import urllib.request
+        body, ctype = xm.multipart(
+            {"REQUEST": "doQuery", "LANG": "ADQL", "RESPONSEFORMAT": "csv",
+             "MAXREC": str(self.ctx.args.xmatch_maxrec), "UPLOAD": "t,param:t",
+             "QUERY": self.xm_adql(r_deg)},
+            {"t": ("targets.xml", tg.votable(), "application/x-votable+xml")})
+        url = f"http://127.0.0.1:{self.http_port}/tap/sync"
+        req = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": ctype})
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                # the socket timeout bounds each read; bound the whole request too
+                chunks = []
+                while blk := resp.read(1 << 16):
+                    chunks.append(blk)
+                    if time.perf_counter() - t0 > timeout:
+                        raise XmTimeout(f"no complete response within {timeout:g} s")
+                text = b"".join(chunks).decode()
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"HTTP {e.code} from /tap/sync: "
+                               f"{e.read().decode(errors='replace')[:2000]}") from e
+        except (TimeoutError, socket.timeout) as e:
+            raise XmTimeout(f"no response within {timeout:g} s") from e
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, (TimeoutError, socket.timeout)):
+                raise XmTimeout(f"no response within {timeout:g} s") from e
+            raise
+        t1 = time.perf_counter()
+        pairs = xm.parse_pairs_csv(text)
+        if len(pairs) >= self.ctx.args.xmatch_maxrec:
+            self.notes.append(f"a cross-match returned MAXREC={self.ctx.args.xmatch_maxrec} "
+                              "rows: the result may be truncated")
+        return pairs, {"total_s": t1 - t0, "query_s": None,
+                       "upload_bytes": len(body)}
+
+    def xmatch_after_timeout(self):
+        # the server may still be working on the abandoned request: wait until it is idle
+        # so that the next measurement does not share the cores with it
+        waited = xm.wait_idle(self.proc.pid, self.ctx.args.xmatch_idle_wait)
+        msg = ("still busy after " + f"{self.ctx.args.xmatch_idle_wait:g} s"
+               if waited is None else f"idle after {waited:.0f} s")
+        log(f"almagest after a cross-match timeout: {msg}")
+        return msg
+
     def stop(self):
         if self.proc is not None:
             self._stop_proc()
@@ -799,7 +967,97 @@ def measure_throughput(sys_: System, cones: np.ndarray, r: float, ref_counts: li
             "clients": clients, "p50_ms": pct(lat, 50) * 1e3, "p95_ms": pct(lat, 95) * 1e3}
 
 
-def run_system(key: str, ctx: Ctx, cones: np.ndarray, warm: np.ndarray, ref: dict) -> dict:
+def plan_nodes(plan: str) -> list[str]:
+    """Operator names of a PostgreSQL EXPLAIN text or a DuckDB EXPLAIN box drawing, top
+    down, repeats collapsed ('4 x Bitmap Index Scan on t_ipix')."""
+    names: list[str] = []
+    for ln in plan.splitlines():
+        if "(cost=" in ln:
+            names.append(ln.split("(cost=")[0].replace("->", "").strip())
+        else:
+            names += [m.strip() for m in re.findall(r"╭─ ([^─]+?) ─", ln)]
+    out: list[list] = []
+    for n in names:
+        if out and out[-1][0] == n:
+            out[-1][1] += 1
+        else:
+            out.append([n, 1])
+    return [n if c == 1 else f"{c} x {n}" for n, c in out]
+
+
+def run_xmatch(key: str, sys_: System, ctx: Ctx, xmd: dict) -> dict:
+    """The cross-match on a loaded system: per radius one warm-up, then the median of
+    --xmatch-repeats runs; every run's pairs are compared with the reference."""
+    args = ctx.args
+    tg: xm.Targets = xmd["targets"]
+    out: dict = {"radii": {}, "notes": []}
+    try:
+        out["plan"] = sys_.xmatch_plan(tg, args.xmatch_radii[0] / 3600.0)
+    except Exception as e:  # noqa: BLE001
+        out["plan"] = f"<EXPLAIN failed: {e}>"
+    nodes = plan_nodes(out["plan"] or "")
+    if nodes:
+        out["notes"].append("plan of the join (EXPLAIN, r=" + xm.alabel(args.xmatch_radii[0])
+                            + "): " + " > ".join(nodes))
+    for r_as in args.xmatch_radii:
+        r_deg = r_as / 3600.0
+        ref = xmd["reference"][str(r_as)]
+        rr: dict = {"status": "ok", "runs": []}
+        out["radii"][str(r_as)] = rr
+        for i in range(1 + args.xmatch_repeats):
+            what = "warm-up" if i == 0 else f"run {i}/{args.xmatch_repeats}"
+            try:
+                with Step(f"{key}: cross-match {len(tg):,} targets r={r_as:g} arcsec ({what})"):
+                    pairs, t = sys_.xmatch_once(tg, r_deg, args.xmatch_timeout)
+            except XmTimeout as e:
+                rr["status"] = "timeout"
+                rr["timeout_run"] = what
+                loud(f"{key}: cross-match r={r_as:g} arcsec timed out ({what}, "
+                     f"{args.xmatch_timeout:g} s): {e}")
+                after = sys_.xmatch_after_timeout()
+                if after:
+                    rr["after_timeout"] = after
+                    out["notes"].append(f"after the timeout at r={xm.alabel(r_as)} ({what}) the "
+                                        f"server was {after}")
+                break
+            except Exception as e:  # noqa: BLE001
+                rr["status"] = "error"
+                rr["error"] = f"{type(e).__name__}: {e}"
+                loud(f"{key}: cross-match r={r_as:g} arcsec failed: {rr['error'][:2000]}")
+                break
+            pairs = [(int(a), int(b)) for a, b in pairs]
+            tol = xm.PGSPHERE_EPSILON_RAD if key == "pgsphere" else 0.0
+            cmp_ = xm.compare(pairs, ref["pairs_set"], xmd["catalog"], tg, r_deg, tol)
+            t["pairs"] = len(pairs)
+            t["correct"] = cmp_["correct"]
+            rr["runs"].append(t)
+            if "compare" not in rr or not cmp_["correct"]:
+                rr["compare"] = cmp_
+            log(f"   {t['total_s']:.3f} s" + ("" if t.get("query_s") is None
+                                              else f" (query {t['query_s']:.3f} s)")
+                + f", {len(pairs):,} pairs (reference {len(ref['pairs_set']):,})"
+                + ("" if cmp_["correct"] else
+                   f" MISMATCH: {cmp_['missing']} missing, {cmp_['extra']} extra, "
+                   f"{cmp_['duplicates']} duplicates"))
+            if not cmp_["correct"]:
+                loud(f"{key}: cross-match r={r_as:g} arcsec differs from the reference: "
+                     f"{cmp_['missing']} missing, {cmp_['extra']} extra, "
+                     f"{cmp_['duplicates']} duplicates; first: {cmp_['detail'][:3]}")
+        timed = rr["runs"][1:]
+        if rr["status"] == "ok" and timed:
+            rr["total_median_s"] = statistics.median(x["total_s"] for x in timed)
+            q = [x["query_s"] for x in timed if x.get("query_s") is not None]
+            rr["query_median_s"] = statistics.median(q) if q else None
+            rr["pairs"] = timed[-1]["pairs"]
+        elif rr["status"] == "ok":
+            rr["status"] = "error"
+            rr["error"] = "no timed runs"
+    out["notes"] += [n for n in sys_.notes if "cross-match" in n]
+    return out
+
+
+def run_system(key: str, ctx: Ctx, cones: np.ndarray, warm: np.ndarray, ref: dict,
+               xmd: dict | None = None) -> dict:
     args = ctx.args
     out: dict = {"label": LABELS[key]}
     sys_ = None
@@ -820,6 +1078,10 @@ def run_system(key: str, ctx: Ctx, cones: np.ndarray, warm: np.ndarray, ref: dic
             out["count"] = int(n)
             if n != args.rows:
                 loud(f"{key}: table holds {n:,} rows, expected {args.rows:,}")
+            if args.xmatch_only:
+                out["notes"] = sys_.notes
+                out["xmatch"] = run_xmatch(key, sys_, ctx, xmd)
+                return out
             with Step(f"{key}: warm-up ({len(warm)} cones)"):
                 for ra, dec in warm:
                     sys_.query(conn, sys_.cone_sql(ra, dec, args.radii[0]))
@@ -885,7 +1147,9 @@ def run_system(key: str, ctx: Ctx, cones: np.ndarray, warm: np.ndarray, ref: dic
             f"{tp['mismatches']} count mismatches, {tp['errors']} errors)")
         if tp["mismatches"]:
             loud(f"{key}: {tp['mismatches']} count mismatches under concurrency")
-        out["notes"] = sys_.notes
+        out["notes"] = [n for n in sys_.notes if "cross-match" not in n]
+        if xmd is not None:
+            out["xmatch"] = run_xmatch(key, sys_, ctx, xmd)
     except Exception as e:  # noqa: BLE001
         import traceback
         out["error"] = f"{type(e).__name__}: {e}"
@@ -929,7 +1193,7 @@ def write_report(path: Path, ctx: Ctx, res: dict) -> None:
     alm = sysres.get("almagest")
     alm_ok = alm is not None and "error" not in alm
     L = []
-    L.append("# Benchmarks: Almagest vs PostgreSQL + q3c, PostgreSQL + pgsphere, DuckDB\n")
+    L.append(REPORT_TITLE + "\n")
     L.append(f"Generated by `bench/run.py` on {res['date']} "
              f"(`{shlex.join(res['argv'])}`). All systems ran on the same machine in the same "
              "run, loaded the same catalog file and answered the same cones.\n")
@@ -1105,6 +1369,14 @@ def write_report(path: Path, ctx: Ctx, res: dict) -> None:
             L.append(f"| {LABELS[k]} | " + " | ".join(cells) + " |")
         L.append("")
 
+    # cross-match: this run's section, else the one already in the file (it names its own run)
+    if res.get("xmatch"):
+        L.append(xm.render_section(res, LABELS, ALL_SYSTEMS) + "\n")
+    else:
+        old = xm.existing_section(path)
+        if old:
+            L.append(old + "\n")
+
     L.append("## Reproduce\n")
     L.append("```\nbench/setup.sh            # as root: apt packages + bench/.venv\n"
              f"bench/.venv/bin/python bench/run.py --rows {args.rows} --seed {args.seed}"
@@ -1153,8 +1425,27 @@ def main() -> int:
                     help="free-text note for the report (repeatable), e.g. other load on the machine")
     ap.add_argument("--keep", action="store_true",
                     help="keep the database files in the work dir (data files are always kept)")
+    g = ap.add_argument_group("cross-match")
+    g.add_argument("--xmatch-targets", type=int, default=10_000,
+                   help="targets of the cross-match workload (0: no cross-match)")
+    g.add_argument("--xmatch-seed", type=int, default=44)
+    g.add_argument("--xmatch-radii", default="1,10", help="match radii in arcsec")
+    g.add_argument("--xmatch-repeats", type=int, default=3,
+                   help="timed runs per system and radius (after one warm-up); the median counts")
+    g.add_argument("--xmatch-timeout", type=float, default=600.0,
+                   help="per-query timeout in seconds (reported as 'timeout')")
+    g.add_argument("--xmatch-maxrec", type=int, default=10_000_000,
+                   help="MAXREC of Almagest's TAP request")
+    g.add_argument("--xmatch-idle-wait", type=float, default=300.0,
+                   help="after an Almagest timeout, wait up to this long for the server to go idle")
+    g.add_argument("--xmatch-only", action="store_true",
+                   help="load each system, run only the cross-match, and merge the "
+                        "cross-match section into --out (the rest of the file is kept)")
     args = ap.parse_args()
     args.radii = [float(x) for x in args.radii.split(",") if x]
+    args.xmatch_radii = [float(x) for x in args.xmatch_radii.split(",") if x]
+    if args.xmatch_only and args.xmatch_targets <= 0:
+        ap.error("--xmatch-only needs --xmatch-targets > 0")
     args.workdir = args.workdir or "/tmp/almagest-bench"
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     bad = [s for s in systems if s not in ALL_SYSTEMS]
@@ -1233,23 +1524,63 @@ def main() -> int:
     # ---- reference
     cones = random_centres(args.cones, args.seed + 1)
     warm = random_centres(args.warmup, args.seed + 2)
-    with Step("reference counts (numpy)"):
-        refobj = Reference(ctx.parquet)
-        ref = {"cones": {str(r): [refobj.cone_count(ra, dec, r) for ra, dec in cones]
-                         for r in args.radii},
-               "agg_count": refobj.agg_count, "agg_avg": refobj.agg_avg,
-               "null_positions": refobj.null_positions}
-        del refobj
-    results["reference"] = ref
-    results["cones"] = cones.tolist()
-    if ref["null_positions"]:
-        log(f"note: {ref['null_positions']} rows have NULL ra/dec")
+    ref: dict = {"cones": {}}
+    if not args.xmatch_only:
+        with Step("reference counts (numpy)"):
+            refobj = Reference(ctx.parquet)
+            ref = {"cones": {str(r): [refobj.cone_count(ra, dec, r) for ra, dec in cones]
+                             for r in args.radii},
+                   "agg_count": refobj.agg_count, "agg_avg": refobj.agg_avg,
+                   "null_positions": refobj.null_positions}
+            del refobj
+        results["reference"] = ref
+        results["cones"] = cones.tolist()
+        if ref["null_positions"]:
+            log(f"note: {ref['null_positions']} rows have NULL ra/dec")
+    xmd = None
+    if args.xmatch_targets > 0:
+        with Step(f"cross-match targets ({args.xmatch_targets:,}, seed {args.xmatch_seed}) "
+                  "and reference pairs (numpy)") as s:
+            cat = xm.Catalog(ctx.parquet)
+            tg = xm.make_targets(cat, args.xmatch_targets, args.xmatch_seed)
+            xref = {}
+            for r_as in args.xmatch_radii:
+                pset = xm.reference_pairs(cat, tg, r_as / 3600.0)
+                xref[str(r_as)] = {"pairs_set": pset, "pairs": len(pset),
+                                   "targets_matched": len({t for t, _ in pset})}
+                log(f"   r={r_as:g} arcsec: {len(pset):,} reference pairs, "
+                    f"{xref[str(r_as)]['targets_matched']:,} targets matched")
+        xmd = {"catalog": cat, "targets": tg, "reference": xref}
+        cmd = ["bench/.venv/bin/python", "bench/run.py", "--xmatch-only",
+               "--rows", str(args.rows), "--seed", str(args.seed),
+               "--xmatch-targets", str(args.xmatch_targets)]
+        for flag, val, default in (("--xmatch-seed", args.xmatch_seed, 44),
+                                   ("--xmatch-radii", ",".join(f"{r:g}" for r in args.xmatch_radii), "1,10"),
+                                   ("--xmatch-repeats", args.xmatch_repeats, 3),
+                                   ("--xmatch-timeout", args.xmatch_timeout, 600.0)):
+            if val != default:
+                cmd += [flag, f"{val:g}" if isinstance(val, float) else str(val)]
+        if args.systems != ",".join(ALL_SYSTEMS):
+            cmd += ["--systems", args.systems]
+        if args.workdir != "/tmp/almagest-bench":
+            cmd += ["--workdir", args.workdir]
+        results["xmatch"] = {
+            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": shlex.join(cmd), "catalog_seed": args.seed,
+            "targets": len(tg), "near": tg.near, "seed": args.xmatch_seed,
+            "radii_arcsec": args.xmatch_radii, "repeats": args.xmatch_repeats,
+            "timeout_s": args.xmatch_timeout, "maxrec": args.xmatch_maxrec,
+            "ram": human_bytes(results["machine"].get("ram_bytes")),
+            "notes": args.note if args.xmatch_only else [],
+            "reference_s": s.seconds,
+            "reference": {k: {"pairs": v["pairs"], "targets_matched": v["targets_matched"]}
+                          for k, v in xref.items()}}
 
     # ---- systems
     results["systems"] = {}
     for key in systems:
         log(f"===== {LABELS[key]} =====")
-        results["systems"][key] = run_system(key, ctx, cones, warm, ref)
+        results["systems"][key] = run_system(key, ctx, cones, warm, ref, xmd)
         if key in ("q3c", "pgsphere") and not any(
                 k in ("q3c", "pgsphere") for k in systems[systems.index(key) + 1:]):
             if not args.keep:
@@ -1269,18 +1600,36 @@ def main() -> int:
     # ---- outputs
     results["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     results["notes"] = args.note
-    json_path = Path(args.json) if args.json else ctx.workdir / "results.json"
+    json_path = Path(args.json) if args.json else ctx.workdir / (
+        "xmatch-results.json" if args.xmatch_only else "results.json")
     results["json_path"] = str(json_path)
     json_path.write_text(json.dumps(results, indent=1, default=str))
     log(f"wrote {json_path}")
     if args.out != "-":
-        write_report(Path(args.out), ctx, results)
+        if args.xmatch_only:
+            xm.merge_section(Path(args.out), xm.render_section(results, LABELS, ALL_SYSTEMS),
+                             REPORT_TITLE)
+            log(f"merged the cross-match section into {args.out}")
+        else:
+            write_report(Path(args.out), ctx, results)
 
     # ---- summary
     problems = []
     for k, s in results["systems"].items():
         if "error" in s:
             problems.append(f"{k}: {s['error'].splitlines()[0]}")
+            continue
+        if s.get("count") != args.rows:
+            problems.append(f"{k}: table has {s.get('count')} rows")
+        for r, x in (s.get("xmatch") or {}).get("radii", {}).items():
+            if x.get("status") == "error":
+                problems.append(f"{k}: cross-match r={r} arcsec failed: {x.get('error', '')[:200]}")
+            if any(not run["correct"] for run in x.get("runs", [])):
+                c = x["compare"]
+                problems.append(f"{k}: cross-match r={r} arcsec pairs differ from the reference "
+                                f"({c['missing']} missing, {c['extra']} extra, "
+                                f"{c['duplicates']} duplicates)")
+        if args.xmatch_only:
             continue
         for r, c in s.get("cones", {}).items():
             if c["mismatches"]:
@@ -1289,18 +1638,29 @@ def main() -> int:
             problems.append(f"{k}: {s['throughput']['mismatches']} mismatches under concurrency")
         if not s.get("agg", {}).get("correct"):
             problems.append(f"{k}: wrong aggregate")
-        if s.get("count") != args.rows:
-            problems.append(f"{k}: table has {s.get('count')} rows")
-    print("\nsystem           load s   " + "  ".join(f"p50/p95 r={r:g}" for r in args.radii)
-          + "   q/s    agg ms")
-    for k, s in results["systems"].items():
-        if "error" in s:
-            print(f"{k:<15} FAILED")
-            continue
-        lat = "  ".join(f"{s['cones'][str(r)]['p50_ms']:6.2f}/{s['cones'][str(r)]['p95_ms']:6.2f}"
-                        for r in args.radii)
-        print(f"{k:<15} {s['load_s']:7.2f}   {lat}   {s['throughput']['qps']:7.1f} "
-              f"{s['agg']['median_s'] * 1e3:8.1f}")
+    if not args.xmatch_only:
+        print("\nsystem           load s   " + "  ".join(f"p50/p95 r={r:g}" for r in args.radii)
+              + "   q/s    agg ms")
+        for k, s in results["systems"].items():
+            if "error" in s or "cones" not in s:
+                print(f"{k:<15} FAILED")
+                continue
+            lat = "  ".join(f"{s['cones'][str(r)]['p50_ms']:6.2f}/{s['cones'][str(r)]['p95_ms']:6.2f}"
+                            for r in args.radii)
+            print(f"{k:<15} {s['load_s']:7.2f}   {lat}   {s['throughput']['qps']:7.1f} "
+                  f"{s['agg']['median_s'] * 1e3:8.1f}")
+    if xmd is not None:
+        print(f"\ncross-match, {len(xmd['targets']):,} targets (total / query only, median s; pairs)")
+        for k, s in results["systems"].items():
+            cells = []
+            for r, x in (s.get("xmatch") or {}).get("radii", {}).items():
+                if x["status"] == "ok":
+                    q = x.get("query_median_s")
+                    cells.append(f"r={float(r):g}\": {x['total_median_s']:.3f}"
+                                 + ("" if q is None else f" / {q:.3f}") + f"; {x['pairs']:,}")
+                else:
+                    cells.append(f"r={float(r):g}\": {x['status']}")
+            print(f"{k:<15} " + ("   ".join(cells) if cells else "FAILED"))
     if problems:
         loud("PROBLEMS:\n" + "\n".join(problems))
         return 1
