@@ -225,7 +225,10 @@ mod tests {
 
     fn sql(query: &str) -> Result<String> {
         let upload = Schema::new(vec![Field::new("mag", DataType::Float64, true)
-            .with_metadata(HashMap::from([(UNIT_KEY.to_string(), "arcmin".to_string())]))]);
+            .with_metadata(HashMap::from([(
+                UNIT_KEY.to_string(),
+                "arcmin".to_string(),
+            )]))]);
         adql_to_sql(query, &catalog(), [("targets", &upload)])
     }
 
