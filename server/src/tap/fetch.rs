@@ -235,6 +235,17 @@ mod tests {
         assert_eq!(read_uploads(&two, &config).await.unwrap().len(), 2);
     }
 
+    #[test]
+    fn capabilities_declare_url_uploads_only_when_allowed() {
+        let http = "<uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-http\"/>";
+        let https = "<uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-https\"/>";
+        let on = crate::tap::sync::capabilities_document("http://h/tap", &allowed());
+        assert!(on.contains(http) && on.contains(https), "{on}");
+        let off = crate::tap::sync::capabilities_document("http://h/tap", &TapConfig::default());
+        assert!(!off.contains("upload-http"), "{off}");
+        assert!(off.contains("#upload-inline"), "{off}");
+    }
+
     #[tokio::test]
     async fn other_schemes_and_disabled_services_refuse() {
         let e = read_uploads(&params("t,ftp://example.org/t.xml"), &allowed())
