@@ -52,8 +52,14 @@ pub struct TapSection {
     pub default_maxrec: u64,
     /// The largest MAXREC honoured; larger requests are capped (and flagged OVERFLOW).
     pub hard_maxrec: u64,
-    /// Largest accepted request body (uploads included), MiB.
+    /// Largest accepted request body (uploads included), MiB; also the most fetched for
+    /// the URL uploads of one request.
     pub max_upload_mb: usize,
+    /// Whether `UPLOAD=name,http(s)://...` makes the server fetch the URL. The server then
+    /// requests any address a user names (SSRF): enable it only where that is acceptable.
+    pub allow_http_upload: bool,
+    /// The longest one upload fetch may take, seconds.
+    pub http_upload_timeout_s: u64,
 }
 
 impl Default for TapSection {
@@ -63,6 +69,8 @@ impl Default for TapSection {
             default_maxrec: d.default_maxrec,
             hard_maxrec: d.hard_maxrec,
             max_upload_mb: d.max_upload_bytes >> 20,
+            allow_http_upload: d.allow_http_upload,
+            http_upload_timeout_s: d.http_upload_timeout.as_secs(),
         }
     }
 }
@@ -74,7 +82,8 @@ impl TapSection {
             default_maxrec: self.default_maxrec,
             hard_maxrec: self.hard_maxrec,
             max_upload_bytes: self.max_upload_mb.saturating_mul(1 << 20),
-            ..crate::tap::TapConfig::default()
+            allow_http_upload: self.allow_http_upload,
+            http_upload_timeout: std::time::Duration::from_secs(self.http_upload_timeout_s),
         }
     }
 }
@@ -212,6 +221,9 @@ impl AlmagestConfig {
         if c.tap.max_upload_mb == 0 {
             bail!("coordinator.tap.max_upload_mb must be at least 1");
         }
+        if c.tap.http_upload_timeout_s == 0 {
+            bail!("coordinator.tap.http_upload_timeout_s must be at least 1");
+        }
         if self.worker.id == 0 {
             bail!("worker.id must be positive");
         }
@@ -277,6 +289,41 @@ default_maxrec = 500
             assert_eq!(tap.default_maxrec, 500);
             assert_eq!(tap.hard_maxrec, 10_000_000);
             assert_eq!(tap.max_upload_bytes, 2 << 20);
+            assert!(!tap.allow_http_upload, "off unless asked for");
+            assert_eq!(tap.http_upload_timeout.as_secs(), 60);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn t13_http_upload_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(
+            &path,
+            "[coordinator.tap]\nallow_http_upload = true\nhttp_upload_timeout_s = 5\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|_| {
+            let tap = AlmagestConfig::load(Some(&path))
+                .unwrap()
+                .coordinator
+                .tap
+                .to_config();
+            assert!(tap.allow_http_upload);
+            assert_eq!(tap.http_upload_timeout.as_secs(), 5);
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ALMAGEST__COORDINATOR__TAP__ALLOW_HTTP_UPLOAD", "false");
+            let c = AlmagestConfig::load(Some(&path)).unwrap();
+            assert!(!c.coordinator.tap.to_config().allow_http_upload);
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ALMAGEST__COORDINATOR__TAP__ALLOW_HTTP_UPLOAD", "true");
+            let c = AlmagestConfig::load(None).unwrap();
+            assert!(c.coordinator.tap.to_config().allow_http_upload);
             Ok(())
         });
     }

@@ -86,6 +86,10 @@ struct ServeArgs {
     /// Memory for the merge side of queries, MiB.
     #[arg(long, default_value_t = 4096)]
     memory_limit_mb: usize,
+    /// Let TAP fetch `UPLOAD=name,http(s)://...` tables (the server then requests any URL
+    /// a user gives it: see allow_http_upload in config/almagest.example.toml).
+    #[arg(long)]
+    allow_http_upload: bool,
 }
 
 #[derive(Args)]
@@ -196,7 +200,10 @@ fn standalone_options(data_dir: PathBuf, workers: u64, serve: &ServeArgs) -> Sta
         default_chunk_depth: serve.chunk_depth,
         memory_limit_mb: serve.memory_limit_mb,
         jobs: config::JobsSection::default().to_config(),
-        tap: config::TapSection::default().to_config(),
+        tap: crate::tap::TapConfig {
+            allow_http_upload: serve.allow_http_upload,
+            ..config::TapSection::default().to_config()
+        },
     }
 }
 

@@ -1,20 +1,29 @@
 """pyvo and astroquery against a running Almagest TAP service.
 
-Usage: tap_clients.py TAP_URL UPLOAD_CSV
+Usage: tap_clients.py TAP_URL UPLOAD_CSV URL_UPLOAD_ROWS
+
+The service must fetch uploads by URL (`almagest standalone --allow-http-upload`): the
+first URL_UPLOAD_ROWS targets are also served as a VOTable by a web server this script
+starts on a free loopback port, and uploaded by URL.
 
 Prints one JSON document with what each client read; the Rust test (t90_tap_clients)
 compares it with the brute-force reference. Every step records its own outcome, so one
 failing step does not hide the others.
 """
 import contextlib
+import functools
+import http.server
 import json
+import os
 import sys
+import tempfile
+import threading
 import traceback
 
 import pyvo
 from astropy.table import Table
 
-url, upload_csv = sys.argv[1], sys.argv[2]
+url, upload_csv, url_upload_rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
 out = {}
 
 CONE = (
@@ -87,6 +96,33 @@ def upload():
     return sorted([int(a), int(b)] for a, b in zip(result["pos_id"], result["source_id"]))
 
 
+def upload_by_url():
+    """The cross-match with the targets fetched by the service from a URL, and the error
+    for a URL that answers 404."""
+    targets = Table.read(upload_csv, format="ascii.csv")[:url_upload_rows]
+    with tempfile.TemporaryDirectory() as tmp:
+        targets.write(os.path.join(tmp, "targets.xml"), format="votable")
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            base = "http://127.0.0.1:%d" % server.server_address[1]
+            result = service.run_sync(
+                XMATCH, uploads={"targets": base + "/targets.xml"}).to_table()
+            pairs = sorted([int(a), int(b)]
+                           for a, b in zip(result["pos_id"], result["source_id"]))
+            try:
+                service.run_sync(XMATCH, uploads={"targets": base + "/missing.xml"})
+                missing = None
+            except pyvo.dal.DALQueryError as e:
+                missing = str(e)
+        finally:
+            server.shutdown()
+            server.server_close()
+    return {"pairs": pairs, "missing": missing}
+
+
 def overflow():
     # pyvo (>= 1.6) does not warn when the truncation is the one the caller asked for, so
     # read the status the service reported.
@@ -119,6 +155,7 @@ with contextlib.redirect_stdout(sys.stderr):
     step("run_async", run_async)
     step("job_cycle", job_cycle)
     step("upload", upload)
+    step("upload_by_url", upload_by_url)
     step("overflow", overflow)
     step("error", error)
     step("astroquery", astroquery_sync_async)

@@ -96,23 +96,33 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(data_dir: &Path, workers: u32) -> Result<Self> {
+        Self::start_with_args(data_dir, workers, &[]).await
+    }
+
+    /// Starts a cluster with `extra` options of `almagest standalone` (e.g.
+    /// `--allow-http-upload`).
+    pub async fn start_with_args(data_dir: &Path, workers: u32, extra: &[&str]) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let (pg, grpc, http) = (free_port(), free_port(), free_port());
+        let (data, workers) = (data_dir.display().to_string(), workers.to_string());
+        let (pg_arg, grpc_arg, http_arg) = (pg.to_string(), grpc.to_string(), http.to_string());
+        let mut args = vec![
+            "standalone",
+            "--data-dir",
+            &data,
+            "--workers",
+            &workers,
+            "--pg-port",
+            &pg_arg,
+            "--grpc-port",
+            &grpc_arg,
+            "--http-port",
+            &http_arg,
+        ];
+        args.extend_from_slice(extra);
         let proc = Proc::spawn(
             "standalone",
-            &[
-                "standalone",
-                "--data-dir",
-                &data_dir.display().to_string(),
-                "--workers",
-                &workers.to_string(),
-                "--pg-port",
-                &pg.to_string(),
-                "--grpc-port",
-                &grpc.to_string(),
-                "--http-port",
-                &http.to_string(),
-            ],
+            &args,
             &data_dir.join(format!("standalone-{pg}.log")),
         )?;
         let cluster = Self {

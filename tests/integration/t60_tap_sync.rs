@@ -285,7 +285,18 @@ async fn t60_tap_sync() -> Result<()> {
     let by_id: BTreeMap<i64, &Row> = rows.iter().map(|r| (r.source_id, r)).collect();
     let dir = harness::test_dir("t60");
     let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
-    cluster.load("test.gaia", Some(("ra", "dec", "source_id")), &[file])?;
+    // The position columns' unit (IN_UNIT reads it), whatever the generated file carries.
+    let metadata = dir.join("gaia-meta.toml");
+    std::fs::write(
+        &metadata,
+        "[columns.ra]\nunit = \"deg\"\n[columns.dec]\nunit = \"deg\"\n",
+    )?;
+    cluster.load_with_args(
+        "test.gaia",
+        Some(("ra", "dec", "source_id")),
+        &[file],
+        &["--metadata", &metadata.display().to_string()],
+    )?;
     let tap = Tap {
         url: cluster.tap_url(),
         http: reqwest::Client::new(),
@@ -682,5 +693,112 @@ async fn t60_tap_sync() -> Result<()> {
         ])
         .await?;
     ensure!(resp.status() == 200, "{}", resp.text().await?);
+
+    in_unit(&tap, &by_id).await
+}
+
+/// IN_UNIT on bare and qualified catalog columns (units from the catalog) and on an
+/// uploaded column (unit from its FIELD), checked value for value; a column without a unit
+/// is refused with a clear message.
+async fn in_unit(tap: &Tap, by_id: &BTreeMap<i64, &Row>) -> Result<()> {
+    use almagest_adql::adql21::units::conversion_factor;
+    let (ra0, dec0, r0) = CONE;
+    let query = format!(
+        "SELECT source_id, IN_UNIT(ra, 'arcsec') AS ra_arcsec, IN_UNIT(g.dec, 'rad') AS dec_rad \
+         FROM test.gaia AS g \
+         WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra0}, {dec0}, {r0}))"
+    );
+    let resp = tap
+        .post(&[
+            ("LANG", "ADQL"),
+            ("QUERY", &query),
+            ("RESPONSEFORMAT", "json"),
+        ])
+        .await?;
+    ensure!(resp.status() == 200, "IN_UNIT: {}", resp.text().await?);
+    let doc: serde_json::Value = serde_json::from_str(&resp.text().await?)?;
+    let to_arcsec = conversion_factor("deg", "arcsec").map_err(anyhow::Error::msg)?;
+    let to_rad = conversion_factor("deg", "rad").map_err(anyhow::Error::msg)?;
+    ensure!((to_arcsec - 3600.0).abs() < 1e-9 && to_rad == std::f64::consts::PI / 180.0);
+    let data = doc["data"].as_array().context("data")?;
+    ensure!(data.len() > 10, "IN_UNIT cone: {} rows", data.len());
+    for r in data {
+        let id = r[0].as_i64().context("id")?;
+        let row = by_id.get(&id).with_context(|| format!("unknown id {id}"))?;
+        let (ra, dec) = (r[1].as_f64().context("ra")?, r[2].as_f64().context("dec")?);
+        ensure!(
+            ra.to_bits() == (row.ra * to_arcsec).to_bits()
+                && dec.to_bits() == (row.dec * to_rad).to_bits(),
+            "IN_UNIT row {id}: {ra} arcsec, {dec} rad for {} deg, {} deg",
+            row.ra,
+            row.dec
+        );
+    }
+
+    // A unitless column.
+    let (status, message) = tap
+        .error(&[
+            ("LANG", "ADQL"),
+            ("QUERY", "SELECT IN_UNIT(source_id, 'deg') FROM test.gaia"),
+        ])
+        .await?;
+    ensure!(
+        status == 400
+            && message.contains("line 1, column 8")
+            && message.contains("IN_UNIT needs the unit of its first argument"),
+        "{status} {message}"
+    );
+    // Units that measure different things.
+    let (status, message) = tap
+        .error(&[
+            ("LANG", "ADQL"),
+            ("QUERY", "SELECT IN_UNIT(ra, 'km') FROM test.gaia"),
+        ])
+        .await?;
+    ensure!(
+        status == 400 && message.contains("cannot convert from 'deg' to 'km'"),
+        "{status} {message}"
+    );
+
+    // An uploaded column with a unit.
+    let table = "<?xml version=\"1.0\"?><VOTABLE version=\"1.3\" \
+        xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\"><RESOURCE><TABLE>\
+        <FIELD name=\"r\" datatype=\"double\" unit=\"arcmin\"/><DATA><TABLEDATA>\
+        <TR><TD>90</TD></TR><TR><TD>1.5</TD></TR></TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>";
+    let form = reqwest::multipart::Form::new()
+        .text("LANG", "ADQL")
+        .text(
+            "QUERY",
+            "SELECT IN_UNIT(r, 'deg') AS d FROM TAP_UPLOAD.radii ORDER BY d",
+        )
+        .text("RESPONSEFORMAT", "json")
+        .text("UPLOAD", "radii,param:t")
+        .part(
+            "t",
+            reqwest::multipart::Part::bytes(table.as_bytes().to_vec()).file_name("t.xml"),
+        );
+    let resp = tap
+        .http
+        .post(format!("{}/sync", tap.url))
+        .multipart(form)
+        .send()
+        .await?;
+    ensure!(
+        resp.status() == 200,
+        "upload IN_UNIT: {}",
+        resp.text().await?
+    );
+    let doc: serde_json::Value = serde_json::from_str(&resp.text().await?)?;
+    let to_deg = conversion_factor("arcmin", "deg").map_err(anyhow::Error::msg)?;
+    let got: Vec<f64> = doc["data"]
+        .as_array()
+        .context("data")?
+        .iter()
+        .filter_map(|r| r[0].as_f64())
+        .collect();
+    ensure!(
+        got == [1.5 * to_deg, 90.0 * to_deg] && (got[1] - 1.5).abs() < 1e-12,
+        "upload IN_UNIT: {got:?}"
+    );
     Ok(())
 }

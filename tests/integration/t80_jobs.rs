@@ -454,7 +454,8 @@ async fn run_form_job(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t80_async_uploads_formats_overflow_and_errors() -> Result<()> {
     let dir = harness::test_dir("t80_async_tap");
-    let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
+    let cluster =
+        Cluster::start_with_args(&dir.join("cluster"), 2, &["--allow-http-upload"]).await?;
     cluster.load(
         "test.gaia",
         Some(("ra", "dec", "source_id")),
@@ -643,7 +644,7 @@ async fn t80_async_uploads_formats_overflow_and_errors() -> Result<()> {
         .text()
         .await?;
     ensure!(phase == "PENDING", "{phase}");
-    // UWS 1.1: a PENDING job's RUNID can change by POST to its parameters; its query not.
+    // UWS 1.1: a PENDING job's RUNID can change by POST to its parameters.
     let posted = http
         .post(format!("{bad_url}/parameters"))
         .form(&[("runId", "renamed")])
@@ -658,7 +659,7 @@ async fn t80_async_uploads_formats_overflow_and_errors() -> Result<()> {
     );
     let refused = http
         .post(format!("{bad_url}/parameters"))
-        .form(&[("QUERY", "SELECT 1")])
+        .form(&[("OWNER", "mallory")])
         .send()
         .await?;
     ensure!(refused.status() == StatusCode::BAD_REQUEST);
@@ -720,6 +721,9 @@ async fn t80_async_uploads_formats_overflow_and_errors() -> Result<()> {
             "{params:?}: {error}"
         );
     }
+    changing_parameters(&http, &tap, query10, &first10).await?;
+    uploads_by_url(&http, &tap, &rows).await?;
+
     // A malformed request is still refused, with a VOTable error document.
     let refused = http
         .post(format!("{tap}/async"))
@@ -736,5 +740,232 @@ async fn t80_async_uploads_formats_overflow_and_errors() -> Result<()> {
     let missing = http.get(format!("{tap}/async/nope")).send().await?;
     ensure!(missing.status() == StatusCode::NOT_FOUND);
     ensure!(missing.text().await?.contains("QUERY_STATUS"));
+    Ok(())
+}
+
+/// A VOTable of one `long` column `sid`.
+fn sid_table(values: &[i64]) -> String {
+    let rows: String = values
+        .iter()
+        .map(|v| format!("<TR><TD>{v}</TD></TR>"))
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\">\
+         <RESOURCE><TABLE><FIELD name=\"sid\" datatype=\"long\"/>\
+         <DATA><TABLEDATA>{rows}</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>"
+    )
+}
+
+/// The first column of a CSV result, as integers.
+async fn csv_ids(http: &reqwest::Client, job_url: &str) -> Result<Vec<i64>> {
+    let csv = http
+        .get(format!("{job_url}/results/result"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    csv.lines()
+        .skip(1)
+        .map(|l| l.trim().parse::<i64>().with_context(|| csv.clone()))
+        .collect()
+}
+
+/// UWS 1.1: the query parameters of a PENDING job change by POST to its parameters or to
+/// the job itself (a broken query can be mended, uploads replaced); once it ran, they
+/// cannot.
+async fn changing_parameters(
+    http: &reqwest::Client,
+    tap: &str,
+    query10: &str,
+    first10: &[i64],
+) -> Result<()> {
+    let created = http
+        .post(format!("{tap}/async"))
+        .form(&[
+            ("LANG", "ADQL"),
+            ("QUERY", "SELECT source_id FROM test.gaia WHERE"),
+            ("RESPONSEFORMAT", "json"),
+            ("RUNID", "kept"),
+        ])
+        .send()
+        .await?;
+    let url = location(&created)?;
+    let posted = http
+        .post(format!("{url}/parameters"))
+        .form(&[("QUERY", query10), ("MAXREC", "3"), ("FORMAT", "csv")])
+        .send()
+        .await?;
+    ensure!(location(&posted)? == url);
+    let doc = http.get(&url).send().await?.text().await?;
+    for needle in [
+        format!("<uws:parameter id=\"query\">{query10}</uws:parameter>"),
+        "<uws:parameter id=\"maxrec\">3</uws:parameter>".into(),
+        "<uws:parameter id=\"format\">csv</uws:parameter>".into(),
+        "<uws:parameter id=\"runid\">kept</uws:parameter>".into(),
+        "<uws:parameter id=\"lang\">ADQL</uws:parameter>".into(),
+    ] {
+        ensure!(doc.contains(&needle), "{needle} not in {doc}");
+    }
+    ensure!(!doc.contains("id=\"responseformat\""), "{doc}");
+    // To the job itself, with PHASE=RUN: the new MAXREC is the one that runs.
+    let posted = http
+        .post(&url)
+        .form(&[("MAXREC", "5"), ("PHASE", "RUN")])
+        .send()
+        .await?;
+    ensure!(location(&posted)? == url);
+    let doc = uws_finished(http, &url).await?;
+    ensure!(element(&doc, "uws:phase") == Some("COMPLETED"), "{doc}");
+    ensure!(
+        csv_ids(http, &url).await? == first10[..5],
+        "MAXREC=5 result"
+    );
+    // Run: no more changes, to the parameters or to the job.
+    for target in [format!("{url}/parameters"), url.clone()] {
+        let refused = http
+            .post(&target)
+            .form(&[("QUERY", "SELECT 1")])
+            .send()
+            .await?;
+        ensure!(refused.status() == StatusCode::BAD_REQUEST);
+        let text = refused.text().await?;
+        ensure!(
+            text.contains("QUERY_STATUS")
+                && text.contains("can only change while it is PENDING; it is COMPLETED"),
+            "{text}"
+        );
+    }
+
+    // UPLOAD replaces the job's uploads (a multipart POST with the new table).
+    let form = reqwest::multipart::Form::new()
+        .text("LANG", "ADQL")
+        .text("QUERY", "SELECT sid FROM TAP_UPLOAD.t ORDER BY sid")
+        .text("RESPONSEFORMAT", "csv")
+        .text("UPLOAD", "t,param:t")
+        .part(
+            "t",
+            reqwest::multipart::Part::bytes(sid_table(&[2, 1]).into_bytes()).file_name("t.xml"),
+        );
+    let created = http
+        .post(format!("{tap}/async"))
+        .multipart(form)
+        .send()
+        .await?;
+    let url = location(&created)?;
+    let form = reqwest::multipart::Form::new()
+        .text("UPLOAD", "t,param:fresh")
+        .part(
+            "fresh",
+            reqwest::multipart::Part::bytes(sid_table(&[9, 7, 8]).into_bytes())
+                .file_name("fresh.xml"),
+        );
+    let posted = http
+        .post(format!("{url}/parameters"))
+        .multipart(form)
+        .send()
+        .await?;
+    ensure!(location(&posted)? == url);
+    // Only the query changes: the uploads stay the fresh ones.
+    let posted = http
+        .post(format!("{url}/parameters"))
+        .form(&[(
+            "QUERY",
+            "SELECT sid * 10 AS sid FROM TAP_UPLOAD.t ORDER BY sid",
+        )])
+        .send()
+        .await?;
+    ensure!(location(&posted)? == url);
+    http.post(format!("{url}/phase"))
+        .form(&[("PHASE", "RUN")])
+        .send()
+        .await?;
+    let doc = uws_finished(http, &url).await?;
+    ensure!(element(&doc, "uws:phase") == Some("COMPLETED"), "{doc}");
+    ensure!(
+        doc.contains("<uws:parameter id=\"upload\">t,param:fresh</uws:parameter>"),
+        "{doc}"
+    );
+    ensure!(
+        csv_ids(http, &url).await? == [70, 80, 90],
+        "replaced upload"
+    );
+    Ok(())
+}
+
+/// A web server on a free loopback port serving `files` (path, body); its base URL.
+async fn serve_files(files: Vec<(&'static str, String)>) -> Result<String> {
+    let mut app = axum::Router::new();
+    for (path, body) in files {
+        app = app.route(
+            path,
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { body }
+            }),
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// Async jobs whose uploads the service fetches by URL: fetched when the job is created,
+/// joined with the catalog when it runs; an unreachable table ends the job in ERROR with
+/// the URL and the HTTP status.
+async fn uploads_by_url(
+    http: &reqwest::Client,
+    tap: &str,
+    rows: &[crate::reference::Row],
+) -> Result<()> {
+    let wanted: Vec<i64> = rows
+        .iter()
+        .step_by(rows.len() / 5)
+        .take(5)
+        .map(|r| r.source_id)
+        .collect();
+    let mut listed = wanted.clone();
+    listed.push(-1);
+    let base = serve_files(vec![("/t.xml", sid_table(&listed))]).await?;
+    let query = "SELECT g.source_id FROM TAP_UPLOAD.t AS u \
+                 JOIN test.gaia AS g ON g.source_id = u.sid ORDER BY g.source_id";
+    let table_url = format!("{base}/t.xml");
+    let upload = format!("t,{table_url}");
+    let (url, doc) = run_form_job(
+        http,
+        tap,
+        &[
+            ("LANG", "ADQL"),
+            ("QUERY", query),
+            ("RESPONSEFORMAT", "csv"),
+            ("UPLOAD", &upload),
+        ],
+    )
+    .await?;
+    ensure!(element(&doc, "uws:phase") == Some("COMPLETED"), "{doc}");
+    ensure!(csv_ids(http, &url).await? == wanted, "upload by URL");
+
+    let missing = format!("t,{base}/gone.xml");
+    let (url, doc) = run_form_job(
+        http,
+        tap,
+        &[("LANG", "ADQL"), ("QUERY", query), ("UPLOAD", &missing)],
+    )
+    .await?;
+    ensure!(element(&doc, "uws:phase") == Some("ERROR"), "{doc}");
+    let error = http
+        .get(format!("{url}/error"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        error.contains(&format!(
+            "table 't': fetching {base}/gone.xml answered HTTP 404 Not Found"
+        )),
+        "{error}"
+    );
     Ok(())
 }

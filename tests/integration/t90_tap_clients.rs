@@ -226,12 +226,17 @@ fn xmatch(
     (sure, edge)
 }
 
+/// Targets the client script also uploads by URL (the first ones of the upload).
+const URL_UPLOAD_ROWS: usize = 500;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t91_pyvo_astroquery_taplint() -> Result<()> {
     let file = harness::catalog_file();
     let rows = reference::read_catalog(file);
     let dir = harness::test_dir("t91");
-    let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
+    // Uploads by URL on: TAP 1.1 requires them of a service with uploads (taplint checks).
+    let cluster =
+        Cluster::start_with_args(&dir.join("cluster"), 2, &["--allow-http-upload"]).await?;
     cluster.load("test.gaia", Some(("ra", "dec", "source_id")), &[file])?;
 
     // The cross-match catalog: 3,000 of the rows as their own table (the join runs as a
@@ -285,6 +290,7 @@ async fn t91_pyvo_astroquery_taplint() -> Result<()> {
         .arg(script)
         .arg(cluster.tap_url())
         .arg(&csv)
+        .arg(URL_UPLOAD_ROWS.to_string())
         .output()?;
     ensure!(
         out.status.success(),
@@ -385,6 +391,34 @@ async fn t91_pyvo_astroquery_taplint() -> Result<()> {
         want.0.len()
     );
 
+    // The same cross-match with the first targets fetched by the service from a URL.
+    let want = xmatch(&xm_rows, &targets[..URL_UPLOAD_ROWS], 2.0 / 3600.0);
+    let got: BTreeSet<(i64, i64)> = v["upload_by_url"]["pairs"]
+        .as_array()
+        .context("upload_by_url pairs")?
+        .iter()
+        .filter_map(|p| Some((p[0].as_i64()?, p[1].as_i64()?)))
+        .collect();
+    let missing: Vec<_> = want.0.difference(&got).take(5).collect();
+    let extra: Vec<_> = got
+        .difference(&want.0)
+        .filter(|p| !want.1.contains(p))
+        .take(5)
+        .collect();
+    ensure!(
+        missing.is_empty() && extra.is_empty() && want.0.len() > 200,
+        "cross-match of {URL_UPLOAD_ROWS} targets uploaded by URL: {} pairs, expected {}; \
+         missing {missing:?}, extra {extra:?}",
+        got.len(),
+        want.0.len()
+    );
+    let not_found = v["upload_by_url"]["missing"].as_str().unwrap_or_default();
+    ensure!(
+        not_found.contains("/missing.xml answered HTTP 404 Not Found")
+            && not_found.contains("table 'targets'"),
+        "upload from a URL that answers 404: {not_found}"
+    );
+
     // STILTS taplint over every stage; errors fail the test, warnings are printed.
     let lint = Command::new("stilts")
         .args(["taplint", "report=EWF", "maxrepeat=3"])
@@ -398,17 +432,7 @@ async fn t91_pyvo_astroquery_taplint() -> Result<()> {
         .with_context(|| format!("no Totals line in taplint output:\n{report}"))?;
     println!("taplint {totals}");
     println!("{report}");
-    // Errors we know of and accept for now, each with its reason.
-    const ACCEPTED: &[(&str, &str)] = &[(
-        "E-CAP-MUPM",
-        "TAP 1.1 makes UPLOAD by http: URL mandatory when uploads are supported; fetching \
-         URLs server-side is not implemented yet (inline uploads are)",
-    )];
-    let errors: Vec<&str> = report
-        .lines()
-        .filter(|l| l.starts_with("E-"))
-        .filter(|l| !ACCEPTED.iter().any(|(code, _)| l.starts_with(code)))
-        .collect();
+    let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E-")).collect();
     ensure!(
         errors.is_empty(),
         "taplint errors ({totals}):\n{}",

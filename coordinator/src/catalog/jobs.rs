@@ -196,7 +196,29 @@ impl JobUpdate {
     }
 }
 
+/// New query parameters of a PENDING job (UWS: a POST to the job or its parameters),
+/// replacing the old ones together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobQueryChange {
+    pub id: String,
+    /// The query as the client wrote it.
+    pub query: String,
+    /// The SQL the runner executes.
+    pub sql: String,
+    pub maxrec: Option<u64>,
+    pub response_format: Option<String>,
+    /// Every parameter of the job after the change.
+    pub parameters: Vec<(String, String)>,
+    /// The names of the job's uploads when they were replaced; `None` keeps them.
+    pub uploads: Option<Vec<String>>,
+    /// Why the job cannot run now, replacing any earlier reason (`None`: it can).
+    pub error: Option<String>,
+}
+
 /// A change to the job records.
+///
+/// Serialized in the Raft log: new variants go at the end, and old entries must keep
+/// deserializing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JobCommand {
     /// Adds a job; refused if the id exists.
@@ -211,6 +233,8 @@ pub enum JobCommand {
     Delete { id: String },
     /// Changes a job's RUNID (and the RUNID among its parameters); only while PENDING.
     SetRunId { id: String, run_id: Option<String> },
+    /// Replaces a job's query parameters; only while PENDING.
+    SetQuery(Box<JobQueryChange>),
 }
 
 /// Every job, by id.
@@ -295,14 +319,34 @@ impl JobsState {
                     }
                     CatalogResponse::Ok
                 }
-                Some(job) => CatalogResponse::Rejected(format!(
-                    "the parameters of job {id} can only change while it is PENDING; it is {}",
-                    job.phase
-                )),
+                Some(job) => not_pending(job),
                 None => unknown(id),
+            },
+            JobCommand::SetQuery(change) => match self.jobs.get_mut(&change.id) {
+                Some(job) if job.phase == JobPhase::Pending => {
+                    job.query = change.query.clone();
+                    job.sql = change.sql.clone();
+                    job.maxrec = change.maxrec;
+                    job.response_format = change.response_format.clone();
+                    job.parameters = change.parameters.clone();
+                    if let Some(uploads) = &change.uploads {
+                        job.uploads = uploads.clone();
+                    }
+                    job.error = change.error.clone();
+                    CatalogResponse::Ok
+                }
+                Some(job) => not_pending(job),
+                None => unknown(&change.id),
             },
         }
     }
+}
+
+fn not_pending(job: &JobRecord) -> CatalogResponse {
+    CatalogResponse::Rejected(format!(
+        "the parameters of job {} can only change while it is PENDING; it is {}",
+        job.id, job.phase
+    ))
 }
 
 fn unknown(id: &str) -> CatalogResponse {
@@ -402,5 +446,68 @@ mod tests {
             s.apply(&JobCommand::Delete { id: "a".into() }),
             CatalogResponse::Rejected("job a does not exist".into())
         );
+    }
+
+    #[test]
+    fn t30_query_changes_only_while_pending() {
+        let mut s = JobsState::default();
+        let mut a = job("a");
+        a.uploads = vec!["t".into()];
+        a.error = Some("syntax error".into());
+        s.apply(&JobCommand::Create(Box::new(a)));
+        let change = JobQueryChange {
+            id: "a".into(),
+            query: "SELECT 2".into(),
+            sql: "SELECT 2".into(),
+            maxrec: Some(5),
+            response_format: Some("csv".into()),
+            parameters: vec![("QUERY".into(), "SELECT 2".into())],
+            uploads: None,
+            error: None,
+        };
+        let cmd = JobCommand::SetQuery(Box::new(change.clone()));
+        // As the Raft log stores it, and back.
+        let logged = serde_json::to_string(&cmd).unwrap();
+        assert_eq!(serde_json::from_str::<JobCommand>(&logged).unwrap(), cmd);
+        assert_eq!(s.apply(&cmd), CatalogResponse::Ok);
+        let a = &s.jobs["a"];
+        assert_eq!(
+            (
+                a.query.as_str(),
+                a.maxrec,
+                a.response_format.as_deref(),
+                &a.uploads,
+                &a.error
+            ),
+            (
+                "SELECT 2",
+                Some(5),
+                Some("csv"),
+                &vec!["t".to_string()],
+                &None
+            )
+        );
+        let mut replaced = change.clone();
+        replaced.uploads = Some(vec![]);
+        s.apply(&JobCommand::SetQuery(Box::new(replaced)));
+        assert!(s.jobs["a"].uploads.is_empty());
+        s.apply(&JobCommand::Update(JobUpdate::transition(
+            "a",
+            &[],
+            JobPhase::Executing,
+        )));
+        assert_eq!(
+            s.apply(&JobCommand::SetQuery(Box::new(change))),
+            CatalogResponse::Rejected(
+                "the parameters of job a can only change while it is PENDING; it is EXECUTING"
+                    .into()
+            )
+        );
+        // Entries logged before this command existed still read.
+        let old = r#"{"SetRunId":{"id":"a","run_id":"r"}}"#;
+        assert!(matches!(
+            serde_json::from_str::<JobCommand>(old).unwrap(),
+            JobCommand::SetRunId { .. }
+        ));
     }
 }

@@ -27,6 +27,7 @@ use datafusion::prelude::SessionContext;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::catalog::jobs::JobQueryChange;
 use crate::catalog::{CatalogCommand, CatalogResponse, JobCommand, JobUpdate};
 use crate::error::{CoordinatorError, Result};
 use crate::Catalog;
@@ -153,6 +154,9 @@ pub struct JobManager {
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// The dispatcher and the sweeper; aborted by `shutdown`.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Held while a PENDING job's query and upload files change, and while a job is
+    /// queued: a job never starts with half-replaced uploads.
+    edits: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for JobManager {
@@ -222,6 +226,7 @@ impl JobManager {
             queued: Mutex::new(Some(queued)),
             running: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
+            edits: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -303,20 +308,7 @@ impl JobManager {
     pub async fn submit(&self, spec: JobSpec) -> Result<JobRecord> {
         let now = now_ms();
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let mut upload_names = Vec::with_capacity(spec.uploads.len());
-        for upload in &spec.uploads {
-            store::check_upload_name(&upload.name)?;
-            if upload_names
-                .iter()
-                .any(|n: &String| n.eq_ignore_ascii_case(&upload.name))
-            {
-                return Err(CoordinatorError::InvalidRequest(format!(
-                    "the upload name {:?} is given twice",
-                    upload.name
-                )));
-            }
-            upload_names.push(upload.name.clone());
-        }
+        let upload_names = upload_names(&spec.uploads)?;
         if !spec.uploads.is_empty() {
             if let Err(e) = self.store.write_uploads(&id, &spec.uploads) {
                 self.store.remove_job(&id);
@@ -365,6 +357,7 @@ impl JobManager {
     /// Queues a PENDING job. A job already queued or executing is left alone; a finished
     /// one cannot run again.
     pub async fn run(&self, id: &str) -> Result<JobRecord> {
+        let _editing = self.edits.lock().await;
         let update = JobUpdate::transition(id, &[JobPhase::Pending], JobPhase::Queued);
         match self.write(JobCommand::Update(update)).await? {
             None => {
@@ -482,6 +475,63 @@ impl JobManager {
             return Err(CoordinatorError::JobPhaseConflict(reason));
         }
         self.require(id)
+    }
+
+    /// Replaces the query of a PENDING job with `spec`'s: its text, SQL, MAXREC, response
+    /// format, parameters and error, and its uploads when `replace_uploads` (their files are
+    /// written before the record changes, and the files of uploads it no longer has are
+    /// removed after). The owner, RUNID, execution duration and destruction time of `spec`
+    /// are not used.
+    pub async fn set_query(
+        &self,
+        id: &str,
+        spec: JobSpec,
+        replace_uploads: bool,
+    ) -> Result<JobRecord> {
+        let _editing = self.edits.lock().await;
+        let job = self.require(id)?;
+        if job.phase != JobPhase::Pending {
+            return Err(CoordinatorError::JobPhaseConflict(format!(
+                "the parameters of job {id} can only change while it is PENDING; it is {}",
+                job.phase
+            )));
+        }
+        let uploads = if replace_uploads {
+            let names = upload_names(&spec.uploads)?;
+            self.store.write_uploads(id, &spec.uploads)?;
+            Some(names)
+        } else {
+            None
+        };
+        let change = JobQueryChange {
+            id: id.to_owned(),
+            query: spec.query,
+            sql: spec.sql,
+            maxrec: spec.maxrec,
+            response_format: spec.response_format,
+            parameters: spec.parameters,
+            uploads: uploads.clone(),
+            error: spec.error,
+        };
+        if let Some(reason) = self.write(JobCommand::SetQuery(Box::new(change))).await? {
+            return Err(CoordinatorError::JobPhaseConflict(reason));
+        }
+        if let Some(kept) = uploads {
+            for old in job
+                .uploads
+                .iter()
+                .filter(|n| !kept.iter().any(|k| k.eq_ignore_ascii_case(n)))
+            {
+                self.store.remove_upload(id, old);
+            }
+        }
+        self.require(id)
+    }
+
+    /// The tables uploaded with a job, read back from its files.
+    pub fn uploads(&self, id: &str) -> Result<Vec<JobUpload>> {
+        let job = self.require(id)?;
+        self.store.read_uploads(id, &job.uploads)
     }
 
     /// Waits, at most `timeout`, while the job is in an active phase (PENDING, QUEUED,
@@ -603,6 +653,22 @@ impl JobManager {
             CatalogResponse::Rejected(reason) => Ok(Some(reason)),
         }
     }
+}
+
+/// The names of `uploads`, checked: plain identifiers, none twice.
+fn upload_names(uploads: &[JobUpload]) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::with_capacity(uploads.len());
+    for upload in uploads {
+        store::check_upload_name(&upload.name)?;
+        if names.iter().any(|n| n.eq_ignore_ascii_case(&upload.name)) {
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "the upload name {:?} is given twice",
+                upload.name
+            )));
+        }
+        names.push(upload.name.clone());
+    }
+    Ok(names)
 }
 
 /// A lock that survives a panicking holder: the maps hold no invariant a panic breaks.

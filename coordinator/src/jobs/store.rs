@@ -149,6 +149,11 @@ impl ResultStore {
         Ok(reader.schema().clone())
     }
 
+    /// Removes one upload file of a job (replaced by new uploads).
+    pub(super) fn remove_upload(&self, id: &str, name: &str) {
+        remove_file(&self.upload_path(id, name));
+    }
+
     /// Removes a job's result files (a failed or aborted run), keeping its uploads.
     pub(super) fn remove_result(&self, id: &str) {
         for path in [self.partial_path(id), self.result_path(id)] {

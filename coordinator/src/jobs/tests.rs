@@ -417,6 +417,71 @@ async fn t55_uploads_survive_a_restart_and_creation_errors_fail_on_run() {
     coordinator.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t57_pending_jobs_change_query_and_uploads() {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = open(dir.path(), JobsConfig::default()).await;
+    let jobs = coordinator.jobs();
+    let upload = |name: &str, values: Vec<i64>| {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(values))]).unwrap();
+        JobUpload {
+            name: name.into(),
+            schema,
+            batches: vec![batch],
+        }
+    };
+    let mut spec = sql_job("SELECT id FROM TAP_UPLOAD.a ORDER BY id");
+    spec.uploads = vec![upload("a", vec![5, 1])];
+    spec.error = Some("created broken".into());
+    let job = jobs.submit(spec).await.unwrap();
+
+    // The query changes, the uploads stay, the creation error is gone.
+    let mut change = sql_job("SELECT id * 10 AS id FROM TAP_UPLOAD.a ORDER BY id");
+    change.maxrec = Some(1);
+    let changed = jobs.set_query(&job.id, change, false).await.unwrap();
+    assert_eq!(changed.uploads, vec!["a".to_string()]);
+    assert_eq!((changed.maxrec, &changed.error), (Some(1), &None));
+    assert_eq!(
+        jobs.uploads(&job.id).unwrap()[0].batches[0].num_rows(),
+        2,
+        "upload a kept"
+    );
+
+    // The uploads are replaced: a's file goes, b's is read by the new query.
+    let mut change = sql_job("SELECT id FROM TAP_UPLOAD.b ORDER BY id");
+    change.uploads = vec![upload("b", vec![9, 4, 6])];
+    let changed = jobs.set_query(&job.id, change, true).await.unwrap();
+    assert_eq!(changed.uploads, vec!["b".to_string()]);
+    assert_eq!(changed.maxrec, None);
+    assert!(!jobs
+        .store
+        .job_dir(&job.id)
+        .join("upload-a.parquet")
+        .exists());
+    jobs.run(&job.id).await.unwrap();
+    let done = finish(jobs, &job.id).await;
+    assert_eq!(done.phase, JobPhase::Completed, "{:?}", done.error);
+    assert_eq!(result_values(jobs, &job.id).await, vec![4, 6, 9]);
+
+    // Once it ran, nothing changes.
+    let refused = jobs
+        .set_query(&job.id, sql_job("SELECT 1"), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, CoordinatorError::JobPhaseConflict(m) if m.contains("only change while it is PENDING; it is COMPLETED")),
+        "{refused}"
+    );
+    assert_eq!(
+        jobs.get(&job.id).unwrap().query,
+        "SELECT id FROM TAP_UPLOAD.b ORDER BY id"
+    );
+    coordinator.shutdown().await.unwrap();
+}
+
 #[test]
 fn t60_times_format_and_parse() {
     assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");

@@ -7,7 +7,9 @@
 //! - `format`: VOTable (TABLEDATA, BINARY2), CSV, TSV, JSON, Parquet writers, streamed;
 //!   error documents.
 //! - `votable`: VOTable reading for UPLOAD.
+//! - `fetch`: UPLOAD by http(s) URL, when the operator allows it.
 //! - `tables`: `/tap/tables` (VODataService) from the catalog.
+//! - `translate`: ADQL to SQL with the columns' units (for `IN_UNIT`).
 //! - `uws`: `/tap/async`, the UWS 1.1 job resource over the coordinator's job system.
 
 use std::sync::Arc;
@@ -16,10 +18,12 @@ use almagest_coordinator::Coordinator;
 use axum::Router;
 
 pub mod error;
+pub mod fetch;
 pub mod format;
 pub mod params;
 pub mod sync;
 pub mod tables;
+pub mod translate;
 pub mod uws;
 pub mod votable;
 
@@ -32,8 +36,11 @@ pub struct TapConfig {
     pub hard_maxrec: u64,
     /// Largest accepted upload, in bytes (whole request body).
     pub max_upload_bytes: usize,
-    /// Whether `UPLOAD=name,http://...` may make the server fetch a URL.
+    /// Whether `UPLOAD=name,http://...` (or https) makes the server fetch the URL. Off by
+    /// default: the server then requests whatever address a user gives it.
     pub allow_http_upload: bool,
+    /// The longest one upload fetch may take, connection and body included.
+    pub http_upload_timeout: std::time::Duration,
 }
 
 impl Default for TapConfig {
@@ -43,6 +50,7 @@ impl Default for TapConfig {
             hard_maxrec: 10_000_000,
             max_upload_bytes: 64 << 20,
             allow_http_upload: false,
+            http_upload_timeout: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -3,8 +3,8 @@
 //! capability), `/availability` (VOSI) and `/examples` (DALI examples, XHTML+RDFa).
 //!
 //! A query goes: parameters ([`TapParams`]) -> LANG/QUERY/RESPONSEFORMAT/MAXREC checked
-//! -> uploads read ([`read_votable`]) -> strict ADQL 2.1 parsed and printed as SQL
-//! (`almagest_adql::adql_to_sql`) -> planned in a per-query session holding the uploads
+//! -> uploads read ([`read_votable`], or fetched by URL) -> strict ADQL 2.1 parsed and
+//! printed as SQL with the columns' units ([`translate::adql_to_sql`]) -> planned in a per-query session holding the uploads
 //! (DDL, DML and statements refused) -> the first batch awaited, so that an early failure
 //! is still an HTTP error -> the rest streamed ([`stream_result`]).
 
@@ -25,10 +25,12 @@ use super::error::{escape_xml, Result, TapError};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
+use super::fetch;
 use super::format::{
     stream_result, validate_schema, ColumnInfo, OutputFormat, ResultOptions, DECLARED_FORMATS,
 };
 use super::params::TapParams;
+use super::translate;
 use super::votable::read_votable;
 use super::TapState;
 
@@ -95,9 +97,15 @@ pub fn check_query_params(
     Ok((query, format, maxrec))
 }
 
-/// Reads every table named by `UPLOAD`.
-pub fn read_uploads(params: &TapParams, config: &super::TapConfig) -> Result<Vec<UploadTable>> {
+/// Reads every table named by `UPLOAD`: multipart parts of the request, and (when the
+/// operator allows it) http(s) URLs, fetched within what is left of
+/// [`super::TapConfig::max_upload_bytes`] after the tables before them.
+pub async fn read_uploads(
+    params: &TapParams,
+    config: &super::TapConfig,
+) -> Result<Vec<UploadTable>> {
     let mut out: Vec<UploadTable> = Vec::new();
+    let mut fetched = 0usize;
     for upload in &params.uploads {
         let name = upload.name.trim();
         let regular = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
@@ -115,28 +123,43 @@ pub fn read_uploads(params: &TapParams, config: &super::TapConfig) -> Result<Vec
             )));
         }
         let uri = upload.uri.as_str();
-        let bytes = if let Some(part) = uri.strip_prefix("param:") {
+        let fetched_bytes;
+        let bytes: &[u8] = if let Some(part) = uri.strip_prefix("param:") {
             params.files.get(part).ok_or_else(|| {
                 TapError::upload(format!(
                     "UPLOAD={name},{uri} names the multipart part '{part}', but the request has \
                      no such part; send the VOTable as a multipart/form-data part named '{part}'"
                 ))
             })?
-        } else if uri.starts_with("http://") || uri.starts_with("https://") {
-            return Err(TapError::upload(if config.allow_http_upload {
-                format!(
-                    "fetching uploads by URL ({uri}) is not implemented yet; send the table \
-                     inline as a multipart part with UPLOAD={name},param:<part>"
-                )
-            } else {
-                format!(
+        } else if fetch::is_url(uri) {
+            if !config.allow_http_upload {
+                return Err(TapError::upload(format!(
                     "this service does not fetch uploads by URL ({uri}); send the table inline \
                      as a multipart part with UPLOAD={name},param:<part>"
-                )
-            }));
+                )));
+            }
+            let budget = config.max_upload_bytes.saturating_sub(fetched);
+            fetched_bytes = fetch::fetch(
+                uri,
+                budget,
+                config.max_upload_bytes,
+                config.http_upload_timeout,
+            )
+            .await
+            .map_err(|e| match e {
+                TapError::Upload(m) => TapError::upload(format!("table '{name}': {m}")),
+                other => other,
+            })?;
+            fetched += fetched_bytes.len();
+            &fetched_bytes
         } else {
+            let accepted = if config.allow_http_upload {
+                "param:<part> (a multipart part) or an http(s) URL"
+            } else {
+                "param:<part> (a multipart part)"
+            };
             return Err(TapError::upload(format!(
-                "UPLOAD URI '{uri}' is not supported; use param:<part> (a multipart part)"
+                "UPLOAD URI '{uri}' is not supported; use {accepted}"
             )));
         };
         let (schema, batches) = read_votable(bytes).map_err(|e| match e {
@@ -175,7 +198,11 @@ pub async fn start_query(
     query: &str,
     uploads: Vec<UploadTable>,
 ) -> Result<StartedQuery> {
-    let sql = almagest_adql::adql_to_sql(query)?;
+    let sql = translate::adql_to_sql(
+        query,
+        &state.coordinator.catalog().state(),
+        uploads.iter().map(|u| (u.name.as_str(), u.schema.as_ref())),
+    )?;
     // A per-query session: uploaded tables are seen by this query only.
     let ctx = state
         .coordinator
@@ -264,7 +291,7 @@ fn column_infos(state: &TapState, plan: &LogicalPlan) -> Vec<ColumnInfo> {
 
 async fn run_sync(state: &TapState, params: &TapParams) -> Result<Response> {
     let (query, format, maxrec) = check_query_params(params, &state.config)?;
-    let uploads = read_uploads(params, &state.config)?;
+    let uploads = read_uploads(params, &state.config).await?;
     tracing::info!(%query, ?format, maxrec, uploads = uploads.len(), "TAP sync query");
     let StartedQuery {
         mut stream,
@@ -469,6 +496,7 @@ pub fn capabilities_document(base: &str, config: &super::TapConfig) -> String {
     s.push_str("    <uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-inline\"/>\n");
     if config.allow_http_upload {
         s.push_str("    <uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-http\"/>\n");
+        s.push_str("    <uploadMethod ivo-id=\"ivo://ivoa.net/std/TAPRegExt#upload-https\"/>\n");
     }
     s.push_str("    <retentionPeriod>\n      <default>604800</default>\n    </retentionPeriod>\n");
     s.push_str(

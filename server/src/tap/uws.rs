@@ -4,21 +4,25 @@
 //! - `/async`: GET lists jobs (`PHASE`, `AFTER`, `LAST` filters); POST creates one from TAP
 //!   parameters and answers 303 to it (`PHASE=RUN` in the same POST starts it).
 //! - `/async/{id}`: GET the job document (`WAIT`, `PHASE` block per UWS 1.1); DELETE, or
-//!   POST `ACTION=DELETE`, deletes it (303 to the list).
+//!   POST `ACTION=DELETE`, deletes it (303 to the list); POST parameters to change them.
 //! - `/async/{id}/phase`, `/executionduration`, `/destruction`: GET as text, POST to change.
-//! - `/async/{id}/quote`, `/owner`, `/error`, `/parameters`, `/results`, and
-//!   `/results/result`, the result rendered in the job's RESPONSEFORMAT.
+//! - `/async/{id}/parameters`: GET the list; POST to change them while the job is PENDING
+//!   (QUERY, LANG, MAXREC, RESPONSEFORMAT, UPLOAD, ... as well as RUNID, EXECUTIONDURATION
+//!   and DESTRUCTION); after that, changes are refused.
+//! - `/async/{id}/quote`, `/owner`, `/error`, `/results`, and `/results/result`, the
+//!   result rendered in the job's RESPONSEFORMAT.
 //!
 //! Parameters are read with [`TapParams`] (query string, form or multipart body; names
 //! case-insensitive) and checked as `/sync` checks them; `UPLOAD=name,param:part` tables
-//! are read from the multipart body and stored with the job (as Parquet), so the job's
-//! query reads them as `TAP_UPLOAD.name` whenever it runs. LANG=ADQL queries are strict
-//! ADQL 2.1 ([`almagest_adql::adql_to_sql`]). A job whose query cannot run (unknown LANG,
-//! syntax error, unreadable upload, ...) is still created, and ends in ERROR with the
-//! reason when run. Failed requests answer a
-//! VOTable error document ([`TapError`]); the single-value resources (`/phase`, ...)
-//! answer text/plain. URLs in answers are absolute, built from the request's Host header
-//! and the path the request came in on.
+//! are read from the multipart body, `UPLOAD=name,http(s)://...` ones fetched (when the
+//! operator allows it) when the job is created, and stored with the job (as Parquet), so
+//! the job's query reads them as `TAP_UPLOAD.name` whenever it runs. LANG=ADQL queries are
+//! strict ADQL 2.1 ([`translate::adql_to_sql`]). A job whose query cannot run (unknown
+//! LANG, syntax error, unreadable or unreachable upload, ...) is still created, and ends in
+//! ERROR with the reason when run. Failed requests answer a VOTable error document
+//! ([`TapError`]); the single-value resources (`/phase`, ...) answer text/plain. URLs in
+//! answers are absolute, built from the request's Host header and the path the request
+//! came in on.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -39,6 +43,7 @@ use super::error::{error_document, TapError, VOTABLE_MIME};
 use super::format::{stream_result, validate_schema, OutputFormat, ResultOptions};
 use super::params::TapParams;
 use super::sync::{check_query_params, read_uploads};
+use super::translate;
 use super::TapState;
 
 const UWS_NS: &str = "http://www.ivoa.net/xml/UWS/v1.0";
@@ -200,16 +205,44 @@ async fn list_jobs(
 
 /// The parameters TAP defines for a query job, checked as `/sync` checks them (LANG,
 /// QUERY, REQUEST, RESPONSEFORMAT, MAXREC with the service's default and limit), its
-/// uploads read and its ADQL translated. A job whose query cannot run for any of these
-/// reasons is still created, and ends in ERROR with the reason (for a syntax error, its
-/// line and column) when it runs: that is what UWS clients expect (pyvo creates, runs,
-/// then reads the error summary; taplint requires a 303 for an unknown LANG).
-fn job_spec(state: &TapState, params: &TapParams) -> Result<JobSpec, TapError> {
-    let checked = check_query_params(params, &state.config).and_then(|(query, _, maxrec)| {
-        let uploads = read_uploads(params, &state.config)?;
-        let sql = almagest_adql::adql_to_sql(&query)?;
-        Ok((query, sql, maxrec, uploads))
-    });
+/// uploads read (or fetched by URL) and its ADQL translated. A job whose query cannot run
+/// for any of these reasons is still created, and ends in ERROR with the reason (for a
+/// syntax error, its line and column) when it runs: that is what UWS clients expect (pyvo
+/// creates, runs, then reads the error summary; taplint requires a 303 for an unknown
+/// LANG).
+///
+/// `kept` holds the uploads of an existing job whose parameters change without UPLOAD:
+/// they are used for the translation, and the spec carries none.
+async fn job_spec(
+    state: &TapState,
+    params: &TapParams,
+    kept: Option<Vec<JobUpload>>,
+) -> Result<JobSpec, TapError> {
+    let checked = async {
+        let (query, _, maxrec) = check_query_params(params, &state.config)?;
+        let uploads = match &kept {
+            Some(_) => Vec::new(),
+            None => read_uploads(params, &state.config)
+                .await?
+                .into_iter()
+                .map(|u| JobUpload {
+                    name: u.name,
+                    schema: u.schema,
+                    batches: u.batches,
+                })
+                .collect(),
+        };
+        let sql = translate::adql_to_sql(
+            &query,
+            &state.coordinator.catalog().state(),
+            kept.as_deref()
+                .unwrap_or(&uploads)
+                .iter()
+                .map(|u| (u.name.as_str(), u.schema.as_ref())),
+        )?;
+        Ok::<_, TapError>((query, sql, maxrec, uploads))
+    }
+    .await;
     let (query, sql, maxrec, uploads, error) = match checked {
         Ok((query, sql, maxrec, uploads)) => (query, sql, Some(maxrec), uploads, None),
         Err(e) => (
@@ -226,14 +259,7 @@ fn job_spec(state: &TapState, params: &TapParams) -> Result<JobSpec, TapError> {
     spec.run_id = params.runid.clone();
     // Stored as sent (checked above; parsed again when the result is fetched).
     spec.response_format = params.format.clone().filter(|f| !f.trim().is_empty());
-    spec.uploads = uploads
-        .into_iter()
-        .map(|u| JobUpload {
-            name: u.name,
-            schema: u.schema,
-            batches: u.batches,
-        })
-        .collect();
+    spec.uploads = uploads;
     // The parameters as sent, but not PHASE (a request, not a parameter) nor the
     // multipart parts holding uploaded tables.
     let parts: Vec<&str> = params
@@ -256,6 +282,77 @@ fn job_spec(state: &TapState, params: &TapParams) -> Result<JobSpec, TapError> {
     Ok(spec)
 }
 
+/// The parameters that define a job's query; POSTed to a PENDING job, they replace its
+/// query (`FORMAT` and `RESPONSEFORMAT` are one parameter).
+const QUERY_PARAMETERS: &[&str] = &[
+    "QUERY",
+    "LANG",
+    "REQUEST",
+    "MAXREC",
+    "RESPONSEFORMAT",
+    "FORMAT",
+    "UPLOAD",
+];
+
+/// Whether `params` names any of [`QUERY_PARAMETERS`].
+fn changes_query(params: &TapParams) -> bool {
+    params
+        .all
+        .iter()
+        .any(|(n, _)| QUERY_PARAMETERS.contains(&n.as_str()))
+}
+
+/// Replaces the query parameters of a PENDING job with those `params` gives, keeping the
+/// others it had: the query is checked and translated again (a broken one makes the job
+/// end in ERROR when run, as at creation), and `UPLOAD` replaces the job's uploads (read
+/// from this request's parts or fetched by URL). A job past PENDING refuses.
+async fn change_query(state: &TapState, id: &str, params: &TapParams) -> Result<(), TapError> {
+    let job = job(state, id)?;
+    if job.phase != JobPhase::Pending {
+        return Err(job_error(CoordinatorError::JobPhaseConflict(format!(
+            "the parameters of job {id} can only change while it is PENDING; it is {}",
+            job.phase
+        ))));
+    }
+    let given: Vec<&str> = params.all.iter().map(|(n, _)| n.as_str()).collect();
+    let replaced = |name: &str| {
+        given.contains(&name)
+            || (matches!(name, "FORMAT" | "RESPONSEFORMAT")
+                && (given.contains(&"FORMAT") || given.contains(&"RESPONSEFORMAT")))
+    };
+    let mut merged: Vec<(String, String)> = job
+        .parameters
+        .iter()
+        .filter(|(n, _)| {
+            let n = n.to_ascii_uppercase();
+            !(QUERY_PARAMETERS.contains(&n.as_str()) && replaced(&n))
+        })
+        .cloned()
+        .collect();
+    merged.extend(
+        params
+            .all
+            .iter()
+            .filter(|(n, _)| QUERY_PARAMETERS.contains(&n.as_str()))
+            .cloned(),
+    );
+    let merged = TapParams::from_pairs(merged, params.files.clone())?;
+    let replace_uploads = given.contains(&"UPLOAD");
+    let kept = if replace_uploads {
+        None
+    } else {
+        Some(state.coordinator.jobs().uploads(id).map_err(job_error)?)
+    };
+    let spec = job_spec(state, &merged, kept).await?;
+    state
+        .coordinator
+        .jobs()
+        .set_query(id, spec, replace_uploads)
+        .await
+        .map_err(job_error)?;
+    Ok(())
+}
+
 fn parse_duration(text: &str) -> Result<u64, TapError> {
     text.trim().parse::<u64>().map_err(|_| {
         TapError::bad_request(format!(
@@ -270,7 +367,7 @@ async fn create_job(
     uri: OriginalUri,
     params: TapParams,
 ) -> UwsResult {
-    let mut spec = job_spec(&state, &params)?;
+    let mut spec = job_spec(&state, &params, None).await?;
     match params.get("PHASE") {
         None => {}
         Some(p) if p.eq_ignore_ascii_case("RUN") => spec.run = true,
@@ -403,7 +500,8 @@ fn results_element(job: &JobRecord, jobs_url: &str, indent: &str) -> String {
     out
 }
 
-/// POST to the job: `ACTION=DELETE` deletes it; `PHASE=` changes its phase.
+/// POST to the job: `ACTION=DELETE` deletes it; parameters change as in a POST to its
+/// parameters (other names are ignored, as DALI asks); then `PHASE=` changes its phase.
 async fn post_job(
     State(state): State<Arc<TapState>>,
     Path(id): Path<String>,
@@ -427,24 +525,10 @@ async fn post_job(
             "ACTION={action} is not supported; use ACTION=DELETE"
         )));
     }
+    // New parameters first, so that `QUERY=...&PHASE=RUN` runs the new query.
+    change_parameters(&state, &id, &params).await?;
     if let Some(phase) = params.get("PHASE") {
         change_phase(&state, &id, phase).await?;
-    }
-    if let Some(seconds) = params.get("EXECUTIONDURATION") {
-        state
-            .coordinator
-            .jobs()
-            .set_execution_duration(&id, parse_duration(seconds)?)
-            .await
-            .map_err(job_error)?;
-    }
-    if let Some(time) = params.get("DESTRUCTION") {
-        state
-            .coordinator
-            .jobs()
-            .set_destruction(&id, parse_time(time).map_err(job_error)?)
-            .await
-            .map_err(job_error)?;
     }
     Ok(see_other(&format!("{base}/{id}")))
 }
@@ -587,8 +671,9 @@ async fn get_parameters(State(state): State<Arc<TapState>>, Path(id): Path<Strin
     )))
 }
 
-/// POST to the parameters of a PENDING job (UWS 1.1): RUNID, EXECUTIONDURATION and
-/// DESTRUCTION can change; the query's own parameters cannot (create a new job instead).
+/// POST to the parameters of a PENDING job (UWS 1.1): the query's parameters (QUERY, LANG,
+/// REQUEST, MAXREC, RESPONSEFORMAT/FORMAT, UPLOAD with its multipart parts), RUNID,
+/// EXECUTIONDURATION and DESTRUCTION can change; other names are refused.
 async fn post_parameters(
     State(state): State<Arc<TapState>>,
     Path(id): Path<String>,
@@ -597,31 +682,50 @@ async fn post_parameters(
     params: TapParams,
 ) -> UwsResult {
     job(&state, &id)?;
-    let jobs = state.coordinator.jobs();
+    let parts: Vec<&str> = params
+        .uploads
+        .iter()
+        .filter_map(|u| u.uri.strip_prefix("param:"))
+        .collect();
     for (name, _) in &params.all {
-        if !matches!(name.as_str(), "RUNID" | "EXECUTIONDURATION" | "DESTRUCTION") {
+        let known = matches!(name.as_str(), "RUNID" | "EXECUTIONDURATION" | "DESTRUCTION")
+            || QUERY_PARAMETERS.contains(&name.as_str())
+            || parts.iter().any(|p| p.eq_ignore_ascii_case(name));
+        if !known {
             return Err(TapError::bad_request(format!(
-                "the parameter {name} of a created job cannot change; only RUNID, \
-                 EXECUTIONDURATION and DESTRUCTION can (create a new job to change the query)"
+                "the parameter {name} of a job cannot be set; these can (while the job is \
+                 PENDING): {}, RUNID, EXECUTIONDURATION and DESTRUCTION",
+                QUERY_PARAMETERS.join(", ")
             )));
         }
     }
+    change_parameters(&state, &id, &params).await?;
+    Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
+}
+
+/// Applies the parameters of a POST to a job or its parameters: the query's (see
+/// [`change_query`]), RUNID, EXECUTIONDURATION and DESTRUCTION.
+async fn change_parameters(state: &TapState, id: &str, params: &TapParams) -> Result<(), TapError> {
+    let jobs = state.coordinator.jobs();
+    if changes_query(params) {
+        change_query(state, id, params).await?;
+    }
     if params.get("RUNID").is_some() {
-        jobs.set_run_id(&id, params.runid.clone())
+        jobs.set_run_id(id, params.runid.clone())
             .await
             .map_err(job_error)?;
     }
     if let Some(seconds) = params.get("EXECUTIONDURATION") {
-        jobs.set_execution_duration(&id, parse_duration(seconds)?)
+        jobs.set_execution_duration(id, parse_duration(seconds)?)
             .await
             .map_err(job_error)?;
     }
     if let Some(time) = params.get("DESTRUCTION") {
-        jobs.set_destruction(&id, parse_time(time).map_err(job_error)?)
+        jobs.set_destruction(id, parse_time(time).map_err(job_error)?)
             .await
             .map_err(job_error)?;
     }
-    Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
+    Ok(())
 }
 
 async fn get_results(

@@ -5,8 +5,9 @@
 //! `long` -> Int64; `float` -> Float32; `double` -> Float64; `char`/`unicodeChar` arrays ->
 //! Utf8; `float`/`double` arrays of fixed size n (`point` is 2, `circle` 3) ->
 //! FixedSizeList<Float64, n>, of variable size (`polygon`) -> List<Float64>, keeping the
-//! xtype in the field metadata. Other arrays, `bit`, complex numbers, FITS data and
-//! streams behind `href` are refused with a message saying so.
+//! xtype in the field metadata (and the FIELD's unit, under `unit`). Other arrays, `bit`,
+//! complex numbers, FITS data and streams behind `href` are refused with a message saying
+//! so.
 //!
 //! Names: a FIELD name that is a regular identifier (`[A-Za-z][A-Za-z0-9_]*`) is
 //! lower-cased, as the query will fold it; other names are kept as given (the query must
@@ -101,6 +102,8 @@ struct FieldSpec {
     /// `<VALUES null="...">`: the value that means null for integers.
     null: Option<String>,
     xtype: Option<String>,
+    /// The `unit` attribute (for `IN_UNIT` over the upload).
+    unit: Option<String>,
 }
 
 impl FieldSpec {
@@ -146,6 +149,10 @@ impl FieldSpec {
             size,
             null: None,
             xtype: attrs.get("xtype").cloned(),
+            unit: attrs
+                .get("unit")
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty()),
         })
     }
 
@@ -166,9 +173,17 @@ impl FieldSpec {
 
     fn arrow_field(&self) -> Field {
         let field = Field::new(&self.name, self.arrow_type(), true);
-        match &self.xtype {
-            Some(x) => field.with_metadata(HashMap::from([("xtype".to_string(), x.clone())])),
-            None => field,
+        let mut metadata = HashMap::new();
+        if let Some(x) = &self.xtype {
+            metadata.insert("xtype".to_string(), x.clone());
+        }
+        if let Some(unit) = &self.unit {
+            metadata.insert(super::translate::UNIT_KEY.to_string(), unit.clone());
+        }
+        if metadata.is_empty() {
+            field
+        } else {
+            field.with_metadata(metadata)
         }
     }
 }
@@ -889,6 +904,8 @@ mod tests {
         assert_eq!(n.iter().collect::<Vec<_>>(), [Some(7), Some(16), Some(-3)]);
         let c = b.column(5).as_fixed_size_list();
         assert_eq!(schema.field(5).metadata()["xtype"], "circle");
+        assert_eq!(schema.field(1).metadata()["unit"], "deg");
+        assert!(schema.field(0).metadata().is_empty());
         assert_eq!(
             c.value(0).as_primitive::<Float64Type>().values(),
             &[1.0, 2.0, 0.5]
