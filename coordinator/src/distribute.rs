@@ -3,7 +3,8 @@
 //! aggregate, per-chunk ORDER BY + LIMIT) that the workers run; above it the merge plan
 //! that DataFusion runs on the coordinator over the fragment's streamed output. Whatever
 //! cannot be pushed down (joins, subqueries, windows, DISTINCT aggregates) stays in the
-//! merge plan and is still correct.
+//! merge plan and is still correct; an inner positional cross-match of a small input with a
+//! partitioned table becomes a hash join on HEALPix cells first (`crate::xmatch`).
 
 use std::sync::Arc;
 
@@ -41,40 +42,42 @@ impl DistributeRule {
 
 /// A chain of row-wise operators (projection, filter, alias) over a scan of a catalog
 /// table, described over the table's raw columns.
-struct RowsChain {
-    table: Arc<CatalogTable>,
+pub(crate) struct RowsChain {
+    pub(crate) table: Arc<CatalogTable>,
     /// One raw expression per output field of the chain's top node.
-    exprs: Vec<Expr>,
-    filters: Vec<Expr>,
-    fetch: Option<usize>,
-    schema: DFSchemaRef,
+    pub(crate) exprs: Vec<Expr>,
+    pub(crate) filters: Vec<Expr>,
+    pub(crate) fetch: Option<usize>,
+    pub(crate) schema: DFSchemaRef,
 }
 
-fn raw_col(name: &str) -> Expr {
+pub(crate) fn raw_col(name: &str) -> Expr {
     Expr::Column(Column::new_unqualified(name))
 }
 
 /// Expressions a worker can evaluate on its own: no subqueries, outer references,
-/// windows, aggregates or unbound parameters.
+/// windows, aggregates, unbound parameters, or functions only the coordinator has (the
+/// cross-match's cell lists).
 fn pushable(e: &Expr) -> bool {
     !e.exists(|e| {
-        Ok(matches!(
-            e,
+        Ok(match e {
             Expr::ScalarSubquery(_)
-                | Expr::InSubquery(_)
-                | Expr::Exists(_)
-                | Expr::OuterReferenceColumn(..)
-                | Expr::WindowFunction(_)
-                | Expr::AggregateFunction(_)
-                | Expr::Placeholder(_)
-                | Expr::GroupingSet(_)
-        ))
+            | Expr::InSubquery(_)
+            | Expr::Exists(_)
+            | Expr::OuterReferenceColumn(..)
+            | Expr::WindowFunction(_)
+            | Expr::AggregateFunction(_)
+            | Expr::Placeholder(_)
+            | Expr::GroupingSet(_) => true,
+            Expr::ScalarFunction(f) => f.func.name() == crate::xmatch::CELLS_UDF,
+            _ => false,
+        })
     })
     .unwrap_or(false)
 }
 
 /// Rewrites `e` (over `schema`) into raw-column terms using the chain's expressions.
-fn substitute(e: &Expr, schema: &DFSchemaRef, exprs: &[Expr]) -> Option<Expr> {
+pub(crate) fn substitute(e: &Expr, schema: &DFSchemaRef, exprs: &[Expr]) -> Option<Expr> {
     if !pushable(e) {
         return None;
     }
@@ -105,7 +108,7 @@ fn catalog_table(plan: &LogicalPlan) -> Option<Arc<CatalogTable>> {
     Some(Arc::new(any.downcast_ref::<CatalogTable>()?.clone()))
 }
 
-fn match_rows(plan: &LogicalPlan) -> DFResult<Option<RowsChain>> {
+pub(crate) fn match_rows(plan: &LogicalPlan) -> DFResult<Option<RowsChain>> {
     match plan {
         LogicalPlan::TableScan(scan) => {
             let Some(table) = catalog_table(plan) else {
@@ -210,7 +213,7 @@ impl DistributeRule {
 
     /// Replaces a rows chain by a fragment, renaming its columns back to what the plan
     /// above expects.
-    fn rows_fragment(
+    pub(crate) fn rows_fragment(
         &self,
         chain: RowsChain,
         order_by: Vec<SortExpr>,
@@ -446,6 +449,13 @@ impl DistributeRule {
     fn distribute_node(&self, node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
         let jump = |p| Ok(Transformed::new(p, true, TreeNodeRecursion::Jump));
         match &node {
+            // A positional cross-match becomes a hash join on cells; its inputs are then
+            // visited (the small side may hold a replicated table to distribute).
+            LogicalPlan::Join(join) => {
+                if let Some(p) = crate::xmatch::rewrite_join(self, join)? {
+                    return Ok(Transformed::yes(p));
+                }
+            }
             LogicalPlan::Aggregate(agg) => {
                 if let Some(chain) = match_rows(&agg.input)? {
                     if let Some(p) = self.count_from_catalog(agg, &chain)? {
