@@ -6,6 +6,7 @@
 //! merge plan and is still correct; an inner positional cross-match of a small input with a
 //! partitioned table becomes a hash join on HEALPix cells first (`crate::xmatch`).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -213,11 +214,23 @@ impl DistributeRule {
 
     /// Replaces a rows chain by a fragment, renaming its columns back to what the plan
     /// above expects.
-    pub(crate) fn rows_fragment(
+    fn rows_fragment(
         &self,
         chain: RowsChain,
         order_by: Vec<SortExpr>,
         limit: Option<usize>,
+    ) -> DFResult<LogicalPlan> {
+        self.rows_fragment_in(chain, order_by, limit, None)
+    }
+
+    /// [`Self::rows_fragment`] reading, when `keep_chunks` is given, only those of the
+    /// chunks it would read (the caller knows no other chunk can contribute).
+    pub(crate) fn rows_fragment_in(
+        &self,
+        chain: RowsChain,
+        order_by: Vec<SortExpr>,
+        limit: Option<usize>,
+        keep_chunks: Option<&BTreeSet<u64>>,
     ) -> DFResult<LogicalPlan> {
         let fields = chain.schema.fields();
         let select: Vec<(Expr, String)> = chain
@@ -237,7 +250,7 @@ impl DistributeRule {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let spec = FragmentSpec::new(
+        let mut spec = FragmentSpec::new(
             chain.table.meta.clone(),
             chain.table.chunk_depth,
             select,
@@ -247,6 +260,9 @@ impl DistributeRule {
             limit,
             schema,
         )?;
+        if let Some(keep) = keep_chunks {
+            spec.keep_chunks(keep);
+        }
         let (scan, reference) = self.fragment_scan(spec)?;
         let exprs: Vec<Expr> = chain
             .schema

@@ -20,6 +20,7 @@
 //! memory; the partitioned table streams through as the probe side. Outer joins, joins with
 //! equality keys already, and conditions not recognised keep the plan they had.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use almagest_sky::{cone_cell_depth, cone_cells, HPX_DEPTH};
@@ -31,7 +32,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{
     exec_err, plan_err, Column, DFSchema, NullEquality, Result, ScalarValue, UnnestOptions,
 };
-use datafusion::datasource::source_as_provider;
+use datafusion::datasource::{source_as_provider, MemTable};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     lit, BinaryExpr, ColumnarValue, Expr, Join, JoinConstraint, JoinType, LogicalPlan,
@@ -341,6 +342,101 @@ fn reads_partitioned_table(plan: &LogicalPlan) -> bool {
     found
 }
 
+/// Most rows of an in-memory small side whose cones are listed while planning, to read
+/// only the chunks they touch; beyond it every chunk is read (the plan stays exact).
+const MAX_PRUNING_ROWS: usize = 200_000;
+
+/// The chunks at `chunk_depth` that the cones of the small side may touch, when the small
+/// side reads an in-memory table (an upload) and its centre is two of that table's columns:
+/// the table is read now, while planning. Filters between the table and the join are
+/// ignored, which only keeps more chunks. `None` when the small side is anything else or
+/// too large, and every chunk is read.
+fn chunks_touched(
+    small: &LogicalPlan,
+    center: &[Expr; 2],
+    radius: f64,
+    chunk_depth: u8,
+) -> Option<BTreeSet<u64>> {
+    let mut columns = Vec::with_capacity(2);
+    for e in center {
+        let (plan, index) = source_column(small, e)?;
+        let LogicalPlan::TableScan(scan) = plan else {
+            return None;
+        };
+        let index = match &scan.projection {
+            Some(p) => *p.get(index)?,
+            None => index,
+        };
+        columns.push((scan, index));
+    }
+    let [(scan, ra), (other, dec)] = columns.as_slice() else {
+        return None;
+    };
+    if !std::ptr::eq(*scan, *other) {
+        return None;
+    }
+    let provider: Arc<dyn TableProvider> = source_as_provider(&scan.source).ok()?;
+    let any: &dyn std::any::Any = provider.as_ref();
+    let table = any.downcast_ref::<MemTable>()?;
+    let mut batches = Vec::new();
+    for partition in &table.batches {
+        batches.extend(partition.try_read().ok()?.iter().cloned());
+    }
+    if batches.iter().map(|b| b.num_rows()).sum::<usize>() > MAX_PRUNING_ROWS {
+        return None;
+    }
+    let mut chunks = BTreeSet::new();
+    for batch in &batches {
+        let ra = cast(batch.columns().get(*ra)?, &DataType::Float64).ok()?;
+        let dec = cast(batch.columns().get(*dec)?, &DataType::Float64).ok()?;
+        let (ra, dec) = (
+            ra.as_primitive::<Float64Type>(),
+            dec.as_primitive::<Float64Type>(),
+        );
+        for row in 0..batch.num_rows() {
+            if ra.is_valid(row) && dec.is_valid(row) {
+                chunks.extend(cone_cells(
+                    ra.value(row),
+                    dec.value(row),
+                    radius,
+                    chunk_depth,
+                ));
+            }
+        }
+    }
+    Some(chunks)
+}
+
+/// The scan `e` (a column of `plan`'s output, perhaps widened to Float64) is read from,
+/// through aliases, filters and projections that pass columns on, and its index in the
+/// scan's output.
+fn source_column<'a>(plan: &'a LogicalPlan, e: &Expr) -> Option<(&'a LogicalPlan, usize)> {
+    let column = match e {
+        Expr::Column(c) => c,
+        Expr::Alias(a) => return source_column(plan, &a.expr),
+        Expr::Cast(c) if *c.field.data_type() == DataType::Float64 => {
+            return source_column(plan, &c.expr)
+        }
+        _ => return None,
+    };
+    let index = plan.schema().index_of_column(column).ok()?;
+    match plan {
+        LogicalPlan::TableScan(_) => Some((plan, index)),
+        LogicalPlan::SubqueryAlias(alias) => {
+            let (q, f) = alias.input.schema().qualified_field(index);
+            source_column(
+                &alias.input,
+                &Expr::Column(Column::new(q.cloned(), f.name())),
+            )
+        }
+        LogicalPlan::Filter(filter) => source_column(&filter.input, e),
+        LogicalPlan::Projection(projection) => {
+            source_column(&projection.input, projection.expr.get(index)?)
+        }
+        _ => None,
+    }
+}
+
 /// The cross-match found in a join: which input is the partitioned table, which the small
 /// side, and where the small side's centre is.
 struct Match<'a> {
@@ -412,6 +508,7 @@ pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<
         .iter()
         .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
         .collect();
+    let center_for_pruning = center.clone();
     let [ra, dec] = center;
     small_exprs.push(
         Arc::new(cells_udf())
@@ -444,7 +541,8 @@ pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<
         fields,
         chain.schema.metadata().clone(),
     )?);
-    let catalog = rule.rows_fragment(chain, vec![], None)?;
+    let keep = chunks_touched(small, &center_for_pruning, radius, chain.table.chunk_depth);
+    let catalog = rule.rows_fragment_in(chain, vec![], None, keep.as_ref())?;
 
     let cell_join = Join::try_new(
         Arc::new(small_cells),

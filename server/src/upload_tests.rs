@@ -386,6 +386,8 @@ async fn t10_upload_sessions_are_isolated_and_cross_match_exactly() {
 /// Not a benchmark (timings are not asserted): prints the plan and the time of the
 /// cross-match of uploaded positions (`ALMAGEST_XMATCH_UPLOADS`, default 10,000) against
 /// a generated table (`ALMAGEST_XMATCH_ROWS`, default 1M), and checks it row for row.
+/// `ALMAGEST_XMATCH_NESTED_LOOP=1` also times the plan without the cell join (a radius the
+/// planner cannot read as a constant keeps the nested loop), for comparison.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t20_upload_cross_match_timing() {
     if std::env::var("ALMAGEST_XMATCH_BENCH").is_err() {
@@ -428,6 +430,20 @@ async fn t20_upload_cross_match_timing() {
         started.elapsed()
     );
     assert_same(&got, &inside, &border);
+    if std::env::var("ALMAGEST_XMATCH_NESTED_LOOP").is_ok() {
+        let nested = XMATCH.replace("1.0/3600", "1.0/3600 + 0 * u.ra");
+        let plan = explain(&ctx, &nested).await;
+        assert!(plan.contains("NestedLoopJoinExec"), "{plan}");
+        let started = Instant::now();
+        let got = pairs(&run(&ctx, &nested).await.unwrap());
+        let took = started.elapsed();
+        eprintln!(
+            "nested loop: {} pairs in {took:?} ({:.2}M pair tests/s)",
+            got.len(),
+            (uploads as f64 * n as f64) / took.as_secs_f64() / 1e6
+        );
+        assert_same(&got, &inside, &border);
+    }
     tc.stop().await;
 }
 
@@ -666,6 +682,31 @@ async fn t30_cross_match_is_a_cell_hash_join_and_exact() {
         .collect();
     assert_eq!(unmatched, want_unmatched);
     assert!(!unmatched.is_empty() && !with_match.is_empty());
+
+    // Targets in two small fields (around the north pole, and across RA 0 on the equator):
+    // the planner reads the upload and asks only the chunks their cones touch.
+    let near = |c: &&(i64, f64, f64)| c.2 > 89.0 || (c.2.abs() < 1.0 && (c.1 < 1.0 || c.1 > 359.0));
+    let field_sources: Vec<(i64, f64, f64)> = tc.rows.iter().filter(near).copied().collect();
+    let mut field = targets(&field_sources, 400, 5);
+    field.retain(|t| near(&t));
+    assert!(field.len() > 300);
+    let ctx = tc
+        .coordinator
+        .query_session(vec![upload("targets", &field)])
+        .unwrap();
+    let sql = "SELECT u.id, g.source_id FROM tap_upload.targets AS u JOIN demo.gaia AS g \
+               ON 1 = CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', u.ra, u.dec, 1.0/60))";
+    let plan = explain(&ctx, sql).await;
+    let read: usize = plan
+        .split("chunks=")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!((2..=40).contains(&read), "{read} chunks read\n{plan}");
+    let (inside, border) = brute_force(&field, &tc.rows, ARCMIN);
+    assert!(inside.len() > 300);
+    assert_same(&pairs(&run(&ctx, sql).await.unwrap()), &inside, &border);
 
     // A VALUES list is a small side too (pgwire's SQL, no upload).
     let some: Vec<_> = t[10..40].to_vec();
