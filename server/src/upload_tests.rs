@@ -708,6 +708,36 @@ async fn t30_cross_match_is_a_cell_hash_join_and_exact() {
     assert!(inside.len() > 300);
     assert_same(&pairs(&run(&ctx, sql).await.unwrap()), &inside, &border);
 
+    // A replicated table is a small side: its fragment feeds the cells' build side.
+    let csv = tc._dir.path().join("targets.csv");
+    let mut text = String::from("tid,tra,tdec\n");
+    for (id, ra, dec) in &t[..300] {
+        text.push_str(&format!("{id},{ra:?},{dec:?}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    ingest::load(&LoadOptions {
+        coordinator: format!("http://{}", tc.cluster.coordinator.grpc_addr),
+        table: "demo.targets".into(),
+        files: vec![csv],
+        spill_dir: Some(tc._dir.path().to_path_buf()),
+        ..LoadOptions::default()
+    })
+    .await
+    .unwrap();
+    let sql = "SELECT t.tid, g.source_id FROM demo.gaia AS g JOIN demo.targets AS t \
+               ON scisql_s2angsep(g.ra, g.dec, t.tra, t.tdec) < 1.0/60";
+    let plain = tc.coordinator.query_session(vec![]).unwrap();
+    let plan = explain(&plain, sql).await;
+    assert!(
+        plan.contains("HashJoinExec")
+            && !plan.contains("NestedLoopJoinExec")
+            && plan.contains("table=demo.targets"),
+        "{plan}"
+    );
+    let (inside, border) = brute_force(&t[..300], &tc.rows, ARCMIN);
+    assert!(inside.len() > 100);
+    assert_same(&pairs(&run(&plain, sql).await.unwrap()), &inside, &border);
+
     // A VALUES list is a small side too (pgwire's SQL, no upload).
     let some: Vec<_> = t[10..40].to_vec();
     let values: Vec<String> = some
