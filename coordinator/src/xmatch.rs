@@ -454,7 +454,9 @@ fn find_match(join: &Join) -> Result<Option<Match<'_>>> {
         return Ok(None);
     };
     for (catalog, small) in [(&join.right, &join.left), (&join.left, &join.right)] {
-        let Some(chain) = match_rows(catalog)? else {
+        // A LIMIT inside the partitioned side picks some rows; which ones should not depend
+        // on how the join is run.
+        let Some(chain) = match_rows(catalog)?.filter(|c| c.fetch.is_none()) else {
             continue;
         };
         let meta = &chain.table.meta;

@@ -629,6 +629,9 @@ async fn t30_cross_match_is_a_cell_hash_join_and_exact() {
                 "{sql}\n{plan}"
             );
             assert!(plan.contains("(\"_hpx\" / "), "{plan}");
+            // The upload's cells are the build (left) side; the partitioned table streams.
+            let build = plan.find("UnnestExec").unwrap();
+            assert!(build < plan.find("table=demo.gaia").unwrap(), "{plan}");
             let started = Instant::now();
             let got = pairs(&run(&ctx, sql).await.unwrap());
             eprintln!("{} pairs in {:?}: {sql}", got.len(), started.elapsed());

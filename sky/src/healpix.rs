@@ -182,7 +182,8 @@ pub fn cone_cell_depth(radius_deg: f64) -> u8 {
 /// beyond +-90 as the point its unit vector names. A non-finite centre or radius, or a
 /// negative radius, is within no distance of anything: the list is empty. The work and the
 /// list grow like the cone's area in cells at `depth`, so callers take the depth from
-/// [`cone_cell_depth`] (a radius of 180 degrees there gives all 12 base cells).
+/// [`cone_cell_depth`] or a coarser one (a radius of 180 degrees there gives all 12 base
+/// cells).
 pub fn cone_cells(ra_deg: f64, dec_deg: f64, radius_deg: f64, depth: u8) -> Vec<u64> {
     let depth = clamp_depth(depth);
     if !ra_deg.is_finite() || !dec_deg.is_finite() || !radius_deg.is_finite() || radius_deg < 0.0 {
