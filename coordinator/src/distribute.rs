@@ -3,8 +3,10 @@
 //! aggregate, per-chunk ORDER BY + LIMIT) that the workers run; above it the merge plan
 //! that DataFusion runs on the coordinator over the fragment's streamed output. Whatever
 //! cannot be pushed down (joins, subqueries, windows, DISTINCT aggregates) stays in the
-//! merge plan and is still correct.
+//! merge plan and is still correct; an inner positional cross-match of a small input with a
+//! partitioned table becomes a hash join on HEALPix cells first (`crate::xmatch`).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -41,40 +43,42 @@ impl DistributeRule {
 
 /// A chain of row-wise operators (projection, filter, alias) over a scan of a catalog
 /// table, described over the table's raw columns.
-struct RowsChain {
-    table: Arc<CatalogTable>,
+pub(crate) struct RowsChain {
+    pub(crate) table: Arc<CatalogTable>,
     /// One raw expression per output field of the chain's top node.
-    exprs: Vec<Expr>,
-    filters: Vec<Expr>,
-    fetch: Option<usize>,
-    schema: DFSchemaRef,
+    pub(crate) exprs: Vec<Expr>,
+    pub(crate) filters: Vec<Expr>,
+    pub(crate) fetch: Option<usize>,
+    pub(crate) schema: DFSchemaRef,
 }
 
-fn raw_col(name: &str) -> Expr {
+pub(crate) fn raw_col(name: &str) -> Expr {
     Expr::Column(Column::new_unqualified(name))
 }
 
 /// Expressions a worker can evaluate on its own: no subqueries, outer references,
-/// windows, aggregates or unbound parameters.
+/// windows, aggregates, unbound parameters, or functions only the coordinator has (the
+/// cross-match's cell lists).
 fn pushable(e: &Expr) -> bool {
     !e.exists(|e| {
-        Ok(matches!(
-            e,
+        Ok(match e {
             Expr::ScalarSubquery(_)
-                | Expr::InSubquery(_)
-                | Expr::Exists(_)
-                | Expr::OuterReferenceColumn(..)
-                | Expr::WindowFunction(_)
-                | Expr::AggregateFunction(_)
-                | Expr::Placeholder(_)
-                | Expr::GroupingSet(_)
-        ))
+            | Expr::InSubquery(_)
+            | Expr::Exists(_)
+            | Expr::OuterReferenceColumn(..)
+            | Expr::WindowFunction(_)
+            | Expr::AggregateFunction(_)
+            | Expr::Placeholder(_)
+            | Expr::GroupingSet(_) => true,
+            Expr::ScalarFunction(f) => f.func.name() == crate::xmatch::CELLS_UDF,
+            _ => false,
+        })
     })
     .unwrap_or(false)
 }
 
 /// Rewrites `e` (over `schema`) into raw-column terms using the chain's expressions.
-fn substitute(e: &Expr, schema: &DFSchemaRef, exprs: &[Expr]) -> Option<Expr> {
+pub(crate) fn substitute(e: &Expr, schema: &DFSchemaRef, exprs: &[Expr]) -> Option<Expr> {
     if !pushable(e) {
         return None;
     }
@@ -105,7 +109,7 @@ fn catalog_table(plan: &LogicalPlan) -> Option<Arc<CatalogTable>> {
     Some(Arc::new(any.downcast_ref::<CatalogTable>()?.clone()))
 }
 
-fn match_rows(plan: &LogicalPlan) -> DFResult<Option<RowsChain>> {
+pub(crate) fn match_rows(plan: &LogicalPlan) -> DFResult<Option<RowsChain>> {
     match plan {
         LogicalPlan::TableScan(scan) => {
             let Some(table) = catalog_table(plan) else {
@@ -216,6 +220,18 @@ impl DistributeRule {
         order_by: Vec<SortExpr>,
         limit: Option<usize>,
     ) -> DFResult<LogicalPlan> {
+        self.rows_fragment_in(chain, order_by, limit, None)
+    }
+
+    /// [`Self::rows_fragment`] reading, when `keep_chunks` is given, only those of the
+    /// chunks it would read (the caller knows no other chunk can contribute).
+    pub(crate) fn rows_fragment_in(
+        &self,
+        chain: RowsChain,
+        order_by: Vec<SortExpr>,
+        limit: Option<usize>,
+        keep_chunks: Option<&BTreeSet<u64>>,
+    ) -> DFResult<LogicalPlan> {
         let fields = chain.schema.fields();
         let select: Vec<(Expr, String)> = chain
             .exprs
@@ -234,7 +250,7 @@ impl DistributeRule {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let spec = FragmentSpec::new(
+        let mut spec = FragmentSpec::new(
             chain.table.meta.clone(),
             chain.table.chunk_depth,
             select,
@@ -244,6 +260,9 @@ impl DistributeRule {
             limit,
             schema,
         )?;
+        if let Some(keep) = keep_chunks {
+            spec.keep_chunks(keep);
+        }
         let (scan, reference) = self.fragment_scan(spec)?;
         let exprs: Vec<Expr> = chain
             .schema
@@ -446,6 +465,14 @@ impl DistributeRule {
     fn distribute_node(&self, node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
         let jump = |p| Ok(Transformed::new(p, true, TreeNodeRecursion::Jump));
         match &node {
+            // A positional cross-match becomes a hash join on cells; its inputs are then
+            // visited (the small side may hold a replicated table to distribute).
+            // The old plan is slow but right, so a rewrite that fails falls back to it.
+            LogicalPlan::Join(join) => match crate::xmatch::rewrite_join(self, join) {
+                Ok(Some(p)) => return Ok(Transformed::yes(p)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("cross-match rewrite failed (a bug), kept the join: {e}"),
+            },
             LogicalPlan::Aggregate(agg) => {
                 if let Some(chain) = match_rows(&agg.input)? {
                     if let Some(p) = self.count_from_catalog(agg, &chain)? {

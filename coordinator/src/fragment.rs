@@ -3,7 +3,7 @@
 //! chunks the spatial constraint leaves; [`FragmentExec`] dispatches it and streams the
 //! workers' Arrow batches back into the coordinator's merge plan.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -121,6 +121,12 @@ impl FragmentSpec {
             region,
             chunks,
         })
+    }
+
+    /// Reads only those of its chunks that are in `keep` (a caller that knows no other
+    /// chunk holds a row it needs, such as a cross-match with known centres).
+    pub fn keep_chunks(&mut self, keep: &BTreeSet<u64>) {
+        self.chunks.retain(|c| keep.contains(c));
     }
 
     /// The SQL each worker runs over its chunks.

@@ -20,6 +20,7 @@ pub mod session;
 pub mod table;
 pub mod tap_schema;
 pub mod workers;
+pub mod xmatch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -195,5 +196,6 @@ fn build_session(
         Arc::new(table::AlmagestCatalog::new(catalog, pool)),
     );
     almagest_adql::register_udfs(&ctx);
+    ctx.register_udf(xmatch::cells_udf());
     Ok(ctx)
 }

@@ -1,7 +1,10 @@
 //! `Coordinator::query_session` with uploaded tables, end to end in one process: a
 //! standalone cluster (real gRPC over loopback), a generated catalog loaded through
 //! `ingest::load`, and cross-matches of uploaded positions compared with a brute-force
-//! reference. `ALMAGEST_XMATCH_BENCH=1` adds the timing of 10,000 uploads against 1M rows.
+//! reference: pair for pair, in every spelling of the condition, at the poles, across RA
+//! 0/360 and on cell borders, and planned as a hash join on HEALPix cells
+//! (`almagest_coordinator::xmatch`). `ALMAGEST_XMATCH_BENCH=1` adds the timing of 10,000
+//! uploads against 1M rows.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -20,6 +23,7 @@ use crate::cluster::{self, CoordinatorListen, Shutdown, StandaloneOptions};
 use crate::gen;
 
 const ARCSEC: f64 = 1.0 / 3600.0;
+const ARCMIN: f64 = 1.0 / 60.0;
 
 struct TestCluster {
     coordinator: Arc<Coordinator>,
@@ -32,6 +36,12 @@ struct TestCluster {
 
 impl TestCluster {
     async fn start(rows: u64) -> Self {
+        Self::start_with(rows, false).await
+    }
+
+    /// A cluster whose `demo.gaia` has `rows` generated rows, plus the generator's edge
+    /// cases (poles, RA 0/360, cell corners and edges) after them when `edge_cases`.
+    async fn start_with(rows: u64, edge_cases: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
         let (stop, shutdown) = Shutdown::new();
@@ -60,7 +70,7 @@ impl TestCluster {
             rows,
             seed: 7,
             out: file.clone(),
-            edge_cases: false,
+            edge_cases,
             progress: false,
         };
         tokio::task::spawn_blocking(move || gen::generate(&opts))
@@ -221,6 +231,7 @@ async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, String
     df.collect().await.map_err(|e| e.to_string())
 }
 
+/// The (target, source) pairs of a result; every pair must come once.
 fn pairs(batches: &[RecordBatch]) -> BTreeSet<(i64, i64)> {
     let mut out = BTreeSet::new();
     for b in batches {
@@ -228,7 +239,8 @@ fn pairs(batches: &[RecordBatch]) -> BTreeSet<(i64, i64)> {
         let s = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
         for i in 0..b.num_rows() {
             assert!(a.is_valid(i) && s.is_valid(i));
-            out.insert((a.value(i), s.value(i)));
+            let pair = (a.value(i), s.value(i));
+            assert!(out.insert(pair), "pair {pair:?} returned twice");
         }
     }
     out
@@ -374,6 +386,8 @@ async fn t10_upload_sessions_are_isolated_and_cross_match_exactly() {
 /// Not a benchmark (timings are not asserted): prints the plan and the time of the
 /// cross-match of uploaded positions (`ALMAGEST_XMATCH_UPLOADS`, default 10,000) against
 /// a generated table (`ALMAGEST_XMATCH_ROWS`, default 1M), and checks it row for row.
+/// `ALMAGEST_XMATCH_NESTED_LOOP=1` also times the plan without the cell join (a radius the
+/// planner cannot read as a constant keeps the nested loop), for comparison.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t20_upload_cross_match_timing() {
     if std::env::var("ALMAGEST_XMATCH_BENCH").is_err() {
@@ -416,5 +430,336 @@ async fn t20_upload_cross_match_timing() {
         started.elapsed()
     );
     assert_same(&got, &inside, &border);
+    if std::env::var("ALMAGEST_XMATCH_NESTED_LOOP").is_ok() {
+        let nested = XMATCH.replace("1.0/3600", "1.0/3600 + 0 * u.ra");
+        let plan = explain(&ctx, &nested).await;
+        assert!(plan.contains("NestedLoopJoinExec"), "{plan}");
+        let started = Instant::now();
+        let got = pairs(&run(&ctx, &nested).await.unwrap());
+        let took = started.elapsed();
+        eprintln!(
+            "nested loop: {} pairs in {took:?} ({:.2}M pair tests/s)",
+            got.len(),
+            (uploads as f64 * n as f64) / took.as_secs_f64() / 1e6
+        );
+        assert_same(&got, &inside, &border);
+    }
+    tc.stop().await;
+}
+
+/// The point `distance` degrees from (ra, dec) towards `bearing` (radians from north).
+fn offset(ra: f64, dec: f64, distance: f64, bearing: f64) -> (f64, f64) {
+    let (phi, d) = (dec.to_radians(), distance.to_radians());
+    let lat = (phi.sin() * d.cos() + phi.cos() * d.sin() * bearing.cos())
+        .clamp(-1.0, 1.0)
+        .asin();
+    let dlon = (bearing.sin() * d.sin() * phi.cos()).atan2(d.cos() - phi.sin() * lat.sin());
+    (
+        (ra + dlon.to_degrees()).rem_euclid(360.0),
+        lat.to_degrees().clamp(-90.0, 90.0),
+    )
+}
+
+/// A point on the border between the cells (at `depth`) of `a` and `b`, which differ: a
+/// bisection of the great-circle step from `a` to `b` down to 1e-12 degrees.
+fn border_between(a: (f64, f64), distance: f64, bearing: f64, depth: u8) -> (f64, f64) {
+    let cell_a = almagest_sky::chunk_of(a.0, a.1, depth);
+    let (mut lo, mut hi) = (0.0, distance);
+    while hi - lo > 1e-12 {
+        let mid = 0.5 * (lo + hi);
+        let p = offset(a.0, a.1, mid, bearing);
+        if almagest_sky::chunk_of(p.0, p.1, depth) == cell_a {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    offset(a.0, a.1, hi, bearing)
+}
+
+/// 10,000 targets where a cross-match goes wrong if it goes wrong anywhere: on and around
+/// the generator's edge rows (poles, RA 0/360, chunk corners and edges), at the poles and
+/// across RA 0/360 themselves, on the borders of the cells the join buckets by (within the
+/// radius of a source on the other side), and the rest near random sources or anywhere.
+fn hard_targets(catalog: &[(i64, f64, f64)], sky_rows: usize, seed: u64) -> Vec<(i64, f64, f64)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out: Vec<(f64, f64)> = vec![
+        (0.0, 90.0),
+        (77.0, 90.0),
+        (0.0, -90.0),
+        (301.0, -90.0),
+        (0.0, 89.9999),
+        (180.0, -89.99999),
+        (0.0, 0.0),
+        (360.0, 0.0),
+        (359.999_999_9, 30.0),
+        (1e-9, -30.0),
+    ];
+    for &(_, ra, dec) in &catalog[sky_rows..] {
+        out.push((ra, dec));
+        for d in [0.5 * ARCSEC, 0.7 * ARCSEC, 30.0 * ARCSEC, 50.0 * ARCSEC] {
+            out.push(offset(
+                ra,
+                dec,
+                d,
+                rng.random_range(0.0..std::f64::consts::TAU),
+            ));
+        }
+    }
+    // Sources near RA 0/360 with targets that may land on the other side.
+    for &(_, ra, dec) in catalog[..sky_rows]
+        .iter()
+        .filter(|c| c.1 < 0.05 || c.1 > 359.95)
+        .take(200)
+    {
+        for d in [0.9 * ARCSEC, 0.9 * ARCMIN] {
+            let bearing = if ra < 180.0 {
+                1.5 * std::f64::consts::PI
+            } else {
+                0.5 * std::f64::consts::PI
+            };
+            out.push(offset(ra, dec, d, bearing));
+        }
+    }
+    // Targets on the border of a bucketing cell, a source within the radius across it.
+    for radius in [ARCSEC, ARCMIN] {
+        let depth = almagest_sky::cone_cell_depth(radius);
+        let mut found = 0;
+        while found < 600 {
+            let (_, ra, dec) = catalog[rng.random_range(0..sky_rows)];
+            let bearing = rng.random_range(0.0..std::f64::consts::TAU);
+            let end = offset(ra, dec, 0.9 * radius, bearing);
+            if almagest_sky::chunk_of(end.0, end.1, depth) != almagest_sky::chunk_of(ra, dec, depth)
+            {
+                out.push(border_between((ra, dec), 0.9 * radius, bearing, depth));
+                found += 1;
+            }
+        }
+    }
+    let rest = 10_000usize.saturating_sub(out.len());
+    out.extend(
+        targets(catalog, rest, seed + 1)
+            .into_iter()
+            .map(|t| (t.1, t.2)),
+    );
+    out.into_iter()
+        .enumerate()
+        .map(|(i, (ra, dec))| (i as i64, ra, dec))
+        .collect()
+}
+
+/// The text of `EXPLAIN sql`.
+async fn explain(ctx: &SessionContext, sql: &str) -> String {
+    let plan = run(ctx, &format!("EXPLAIN {sql}")).await.unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    text
+}
+
+/// The cross-match of 10,000 hard targets against 200,000 rows (plus edge rows), for radii
+/// of 1 arcsec and 1 arcmin, in each spelling of the condition and both FROM orders, equals
+/// the brute force pair for pair and runs as a hash join on cells; a LEFT JOIN keeps the
+/// nested loop and still gives every target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t30_cross_match_is_a_cell_hash_join_and_exact() {
+    let sky_rows = 200_000;
+    let tc = TestCluster::start_with(sky_rows as u64, true).await;
+    assert!(
+        tc.rows.len() > sky_rows,
+        "the generator should add edge rows"
+    );
+    let t = hard_targets(&tc.rows, sky_rows, 11);
+    assert_eq!(t.len(), 10_000);
+    let ctx = tc
+        .coordinator
+        .query_session(vec![upload("targets", &t)])
+        .unwrap();
+    for (radius, r) in [(ARCSEC, "1.0/3600"), (ARCMIN, "1.0/60")] {
+        let (inside, border) = brute_force(&t, &tc.rows, radius);
+        assert!(inside.len() > 5_000, "{} pairs within {r}", inside.len());
+        let point = |a: &str| format!("POINT('ICRS', {a}.ra, {a}.dec)");
+        let circle = |a: &str| format!("CIRCLE('ICRS', {a}.ra, {a}.dec, {r})");
+        let queries = [
+            format!(
+                "SELECT u.id, g.source_id FROM tap_upload.targets AS u JOIN demo.gaia AS g \
+                 ON 1 = CONTAINS({}, {})",
+                point("g"),
+                circle("u")
+            ),
+            format!(
+                "SELECT u.id, g.source_id FROM demo.gaia AS g JOIN tap_upload.targets AS u \
+                 ON CONTAINS({}, {}) = 1",
+                point("g"),
+                circle("u")
+            ),
+            // The catalog row as the circle's centre.
+            format!(
+                "SELECT u.id, g.source_id FROM tap_upload.targets AS u JOIN demo.gaia AS g \
+                 ON CONTAINS({}, {}) = 1",
+                point("u"),
+                circle("g")
+            ),
+            format!(
+                "SELECT u.id, g.source_id FROM demo.gaia AS g JOIN tap_upload.targets AS u \
+                 ON DISTANCE({}, {}) < {r}",
+                point("u"),
+                point("g")
+            ),
+            format!(
+                "SELECT u.id, g.source_id FROM tap_upload.targets AS u, demo.gaia AS g \
+                 WHERE {r} >= DISTANCE({}, {})",
+                point("g"),
+                point("u")
+            ),
+            // pgwire's SQL spellings.
+            format!(
+                "SELECT u.id, g.source_id FROM tap_upload.targets AS u JOIN demo.gaia AS g \
+                 ON scisql_s2angsep(u.ra, u.dec, g.ra, g.dec) <= {r}"
+            ),
+            format!(
+                "SELECT u.id, g.source_id FROM tap_upload.targets AS u JOIN demo.gaia AS g \
+                 ON adql_contains(adql_point(g.ra, g.dec), adql_circle(u.ra, u.dec, {r})) = 1"
+            ),
+        ];
+        for sql in &queries {
+            let plan = explain(&ctx, sql).await;
+            assert!(
+                plan.contains("HashJoinExec") && !plan.contains("NestedLoopJoinExec"),
+                "{sql}\n{plan}"
+            );
+            assert!(plan.contains("(\"_hpx\" / "), "{plan}");
+            // The upload's cells are the build (left) side; the partitioned table streams.
+            let build = plan.find("UnnestExec").unwrap();
+            assert!(build < plan.find("table=demo.gaia").unwrap(), "{plan}");
+            let started = Instant::now();
+            let got = pairs(&run(&ctx, sql).await.unwrap());
+            eprintln!("{} pairs in {:?}: {sql}", got.len(), started.elapsed());
+            assert_same(&got, &inside, &border);
+        }
+        // The same through strict ADQL (TAP's translator).
+        let adql = format!(
+            "SELECT u.id, g.source_id FROM tap_upload.targets AS u JOIN demo.gaia AS g \
+             ON 1 = CONTAINS({}, {})",
+            point("g"),
+            circle("u")
+        );
+        let sql = almagest_adql::adql_to_sql(&adql).unwrap();
+        let got = pairs(&ctx.sql(&sql).await.unwrap().collect().await.unwrap());
+        assert_same(&got, &inside, &border);
+    }
+
+    // A join of another shape keeps the nested loop and its answer: a LEFT JOIN lists
+    // every target, with NULL where nothing is near (few targets: this is the slow plan).
+    // The first targets sit on edge rows (all matched), the last are partly anywhere.
+    let few: Vec<_> = t[..20].iter().chain(&t[t.len() - 40..]).copied().collect();
+    let few = &few[..];
+    let ctx = tc
+        .coordinator
+        .query_session(vec![upload("targets", few)])
+        .unwrap();
+    let sql = "SELECT u.id, g.source_id FROM tap_upload.targets AS u LEFT JOIN demo.gaia AS g \
+               ON 1 = CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', u.ra, u.dec, 1.0/60))";
+    let plan = explain(&ctx, sql).await;
+    assert!(!plan.contains("HashJoinExec"), "{plan}");
+    let (inside, border) = brute_force(few, &tc.rows, ARCMIN);
+    let mut matched = BTreeSet::new();
+    let mut unmatched = BTreeSet::new();
+    for b in run(&ctx, sql).await.unwrap() {
+        let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let s = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            if s.is_valid(i) {
+                assert!(matched.insert((a.value(i), s.value(i))));
+            } else {
+                assert!(unmatched.insert(a.value(i)));
+            }
+        }
+    }
+    assert_same(&matched, &inside, &border);
+    let with_match: BTreeSet<i64> = matched.iter().map(|p| p.0).collect();
+    let want_unmatched: BTreeSet<i64> = few
+        .iter()
+        .map(|t| t.0)
+        .filter(|id| !with_match.contains(id))
+        .collect();
+    assert_eq!(unmatched, want_unmatched);
+    assert!(!unmatched.is_empty() && !with_match.is_empty());
+
+    // Targets in two small fields (around the north pole, and across RA 0 on the equator):
+    // the planner reads the upload and asks only the chunks their cones touch.
+    let near = |c: &&(i64, f64, f64)| c.2 > 89.0 || (c.2.abs() < 1.0 && (c.1 < 1.0 || c.1 > 359.0));
+    let field_sources: Vec<(i64, f64, f64)> = tc.rows.iter().filter(near).copied().collect();
+    let mut field = targets(&field_sources, 400, 5);
+    field.retain(|t| near(&t));
+    assert!(field.len() > 300);
+    let ctx = tc
+        .coordinator
+        .query_session(vec![upload("targets", &field)])
+        .unwrap();
+    let sql = "SELECT u.id, g.source_id FROM tap_upload.targets AS u JOIN demo.gaia AS g \
+               ON 1 = CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', u.ra, u.dec, 1.0/60))";
+    let plan = explain(&ctx, sql).await;
+    let read: usize = plan
+        .split("chunks=")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!((2..=40).contains(&read), "{read} chunks read\n{plan}");
+    let (inside, border) = brute_force(&field, &tc.rows, ARCMIN);
+    assert!(inside.len() > 300);
+    assert_same(&pairs(&run(&ctx, sql).await.unwrap()), &inside, &border);
+
+    // A replicated table is a small side: its fragment feeds the cells' build side.
+    let csv = tc._dir.path().join("targets.csv");
+    let mut text = String::from("tid,tra,tdec\n");
+    for (id, ra, dec) in &t[..300] {
+        text.push_str(&format!("{id},{ra:?},{dec:?}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    ingest::load(&LoadOptions {
+        coordinator: format!("http://{}", tc.cluster.coordinator.grpc_addr),
+        table: "demo.targets".into(),
+        files: vec![csv],
+        spill_dir: Some(tc._dir.path().to_path_buf()),
+        ..LoadOptions::default()
+    })
+    .await
+    .unwrap();
+    let sql = "SELECT t.tid, g.source_id FROM demo.gaia AS g JOIN demo.targets AS t \
+               ON scisql_s2angsep(g.ra, g.dec, t.tra, t.tdec) < 1.0/60";
+    let plain = tc.coordinator.query_session(vec![]).unwrap();
+    let plan = explain(&plain, sql).await;
+    assert!(
+        plan.contains("HashJoinExec")
+            && !plan.contains("NestedLoopJoinExec")
+            && plan.contains("table=demo.targets"),
+        "{plan}"
+    );
+    let (inside, border) = brute_force(&t[..300], &tc.rows, ARCMIN);
+    assert!(inside.len() > 100);
+    assert_same(&pairs(&run(&plain, sql).await.unwrap()), &inside, &border);
+
+    // A VALUES list is a small side too (pgwire's SQL, no upload).
+    let some: Vec<_> = t[10..40].to_vec();
+    let values: Vec<String> = some
+        .iter()
+        .map(|(id, ra, dec)| format!("({id}, {ra:?}, {dec:?})"))
+        .collect();
+    let sql = format!(
+        "SELECT v.id, g.source_id FROM (VALUES {}) AS v(id, ra, dec) JOIN demo.gaia AS g \
+         ON scisql_s2PtInCircle(g.ra, g.dec, v.ra, v.dec, 1.0/60) = 1",
+        values.join(", ")
+    );
+    let plain = tc.coordinator.query_session(vec![]).unwrap();
+    let plan = explain(&plain, &sql).await;
+    assert!(
+        plan.contains("HashJoinExec") && !plan.contains("NestedLoopJoinExec"),
+        "{plan}"
+    );
+    let (inside, border) = brute_force(&some, &tc.rows, ARCMIN);
+    assert!(!inside.is_empty());
+    assert_same(&pairs(&run(&plain, &sql).await.unwrap()), &inside, &border);
     tc.stop().await;
 }

@@ -1,4 +1,5 @@
-//! HEALPix indexing: the per-row `_hpx` index, chunk ids, and safe bounding caps of cells.
+//! HEALPix indexing: the per-row `_hpx` index, chunk ids, safe bounding caps of cells, and
+//! the cells a small cone may touch (the buckets of a positional cross-match).
 //!
 //! Chunks are nested HEALPix cells at a database-wide depth; `_hpx` is the nested index at
 //! depth 29, so a chunk (or any coarser/finer cell) is a contiguous range of `_hpx` values.
@@ -6,7 +7,7 @@
 use cdshealpix::nested;
 
 use crate::error::{invalid, Result};
-use crate::geom::{normalize_ra, vec_from_rad, Vec3};
+use crate::geom::{angle, normalize_ra, vec_from_rad, vec_to_rad, Vec3};
 
 /// Depth of the hidden per-row index `_hpx` (the finest depth cdshealpix supports).
 pub const HPX_DEPTH: u8 = 29;
@@ -146,6 +147,81 @@ pub(crate) fn cell_cap(depth: u8, hash: u64) -> Cap {
     }
 }
 
+/// How much wider than asked a cone is made before its cells are listed, in degrees: far
+/// above the rounding of [`crate::angular_distance_deg`] and of hashing, far below any
+/// radius worth asking for.
+const CONE_SLACK_DEG: f64 = 1e-9;
+
+/// The depth at which to bucket the points of a cross-match with the given radius: the
+/// deepest whose cells are wide enough (edge to opposite edge) that a cone of that radius
+/// meets at most the cell of its centre and that cell's neighbours. 0 for radii over ~48
+/// degrees, 29 for tiny (or non-positive, or NaN) ones.
+pub fn cone_cell_depth(radius_deg: f64) -> u8 {
+    let r = (radius_deg.max(0.0) + CONE_SLACK_DEG).to_radians();
+    if r.is_nan() {
+        HPX_DEPTH
+    } else if cdshealpix::has_best_starting_depth(r) {
+        cdshealpix::best_starting_depth(r).min(HPX_DEPTH)
+    } else {
+        0
+    }
+}
+
+/// The nested cells at `depth` that may hold a point within `radius_deg` of the centre
+/// (`ra_deg`, `dec_deg`): sorted, without duplicates, and a superset of the cells of every
+/// such point as [`chunk_of`] computes it (so `_hpx >> 2*(29-depth)` of every row within
+/// the radius is in the list).
+///
+/// A flood fill from the centre's cell over neighbouring cells, kept while a cell's safe
+/// bounding cap meets the (slightly widened) cone. It never misses a cell: the cells that
+/// meet a cone form a connected patch around the centre's cell, and the cap of each such
+/// cell meets the cone. At [`cone_cell_depth`] of the radius the list holds at most about 9
+/// cells; at deeper depths it grows like the cone's area in cells.
+///
+/// Centres are taken as [`crate::angular_distance_deg`] takes them: RA mod 360, and a Dec
+/// beyond +-90 as the point its unit vector names. A non-finite centre or radius, or a
+/// negative radius, is within no distance of anything: the list is empty. The work and the
+/// list grow like the cone's area in cells at `depth`, so callers take the depth from
+/// [`cone_cell_depth`] or a coarser one (a radius of 180 degrees there gives all 12 base
+/// cells).
+pub fn cone_cells(ra_deg: f64, dec_deg: f64, radius_deg: f64, depth: u8) -> Vec<u64> {
+    let depth = clamp_depth(depth);
+    if !ra_deg.is_finite() || !dec_deg.is_finite() || !radius_deg.is_finite() || radius_deg < 0.0 {
+        return Vec::new();
+    }
+    let center = if (-90.0..=90.0).contains(&dec_deg) {
+        crate::geom::vec_from_deg(ra_deg, dec_deg)
+    } else {
+        vec_from_rad(ra_deg.to_radians(), dec_deg.to_radians())
+    };
+    let start = {
+        let (lon, lat) = vec_to_rad(center);
+        hash_deg(depth, lon.to_degrees(), lat.to_degrees())
+    };
+    let radius = (radius_deg + CONE_SLACK_DEG).to_radians();
+    let meets = |cell: u64| {
+        let cap = cell_cap(depth, cell);
+        angle(center, cap.center) <= radius + cap.radius + crate::region::GEOM_EPS
+    };
+    let mut seen = std::collections::HashSet::from([start]);
+    let mut queue = vec![start];
+    let mut out = Vec::new();
+    while let Some(cell) = queue.pop() {
+        // The centre's cell is kept whatever its cap says: the centre hashed into it.
+        if cell != start && !meets(cell) {
+            continue;
+        }
+        out.push(cell);
+        for next in nested::neighbours(depth, cell, false).values_vec() {
+            if seen.insert(next) {
+                queue.push(next);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +279,161 @@ mod tests {
                 cap_safety(depth)
             );
         }
+    }
+
+    /// A small deterministic generator (xorshift64*), uniform in [0, 1).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> f64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// The point at `distance` degrees from (ra, dec) in direction `bearing` (radians).
+    fn offset(ra: f64, dec: f64, distance: f64, bearing: f64) -> (f64, f64) {
+        let (phi, d) = (dec.to_radians(), distance.to_radians());
+        let lat = (phi.sin() * d.cos() + phi.cos() * d.sin() * bearing.cos()).clamp(-1.0, 1.0);
+        let lat = lat.asin();
+        let dlon = (bearing.sin() * d.sin() * phi.cos()).atan2(d.cos() - phi.sin() * lat.sin());
+        (
+            (ra + dlon.to_degrees()).rem_euclid(360.0),
+            lat.to_degrees().clamp(-90.0, 90.0),
+        )
+    }
+
+    /// Checks one cone: every point within the radius hashes into a listed cell (points on
+    /// the rim, inside, and on the corners and edges of nearby cells), and no unlisted
+    /// neighbour of a listed cell comes within the radius.
+    fn check_cone(rng: &mut Rng, ra: f64, dec: f64, radius: f64, depth: u8) -> usize {
+        let cells = cone_cells(ra, dec, radius, depth);
+        assert!(cells.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
+        let within = |p: (f64, f64)| crate::angular_distance_deg(ra, dec, p.0, p.1) <= radius;
+        let listed = |p: (f64, f64)| cells.binary_search(&chunk_of(p.0, p.1, depth)).is_ok();
+        for i in 0..200 {
+            // A third on the rim (and a hair inside or outside it), the rest anywhere inside.
+            let t = match i % 3 {
+                0 => 1.0 + (rng.next() - 0.5) * 1e-12,
+                _ => rng.next().sqrt(),
+            };
+            let p = offset(ra, dec, radius * t, rng.next() * std::f64::consts::TAU);
+            if within(p) {
+                assert!(
+                    listed(p),
+                    "({ra}, {dec}) r={radius} depth {depth}: {p:?} missed; cells {cells:?}"
+                );
+            }
+        }
+        // Corners and edges of the cells around the listed ones, where hashing rounds.
+        let layer = nested::get(depth);
+        let mut around: Vec<u64> = cells
+            .iter()
+            .flat_map(|&c| layer.neighbours(c, true).values_vec())
+            .collect();
+        around.sort_unstable();
+        around.dedup();
+        for &cell in around.iter().take(64) {
+            let edge = layer.path_along_cell_edge(cell, &Cardinal::S, false, 24);
+            for &(lon, lat) in edge.iter() {
+                let p = (lon.to_degrees(), lat.to_degrees());
+                if within(p) {
+                    assert!(
+                        listed(p),
+                        "({ra}, {dec}) r={radius} depth {depth}: edge point {p:?} of {cell} missed"
+                    );
+                }
+                if cells.binary_search(&cell).is_err() {
+                    assert!(
+                        !within(p),
+                        "unlisted cell {cell} has {p:?} within {radius} of ({ra}, {dec})"
+                    );
+                }
+            }
+        }
+        cells.len()
+    }
+
+    #[test]
+    fn t10_cone_cells_never_miss() {
+        let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
+        let mut radii = vec![0.0, 1.0 / 3600.0, 1.0 / 60.0, 1e-6, 0.5, 5.0, 40.0, 100.0];
+        for _ in 0..60 {
+            radii.push(10f64.powf(-6.0 + 7.5 * rng.next()));
+        }
+        let mut most = 0;
+        for &radius in &radii {
+            let depth = cone_cell_depth(radius);
+            let mut centres = vec![
+                (0.0, 90.0),
+                (123.0, 90.0),
+                (0.0, -90.0),
+                (77.0, -90.0),
+                (0.0, 0.0),
+                (360.0, 0.0),
+                (359.999_999_9, 10.0),
+                (-1e-9, -30.0),
+                (45.0, 41.810_314_895_778_6),
+                (0.0, 89.999_999),
+            ];
+            for _ in 0..12 {
+                centres.push((
+                    rng.next() * 360.0,
+                    (rng.next() * 2.0 - 1.0).asin().to_degrees(),
+                ));
+            }
+            // Cell corners and edges at the bucketing depth: hashing is least sure there.
+            for _ in 0..12 {
+                let cell = (rng.next() * nested::n_hash(depth) as f64) as u64;
+                let v = nested::vertices(depth, cell);
+                let (lon, lat) = v[(rng.next() * 4.0) as usize % 4];
+                centres.push((lon.to_degrees(), lat.to_degrees()));
+                let edge = nested::get(depth).path_along_cell_edge(cell, &Cardinal::S, false, 4);
+                let (lon, lat) = edge[1];
+                centres.push((lon.to_degrees(), lat.to_degrees()));
+            }
+            for &(ra, dec) in &centres {
+                let n = check_cone(&mut rng, ra, dec, radius, depth);
+                most = most.max(n);
+                // One level finer: more cells, still never a miss.
+                check_cone(&mut rng, ra, dec, radius, (depth + 1).min(HPX_DEPTH));
+            }
+        }
+        // At the bucketing depth a cone meets a cell and its neighbours, give or take the
+        // caps' overshoot.
+        assert!(most <= 25, "up to {most} cells per cone");
+    }
+
+    #[test]
+    fn t10_cone_cells_edge_cases() {
+        assert_eq!(cone_cell_depth(0.0), HPX_DEPTH);
+        assert_eq!(cone_cell_depth(f64::NAN), HPX_DEPTH);
+        assert_eq!(cone_cell_depth(60.0), 0);
+        assert_eq!(cone_cell_depth(180.0), 0);
+        let (arcsec, arcmin) = (cone_cell_depth(1.0 / 3600.0), cone_cell_depth(1.0 / 60.0));
+        assert!(arcsec > arcmin && arcmin > 5, "{arcsec} {arcmin}");
+        assert!(cone_cells(f64::NAN, 0.0, 1.0, 5).is_empty());
+        assert!(cone_cells(0.0, f64::INFINITY, 1.0, 5).is_empty());
+        assert!(cone_cells(0.0, 0.0, -1.0, 5).is_empty());
+        assert!(cone_cells(0.0, 0.0, f64::NAN, 5).is_empty());
+        assert_eq!(
+            cone_cells(10.0, 20.0, 180.0, 0),
+            (0..12).collect::<Vec<_>>()
+        );
+        // A Dec beyond the pole names the point across it, as the distance function reads it.
+        assert_eq!(
+            cone_cells(10.0, 95.0, 0.01, 10),
+            cone_cells(190.0, 85.0, 0.01, 10)
+        );
+        // RA wraps.
+        assert_eq!(
+            cone_cells(-10.0, 5.0, 0.01, 10),
+            cone_cells(350.0, 5.0, 0.01, 10)
+        );
+        // A zero radius still lists the centre's cell.
+        assert!(cone_cells(150.0, 2.2, 0.0, 29).contains(&hpx29(150.0, 2.2)));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Code map:
 //! - `healpix`: the per-row `_hpx` index ([`hpx29`], nested HEALPix at depth 29), chunk ids
-//!   at a database's chunk depth ([`chunk_of`]), and `_hpx` ranges of cells.
+//!   at a database's chunk depth ([`chunk_of`]), `_hpx` ranges of cells, and the cells a
+//!   cross-match cone may touch ([`cone_cells`] at [`cone_cell_depth`]).
 //! - `geom`: robust angular distance ([`angular_distance_deg`]) and RA normalisation.
 //! - Shapes: [`Circle`], [`LonLatBox`] (Qserv box), [`SphericalPolygon`] (and [`adql_box`]).
 //! - `region` and `coverage`: [`Region`] combines shapes with AND/OR, answers point
@@ -51,8 +52,8 @@ pub use circle::Circle;
 pub use error::{Result, SkyError};
 pub use geom::{angular_distance_deg, normalize_ra};
 pub use healpix::{
-    check_depth, check_position, chunk_count, chunk_of, chunk_of_hpx29, hpx29, hpx29_range_of_cell,
-    ChunkId, HPX_DEPTH,
+    check_depth, check_position, chunk_count, chunk_of, chunk_of_hpx29, cone_cell_depth,
+    cone_cells, hpx29, hpx29_range_of_cell, ChunkId, HPX_DEPTH,
 };
 pub use lonlat_box::LonLatBox;
 pub use overlap::overlap_chunks;

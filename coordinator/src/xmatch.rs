@@ -1,0 +1,667 @@
+//! Positional cross-match as a hash join on HEALPix cells.
+//!
+//! An inner join of a small input (an upload, a VALUES list, a replicated table) with a
+//! partitioned table whose condition says "the table's position is within the constant
+//! radius r of the small side's position" would otherwise run as a nested loop over every
+//! pair. [`rewrite_join`] turns it into an equi-join on a cell number at the depth
+//! [`almagest_sky::cone_cell_depth`] of r:
+//!
+//! - the small side gets a list of the cells its cone of radius r may touch
+//!   ([`almagest_sky::cone_cells`], through the UDF [`CELLS_UDF`]) and is unnested into one
+//!   row per cell;
+//! - the partitioned table's fragment returns `_hpx / 4^(29 - depth)`, the one cell at that
+//!   depth holding each row, computed on the workers from the hidden depth-29 index;
+//! - the join matches equal cells and keeps the original condition as its filter, so the
+//!   result is exact. A pair within r always shares a cell (the cone's cells are a superset)
+//!   and shares exactly one (a row has one cell, a cone's cells are distinct), so no pair is
+//!   lost or repeated.
+//!
+//! The small side is the join's left input, the side DataFusion's hash join builds in
+//! memory; the partitioned table streams through as the probe side. Outer joins, joins with
+//! equality keys already, and conditions not recognised keep the plan they had.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use almagest_sky::{cone_cell_depth, cone_cells, HPX_DEPTH};
+use datafusion::arrow::array::{Array, AsArray, Int64Builder, ListBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type};
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{
+    exec_err, plan_err, Column, DFSchema, NullEquality, Result, ScalarValue, UnnestOptions,
+};
+use datafusion::datasource::{source_as_provider, MemTable};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{
+    lit, BinaryExpr, ColumnarValue, Expr, Join, JoinConstraint, JoinType, LogicalPlan,
+    LogicalPlanBuilder, Operator, Projection, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
+};
+
+use crate::catalog::TableKind;
+use crate::distribute::{match_rows, raw_col, substitute, DistributeRule, RowsChain};
+use crate::fragment::{FragmentTable, HPX_COLUMN};
+use crate::table::CatalogTable;
+
+/// The UDF listing the cells a cone may touch: `almagest_xmatch_cells(ra, dec, radius)`,
+/// degrees, the radius a constant; a `List<Int64>` of nested cells at
+/// [`cone_cell_depth`]`(radius)`.
+pub const CELLS_UDF: &str = "almagest_xmatch_cells";
+/// The cell column added to the small side (one row per cell of its cone).
+const SMALL_CELL: &str = "__xmatch_small_cell";
+/// The cell column added to the partitioned table's fragment.
+const CATALOG_CELL: &str = "__xmatch_catalog_cell";
+
+/// [`CELLS_UDF`] as a DataFusion function.
+pub fn cells_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(CellsUdf {
+        signature: Signature::user_defined(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CellsUdf {
+    signature: Signature,
+}
+
+fn cell_list_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Int64, true)))
+}
+
+impl ScalarUDFImpl for CellsUdf {
+    fn name(&self) -> &str {
+        CELLS_UDF
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        if arg_types.len() != 3 {
+            return plan_err!("{CELLS_UDF}(ra, dec, radius) takes 3 arguments");
+        }
+        arg_types
+            .iter()
+            .map(|t| {
+                if t.is_numeric() || *t == DataType::Null {
+                    Ok(DataType::Float64)
+                } else {
+                    plan_err!("{CELLS_UDF}: arguments must be numbers, got {t}")
+                }
+            })
+            .collect()
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(cell_list_type())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [ra, dec, radius] = args.args.as_slice() else {
+            return exec_err!("{CELLS_UDF}(ra, dec, radius) takes 3 arguments");
+        };
+        // The depth follows the radius, and every row must use the partitioned side's depth.
+        let ColumnarValue::Scalar(radius) = radius else {
+            return exec_err!("{CELLS_UDF}: the radius must be a constant");
+        };
+        let radius = match radius.cast_to(&DataType::Float64)? {
+            ScalarValue::Float64(Some(r)) => r,
+            _ => return exec_err!("{CELLS_UDF}: the radius must be a number"),
+        };
+        let depth = cone_cell_depth(radius);
+        let rows = args.number_rows;
+        let ra = ra.to_array(rows)?;
+        let dec = dec.to_array(rows)?;
+        let ra = cast(&ra, &DataType::Float64)?;
+        let dec = cast(&dec, &DataType::Float64)?;
+        let (ra, dec) = (
+            ra.as_primitive::<Float64Type>(),
+            dec.as_primitive::<Float64Type>(),
+        );
+        let mut out = ListBuilder::new(Int64Builder::with_capacity(rows * 9))
+            .with_field(Arc::new(Field::new("item", DataType::Int64, true)));
+        for row in 0..rows {
+            if ra.is_null(row) || dec.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            for cell in cone_cells(ra.value(row), dec.value(row), radius, depth) {
+                // Cells are below 12 * 4^29 < 2^63, like `_hpx`.
+                out.values().append_value(cell as i64);
+            }
+            out.append(true);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// "Position A is within `radius` degrees of position B", read from one conjunct of a join
+/// condition. A and B are interchangeable: every form compares `angular_distance_deg`,
+/// which is symmetric bit for bit.
+struct Cone<'a> {
+    a: [&'a Expr; 2],
+    b: [&'a Expr; 2],
+    radius: f64,
+}
+
+/// Recognises, with `r` a constant in [0, 180] (outside it the functions either fail or
+/// match nothing, which the old plan shows best):
+/// - `scisql_s2ptincircle(a_ra, a_dec, b_ra, b_dec, r) = 1` (either side of `=`),
+/// - `scisql_s2angsep(a_ra, a_dec, b_ra, b_dec) < r` (or `<=`, `r >`, `r >=`, `BETWEEN x AND r`),
+/// - `adql_contains(adql_point(a_ra, a_dec), adql_circle(b_ra, b_dec, r)) = 1`,
+/// - `adql_distance(adql_point(a..), adql_point(b..)) < r` (and the same variants).
+fn cone_of(e: &Expr) -> Option<Cone<'_>> {
+    match strip(e) {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::Eq => predicate_is_one(left, right).or_else(|| predicate_is_one(right, left)),
+            Operator::Lt | Operator::LtEq => separation_within(left, right),
+            Operator::Gt | Operator::GtEq => separation_within(right, left),
+            _ => None,
+        },
+        Expr::Between(between) if !between.negated => {
+            separation_within(&between.expr, &between.high)
+        }
+        _ => None,
+    }
+}
+
+fn predicate_is_one<'a>(call: &'a Expr, one: &Expr) -> Option<Cone<'a>> {
+    if constant(one)? != 1.0 {
+        return None;
+    }
+    let Expr::ScalarFunction(f) = strip(call) else {
+        return None;
+    };
+    let name = f.func.name();
+    if name.eq_ignore_ascii_case(almagest_adql::names::S2_PT_IN_CIRCLE) {
+        let [a_ra, a_dec, b_ra, b_dec, r] = f.args.as_slice() else {
+            return None;
+        };
+        return cone(a_ra, a_dec, b_ra, b_dec, r);
+    }
+    if name.eq_ignore_ascii_case("adql_contains") {
+        let [point, circle] = f.args.as_slice() else {
+            return None;
+        };
+        let [a_ra, a_dec] = value_args(point, "adql_point")? else {
+            return None;
+        };
+        let [b_ra, b_dec, r] = value_args(circle, "adql_circle")? else {
+            return None;
+        };
+        return cone(a_ra, a_dec, b_ra, b_dec, r);
+    }
+    None
+}
+
+fn separation_within<'a>(separation: &'a Expr, radius: &'a Expr) -> Option<Cone<'a>> {
+    let Expr::ScalarFunction(f) = strip(separation) else {
+        return None;
+    };
+    let name = f.func.name();
+    if name.eq_ignore_ascii_case(almagest_adql::names::S2_ANG_SEP) {
+        let [a_ra, a_dec, b_ra, b_dec] = f.args.as_slice() else {
+            return None;
+        };
+        return cone(a_ra, a_dec, b_ra, b_dec, radius);
+    }
+    if name.eq_ignore_ascii_case("adql_distance") {
+        let [a, b] = f.args.as_slice() else {
+            return None;
+        };
+        let [a_ra, a_dec] = value_args(a, "adql_point")? else {
+            return None;
+        };
+        let [b_ra, b_dec] = value_args(b, "adql_point")? else {
+            return None;
+        };
+        return cone(a_ra, a_dec, b_ra, b_dec, radius);
+    }
+    None
+}
+
+fn cone<'a>(
+    a_ra: &'a Expr,
+    a_dec: &'a Expr,
+    b_ra: &'a Expr,
+    b_dec: &'a Expr,
+    radius: &Expr,
+) -> Option<Cone<'a>> {
+    let radius = constant(radius)?;
+    (0.0..=180.0).contains(&radius).then_some(Cone {
+        a: [a_ra, a_dec],
+        b: [b_ra, b_dec],
+        radius,
+    })
+}
+
+/// The arguments of a call to the geometry-value constructor `name`.
+fn value_args<'a>(e: &'a Expr, name: &str) -> Option<&'a [Expr]> {
+    match strip(e) {
+        Expr::ScalarFunction(f) if f.func.name().eq_ignore_ascii_case(name) => Some(&f.args),
+        _ => None,
+    }
+}
+
+/// Without aliases and numeric casts (the predicates return 0 or 1, which any numeric cast
+/// keeps).
+fn strip(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => strip(&a.expr),
+        Expr::Cast(c) if c.field.data_type().is_numeric() => strip(&c.expr),
+        Expr::TryCast(c) if c.field.data_type().is_numeric() => strip(&c.expr),
+        other => other,
+    }
+}
+
+/// The finite value of a constant expression, as DataFusion would compute it.
+fn constant(e: &Expr) -> Option<f64> {
+    fn scalar(e: &Expr) -> Option<ScalarValue> {
+        match e {
+            Expr::Literal(v, _) => Some(v.clone()),
+            Expr::Alias(a) => scalar(&a.expr),
+            Expr::Cast(c) => scalar(&c.expr)?.cast_to(c.field.data_type()).ok(),
+            Expr::TryCast(c) => scalar(&c.expr)?.cast_to(c.field.data_type()).ok(),
+            Expr::Negative(inner) => scalar(inner)?.arithmetic_negate().ok(),
+            _ => None,
+        }
+    }
+    match scalar(e)?.cast_to(&DataType::Float64).ok()? {
+        ScalarValue::Float64(Some(v)) if v.is_finite() => Some(v),
+        _ => None,
+    }
+}
+
+/// Whether `e`, over the chain's output, is the raw column `name` (perhaps widened to
+/// Float64, which changes no position value).
+fn is_raw_column(e: &Expr, chain: &RowsChain, name: &str) -> bool {
+    fn raw_is(e: &Expr, name: &str) -> bool {
+        match e {
+            Expr::Column(c) => c.relation.is_none() && c.name == name,
+            Expr::Alias(a) => raw_is(&a.expr, name),
+            Expr::Cast(c) if *c.field.data_type() == DataType::Float64 => raw_is(&c.expr, name),
+            Expr::TryCast(c) if *c.field.data_type() == DataType::Float64 => raw_is(&c.expr, name),
+            _ => false,
+        }
+    }
+    substitute(e, &chain.schema, &chain.exprs).is_some_and(|raw| raw_is(&raw, name))
+}
+
+/// Whether `e` reads only columns of `plan`'s output and always gives the same value.
+fn over_small_side(e: &Expr, plan: &LogicalPlan) -> bool {
+    let mut ok = true;
+    let _ = e.apply(|e| {
+        match e {
+            Expr::Column(c) if !plan.schema().has_column(c) => ok = false,
+            Expr::ScalarFunction(f) if f.func.signature().volatility == Volatility::Volatile => {
+                ok = false
+            }
+            Expr::ScalarSubquery(_)
+            | Expr::InSubquery(_)
+            | Expr::Exists(_)
+            | Expr::OuterReferenceColumn(..)
+            | Expr::Placeholder(_) => ok = false,
+            _ => {}
+        }
+        Ok(if ok {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    ok
+}
+
+/// Whether `plan` reads a partitioned table, either still as a catalog scan or already as a
+/// fragment: such an input is not small.
+fn reads_partitioned_table(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = source_as_provider(&scan.source) {
+                let provider: Arc<dyn TableProvider> = provider;
+                let any: &dyn std::any::Any = provider.as_ref();
+                let kind = if let Some(t) = any.downcast_ref::<CatalogTable>() {
+                    Some(t.meta.kind)
+                } else {
+                    any.downcast_ref::<FragmentTable>()
+                        .map(|f| f.spec.table.kind)
+                };
+                found |= kind == Some(TableKind::Director);
+            }
+        }
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// Most rows of an in-memory small side whose cones are listed while planning, to read
+/// only the chunks they touch; beyond it every chunk is read (the plan stays exact).
+const MAX_PRUNING_ROWS: usize = 200_000;
+
+/// The chunks at `chunk_depth` that the cones of the small side may touch, when the small
+/// side reads an in-memory table (an upload) and its centre is two of that table's columns:
+/// the table is read now, while planning. Filters between the table and the join are
+/// ignored, which only keeps more chunks. `None` when the small side is anything else or
+/// too large, and every chunk is read.
+fn chunks_touched(
+    small: &LogicalPlan,
+    center: &[Expr; 2],
+    radius: f64,
+    chunk_depth: u8,
+) -> Option<BTreeSet<u64>> {
+    let mut columns = Vec::with_capacity(2);
+    for e in center {
+        let (plan, index) = source_column(small, e)?;
+        let LogicalPlan::TableScan(scan) = plan else {
+            return None;
+        };
+        let index = match &scan.projection {
+            Some(p) => *p.get(index)?,
+            None => index,
+        };
+        columns.push((scan, index));
+    }
+    let [(scan, ra), (other, dec)] = columns.as_slice() else {
+        return None;
+    };
+    if !std::ptr::eq(*scan, *other) {
+        return None;
+    }
+    let provider: Arc<dyn TableProvider> = source_as_provider(&scan.source).ok()?;
+    let any: &dyn std::any::Any = provider.as_ref();
+    let table = any.downcast_ref::<MemTable>()?;
+    let mut batches = Vec::new();
+    for partition in &table.batches {
+        batches.extend(partition.try_read().ok()?.iter().cloned());
+    }
+    if batches.iter().map(|b| b.num_rows()).sum::<usize>() > MAX_PRUNING_ROWS {
+        return None;
+    }
+    let mut chunks = BTreeSet::new();
+    for batch in &batches {
+        let ra = cast(batch.columns().get(*ra)?, &DataType::Float64).ok()?;
+        let dec = cast(batch.columns().get(*dec)?, &DataType::Float64).ok()?;
+        let (ra, dec) = (
+            ra.as_primitive::<Float64Type>(),
+            dec.as_primitive::<Float64Type>(),
+        );
+        for row in 0..batch.num_rows() {
+            if ra.is_valid(row) && dec.is_valid(row) {
+                chunks.extend(cone_cells(
+                    ra.value(row),
+                    dec.value(row),
+                    radius,
+                    chunk_depth,
+                ));
+            }
+        }
+    }
+    Some(chunks)
+}
+
+/// The scan `e` (a column of `plan`'s output, perhaps widened to Float64) is read from,
+/// through aliases, filters and projections that pass columns on, and its index in the
+/// scan's output.
+fn source_column<'a>(plan: &'a LogicalPlan, e: &Expr) -> Option<(&'a LogicalPlan, usize)> {
+    let column = match e {
+        Expr::Column(c) => c,
+        Expr::Alias(a) => return source_column(plan, &a.expr),
+        Expr::Cast(c) if *c.field.data_type() == DataType::Float64 => {
+            return source_column(plan, &c.expr)
+        }
+        _ => return None,
+    };
+    let index = plan.schema().index_of_column(column).ok()?;
+    match plan {
+        LogicalPlan::TableScan(_) => Some((plan, index)),
+        LogicalPlan::SubqueryAlias(alias) => {
+            let (q, f) = alias.input.schema().qualified_field(index);
+            source_column(
+                &alias.input,
+                &Expr::Column(Column::new(q.cloned(), f.name())),
+            )
+        }
+        LogicalPlan::Filter(filter) => source_column(&filter.input, e),
+        LogicalPlan::Projection(projection) => {
+            source_column(&projection.input, projection.expr.get(index)?)
+        }
+        _ => None,
+    }
+}
+
+/// The cross-match found in a join: which input is the partitioned table, which the small
+/// side, and where the small side's centre is.
+struct Match<'a> {
+    chain: RowsChain,
+    small: &'a LogicalPlan,
+    center: [Expr; 2],
+    radius: f64,
+}
+
+fn find_match(join: &Join) -> Result<Option<Match<'_>>> {
+    if join.join_type != JoinType::Inner || !join.on.is_empty() || join.null_aware {
+        return Ok(None);
+    }
+    let Some(filter) = &join.filter else {
+        return Ok(None);
+    };
+    for (catalog, small) in [(&join.right, &join.left), (&join.left, &join.right)] {
+        // A LIMIT inside the partitioned side picks some rows; which ones should not depend
+        // on how the join is run.
+        let Some(chain) = match_rows(catalog)?.filter(|c| c.fetch.is_none()) else {
+            continue;
+        };
+        let meta = &chain.table.meta;
+        let (TableKind::Director, Some(ra), Some(dec)) =
+            (meta.kind, meta.ra_column.clone(), meta.dec_column.clone())
+        else {
+            continue;
+        };
+        if reads_partitioned_table(small) {
+            continue;
+        }
+        for conjunct in split_conjunction(filter) {
+            let Some(cone) = cone_of(conjunct) else {
+                continue;
+            };
+            for (point, center) in [(cone.a, cone.b), (cone.b, cone.a)] {
+                let on_catalog =
+                    is_raw_column(point[0], &chain, &ra) && is_raw_column(point[1], &chain, &dec);
+                if on_catalog && center.iter().all(|e| over_small_side(e, small)) {
+                    return Ok(Some(Match {
+                        chain,
+                        small,
+                        center: [center[0].clone(), center[1].clone()],
+                        radius: cone.radius,
+                    }));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The join rewritten into a hash join on cells (see the module documentation), or `None`
+/// when it is not an inner positional cross-match of a small input with a partitioned
+/// table. The result has the join's schema.
+pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<LogicalPlan>> {
+    let Some(found) = find_match(join)? else {
+        return Ok(None);
+    };
+    let Match {
+        mut chain,
+        small,
+        center,
+        radius,
+    } = found;
+    let depth = cone_cell_depth(radius);
+
+    // The small side, one row per cell its cone may touch.
+    let mut small_exprs: Vec<Expr> = small
+        .schema()
+        .iter()
+        .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+        .collect();
+    let center_for_pruning = center.clone();
+    let [ra, dec] = center;
+    small_exprs.push(
+        Arc::new(cells_udf())
+            .call(vec![ra, dec, lit(radius)])
+            .alias(SMALL_CELL),
+    );
+    let small_cells = LogicalPlanBuilder::from(LogicalPlan::Projection(Projection::try_new(
+        small_exprs,
+        Arc::new(small.clone()),
+    )?))
+    .unnest_column_with_options(
+        Column::new_unqualified(SMALL_CELL),
+        UnnestOptions::new().with_null_handling(datafusion::common::NullHandling::Drop),
+    )?
+    .build()?;
+
+    // The partitioned side, with the cell of each row from its `_hpx`.
+    let divisor = 1i64 << (2 * u32::from(HPX_DEPTH - depth));
+    chain.exprs.push(raw_col(HPX_COLUMN) / lit(divisor));
+    let mut fields: Vec<_> = chain
+        .schema
+        .iter()
+        .map(|(q, f)| (q.cloned(), f.clone()))
+        .collect();
+    fields.push((
+        None,
+        Arc::new(Field::new(CATALOG_CELL, DataType::Int64, true)),
+    ));
+    chain.schema = Arc::new(DFSchema::new_with_metadata(
+        fields,
+        chain.schema.metadata().clone(),
+    )?);
+    let keep = chunks_touched(small, &center_for_pruning, radius, chain.table.chunk_depth);
+    let catalog = rule.rows_fragment_in(chain, vec![], None, keep.as_ref())?;
+
+    let cell_join = Join::try_new(
+        Arc::new(small_cells),
+        Arc::new(catalog),
+        vec![(
+            Expr::Column(Column::new_unqualified(SMALL_CELL)),
+            Expr::Column(Column::new_unqualified(CATALOG_CELL)),
+        )],
+        join.filter.clone(),
+        JoinType::Inner,
+        JoinConstraint::On,
+        NullEquality::NullEqualsNothing,
+        false,
+    )?;
+    // The original join's columns, in its order, without the cells.
+    let output: Vec<Expr> = join
+        .schema
+        .iter()
+        .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+        .collect();
+    tracing::debug!(
+        radius,
+        depth,
+        "positional cross-match planned as a hash join on cells"
+    );
+    Ok(Some(LogicalPlan::Projection(Projection::try_new(
+        output,
+        Arc::new(LogicalPlan::Join(cell_join)),
+    )?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float64Array, ListArray};
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::config::ConfigOptions;
+
+    fn invoke(ra: Vec<Option<f64>>, dec: Vec<Option<f64>>, radius: f64) -> ListArray {
+        let rows = ra.len();
+        let args = ScalarFunctionArgs {
+            args: vec![
+                ColumnarValue::Array(Arc::new(Float64Array::from(ra))),
+                ColumnarValue::Array(Arc::new(Float64Array::from(dec))),
+                ColumnarValue::Scalar(ScalarValue::Float64(Some(radius))),
+            ],
+            arg_fields: vec![Arc::new(Field::new("x", DataType::Float64, true)); 3],
+            number_rows: rows,
+            return_field: Arc::new(Field::new("c", cell_list_type(), true)),
+            config_options: Arc::new(ConfigOptions::default()),
+        };
+        match cells_udf().invoke_with_args(args).unwrap() {
+            ColumnarValue::Array(a) => a.as_list::<i32>().clone(),
+            ColumnarValue::Scalar(_) => panic!("expected an array"),
+        }
+    }
+
+    #[test]
+    fn t10_cells_udf_lists_cone_cells() {
+        let r = 1.0 / 3600.0;
+        let out = invoke(
+            vec![Some(10.0), None, Some(0.0), Some(f64::NAN)],
+            vec![Some(20.0), Some(1.0), Some(90.0), Some(0.0)],
+            r,
+        );
+        assert_eq!(out.len(), 4);
+        let depth = cone_cell_depth(r);
+        let cells = |i: usize| -> Vec<i64> {
+            out.value(i)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .values()
+                .to_vec()
+        };
+        let want: Vec<i64> = cone_cells(10.0, 20.0, r, depth)
+            .into_iter()
+            .map(|c| c as i64)
+            .collect();
+        assert_eq!(cells(0), want);
+        assert!(
+            cells(0).contains(&((almagest_sky::hpx29(10.0, 20.0) >> (2 * (29 - depth))) as i64))
+        );
+        assert!(out.is_null(1));
+        assert!(!cells(2).is_empty());
+        assert!(cells(3).is_empty());
+    }
+
+    #[test]
+    fn t10_cone_forms() {
+        use datafusion::prelude::col;
+        let udf = |name: &str| {
+            almagest_adql::udfs()
+                .into_iter()
+                .find(|u| u.name() == name)
+                .unwrap()
+        };
+        let circle = udf("scisql_s2ptincircle").call(vec![
+            col("g.ra"),
+            col("g.dec"),
+            col("u.ra"),
+            col("u.dec"),
+            lit(0.5),
+        ]);
+        let sep =
+            udf("scisql_s2angsep").call(vec![col("u.ra"), col("u.dec"), col("g.ra"), col("g.dec")]);
+        let contains = udf("adql_contains").call(vec![
+            udf("adql_point").call(vec![col("g.ra"), col("g.dec")]),
+            udf("adql_circle").call(vec![col("u.ra"), col("u.dec"), lit(2.0)]),
+        ]);
+        let radius = |e: Expr| cone_of(&e).map(|c| c.radius);
+        assert_eq!(radius(circle.clone().eq(lit(1))), Some(0.5));
+        assert_eq!(radius(lit(1i64).eq(circle.clone())), Some(0.5));
+        assert_eq!(radius(circle.clone().eq(lit(0))), None);
+        assert_eq!(radius(sep.clone().lt(lit(0.25))), Some(0.25));
+        assert_eq!(radius(lit(0.25).gt_eq(sep.clone())), Some(0.25));
+        assert_eq!(radius(sep.clone().gt(lit(0.25))), None);
+        assert_eq!(radius(sep.clone().lt(lit(200.0))), None);
+        assert_eq!(radius(sep.clone().lt(col("u.r"))), None);
+        assert_eq!(radius(contains.eq(lit(1))), Some(2.0));
+    }
+}
