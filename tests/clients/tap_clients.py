@@ -40,7 +40,7 @@ CONE_POLE = (
     "WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 10, 89.5, 1.0))"
 )
 XMATCH = (
-    "SELECT u.pos_id, g.source_id FROM TAP_UPLOAD.targets AS u JOIN test.xm AS g "
+    "SELECT u.pos_id, g.source_id FROM TAP_UPLOAD.targets AS u JOIN test.gaia AS g "
     "ON 1 = CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', u.ra, u.dec, 2.0/3600))"
 )
 
