@@ -132,7 +132,8 @@ impl PgServer {
 
 /// Serves the Postgres wire protocol on `listener` over `ctx` until `shutdown` resolves;
 /// each connection runs in its own task; returns after the listener stops (connections in
-/// flight may finish).
+/// flight may finish). Without the job system: the front end's own tests use it.
+#[cfg(test)]
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<SessionContext>,
