@@ -215,9 +215,9 @@ fn region_literal(expr: &Expr) -> Result<Option<Stc>> {
         AdqlError::invalid_argument(
             Some(*position),
             format!(
-                "REGION('{text}'): {} (at character {} of the STC-S string)",
-                e.message,
-                e.offset + 1
+                "REGION('{text}'), at character {} of the STC-S string: {}",
+                e.offset + 1,
+                e.message
             ),
         )
     })

@@ -245,7 +245,7 @@ fn t45_region_strings() {
             "SELECT REGION('Circle FK4 10 10 1') FROM t",
             "22023",
             15,
-            "frame 'FK4' is not supported (at character 8",
+            "at character 8 of the STC-S string: coordinate frame 'FK4' is not supported",
         ),
         (
             "SELECT a FROM t WHERE 1 = CONTAINS(POINT(ra, dec), REGION('circle 1 2'))",
