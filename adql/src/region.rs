@@ -27,9 +27,13 @@ const SEPARATION_SLACK_DEG: f64 = 1e-9;
 /// name, whatever their qualifier). `None` when the filters constrain no position.
 ///
 /// Recognized: `scisql_s2ptincircle(ra, dec, ...) = 1` (and `1 = ...`; also
-/// `scisql_s2ptinbox`, `scisql_s2ptincpoly`, `almagest_pt_in_adql_box`), `scisql_s2angsep`
-/// of the position and a constant point compared `<`, `<=` or `BETWEEN` with a constant,
-/// the `qserv_areaspec_*` pseudo-functions, and AND / OR of those.
+/// `scisql_s2ptinbox`, `scisql_s2ptincpoly`, `almagest_pt_in_adql_box`),
+/// `adql_contains(adql_point(ra, dec), shape) = 1` and `adql_intersects` of the position and
+/// a shape in either order, for a constant shape (a constructor with constant arguments or
+/// its folded value), `greatest` and `least` of such predicates (REGION's Union and
+/// Intersection), `scisql_s2angsep` of the position and a constant point compared `<`,
+/// `<=` or `BETWEEN` with a constant, the `qserv_areaspec_*` pseudo-functions, and AND / OR
+/// of those.
 pub fn extract_region(filters: &[Expr], ra_col: &str, dec_col: &str) -> Option<Region> {
     let columns = PositionColumns {
         ra: ra_col,

@@ -1,7 +1,9 @@
 //! Prints a parsed ADQL 2.1 query as the SQL DataFusion (PostgreSQL dialect) runs with
 //! the Almagest UDFs: `TOP` becomes `LIMIT`, ADQL functions get DataFusion's names, the
 //! common geometry predicates become the scisql UDF calls that chunk pruning recognises,
-//! and every other geometry construct becomes a call of a geometry-value UDF.
+//! and every other geometry construct becomes a call of a geometry-value UDF. A
+//! `REGION('...')` string is read here (see [`stcs`]) and printed as the constructor it
+//! describes; `RAND(seed)` becomes the seeded `almagest_rand`.
 //!
 //! Every binary operation is printed in parentheses, so the precedence of the output never
 //! depends on the target dialect's.
