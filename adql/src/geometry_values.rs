@@ -207,23 +207,9 @@ fn area(shape: &Shape) -> Result<f64> {
     let sr = match shape {
         Shape::Point(..) => 0.0,
         Shape::Circle(_, _, r) => 2.0 * PI * (1.0 - r.to_radians().cos()),
-        Shape::Polygon(vertices) => {
-            polygon(vertices)?;
-            let v: Vec<V3> = vertices.iter().map(|&(ra, dec)| unit(ra, dec)).collect();
-            // Spherical excess of the triangle fan from the first vertex, signed.
-            let mut sum = 0.0;
-            for i in 1..v.len() - 1 {
-                let (a, b, c) = (v[0], v[i], v[i + 1]);
-                sum += 2.0 * dot(a, cross(b, c)).atan2(1.0 + dot(a, b) + dot(b, c) + dot(c, a));
-            }
-            let sum = sum.abs();
-            // The polygon is the smaller of the two regions its boundary bounds.
-            if sum > 2.0 * PI {
-                4.0 * PI - sum
-            } else {
-                sum
-            }
-        }
+        // Within a hemisphere the smaller of the two regions the boundary bounds, beyond
+        // one the region on the left of the edges (see `SphericalPolygon`).
+        Shape::Polygon(vertices) => polygon(vertices)?.area_sr(),
     };
     Ok(sr * (180.0 / PI).powi(2))
 }
@@ -250,14 +236,21 @@ fn contains(inner: &Shape, outer: &Shape) -> Result<bool> {
         (Shape::Point(ra, dec), Shape::Polygon(v)) => polygon(v)?.contains(*ra, *dec),
         (Shape::Circle(..) | Shape::Polygon(_), Shape::Point(..)) => false,
         (Shape::Circle(a, b, r1), Shape::Circle(c, d, r2)) => {
-            angular_distance_deg(*a, *b, *c, *d) + r1 <= *r2
+            *r2 >= 180.0 || angular_distance_deg(*a, *b, *c, *d) + r1 <= *r2
         }
         (Shape::Polygon(v), Shape::Circle(c, d, r)) => {
-            polygon(v)?;
-            // A cap of radius <= 90 degrees is convex: holding the vertices, it holds the edges.
-            *r <= 90.0
-                && v.iter()
-                    .all(|&(a, b)| angular_distance_deg(a, b, *c, *d) <= *r)
+            // The polygon is in the cap when it misses the open complementary cap, centred
+            // on the antipode with radius 180 - r: the boundary keeps clear of it and the
+            // antipode is outside the polygon. This holds for any radius, also beyond 90
+            // degrees where the cap is not convex, and for polygons beyond a hemisphere.
+            let p = polygon(v)?;
+            let (ra, dec) = (c + 180.0, -d);
+            let antipode = unit(ra, dec);
+            *r >= 180.0
+                || (!p.contains(ra, dec)
+                    && edges(v)
+                        .iter()
+                        .all(|&(a, b)| distance_to_arc(antipode, a, b).to_degrees() >= 180.0 - r))
         }
         (Shape::Circle(ra, dec, r), Shape::Polygon(v)) => {
             let p = unit(*ra, *dec);
@@ -269,7 +262,11 @@ fn contains(inner: &Shape, outer: &Shape) -> Result<bool> {
         (Shape::Polygon(inner), Shape::Polygon(outer)) => {
             let container = polygon(outer)?;
             polygon(inner)?;
+            // With the boundaries apart and the inner one inside the outer polygon, the
+            // outer polygon's outside is wholly inside or wholly outside the inner one.
+            let (out_ra, out_dec) = container.outside_point();
             inner.iter().all(|&(ra, dec)| container.contains(ra, dec))
+                && !polygon(inner)?.contains(out_ra, out_dec)
                 && !edges(inner)
                     .iter()
                     .any(|&(a, b)| edges(outer).iter().any(|&(c, d)| arcs_cross(a, b, c, d)))

@@ -6,11 +6,14 @@
 //! widens it) and makes a disjunction unbounded; `None` means "anywhere on the sky".
 
 use almagest_sky::{adql_box, Circle, LonLatBox, Region, SphericalPolygon};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
+use crate::geometry_values::names as geo;
 use crate::udf::GeoFunction;
 
 /// How much wider than asked the circle of `scisql_s2angsep(...) < r` is made, in degrees.
@@ -24,9 +27,13 @@ const SEPARATION_SLACK_DEG: f64 = 1e-9;
 /// name, whatever their qualifier). `None` when the filters constrain no position.
 ///
 /// Recognized: `scisql_s2ptincircle(ra, dec, ...) = 1` (and `1 = ...`; also
-/// `scisql_s2ptinbox`, `scisql_s2ptincpoly`, `almagest_pt_in_adql_box`), `scisql_s2angsep`
-/// of the position and a constant point compared `<`, `<=` or `BETWEEN` with a constant,
-/// the `qserv_areaspec_*` pseudo-functions, and AND / OR of those.
+/// `scisql_s2ptinbox`, `scisql_s2ptincpoly`, `almagest_pt_in_adql_box`),
+/// `adql_contains(adql_point(ra, dec), shape) = 1` and `adql_intersects` of the position and
+/// a shape in either order, for a constant shape (a constructor with constant arguments or
+/// its folded value), `greatest` and `least` of such predicates (REGION's Union and
+/// Intersection), `scisql_s2angsep` of the position and a constant point compared `<`,
+/// `<=` or `BETWEEN` with a constant, the `qserv_areaspec_*` pseudo-functions, and AND / OR
+/// of those.
 pub fn extract_region(filters: &[Expr], ra_col: &str, dec_col: &str) -> Option<Region> {
     let columns = PositionColumns {
         ra: ra_col,
@@ -170,11 +177,52 @@ fn predicate_equals_one(call: &Expr, one: &Expr, columns: &PositionColumns) -> O
     if literal_f64(one)? != 1.0 {
         return None;
     }
+    predicate_region(call, columns)
+}
+
+/// The region where `call`, a predicate of value 0 or 1, is 1.
+///
+/// Besides the point-in-shape UDFs: `adql_contains(adql_point(ra, dec), shape)` and
+/// `adql_intersects` of the position and a shape (either order) with a constant shape
+/// (a constructor call with constant arguments, or the value the optimizer folded it to),
+/// and `greatest` (any of) and `least` (all of) over such predicates, which is how the
+/// STC-S operators Union and Intersection are translated.
+fn predicate_region(call: &Expr, columns: &PositionColumns) -> Option<Region> {
     // The predicates return 0 or 1, which any numeric cast preserves.
     let Expr::ScalarFunction(call) = strip_casts(call) else {
         return None;
     };
-    let function = GeoFunction::of(call.func.name())?;
+    let name = call.func.name();
+    if name.eq_ignore_ascii_case("greatest") {
+        // greatest(p, q) = 1 for predicates p, q of value 0 or 1: p = 1 or q = 1.
+        let mut parts = call.args.iter().map(|arg| predicate_region(arg, columns));
+        let first = parts.next()??;
+        return parts.try_fold(first, |acc, part| Some(any_of(acc, part?)));
+    }
+    if name.eq_ignore_ascii_case("least") {
+        // least(p, x) = 1 with p of value 0 or 1 implies p = 1, whatever x is.
+        return all_of(
+            call.args
+                .iter()
+                .filter_map(|arg| predicate_region(arg, columns))
+                .collect(),
+        );
+    }
+    if name.eq_ignore_ascii_case(geo::CONTAINS) || name.eq_ignore_ascii_case(geo::INTERSECTS) {
+        let [a, b] = call.args.as_slice() else {
+            return None;
+        };
+        // A point contained in, or meeting, a shape is in the shape.
+        let shape = if is_position(a, columns) {
+            b
+        } else if name.eq_ignore_ascii_case(geo::INTERSECTS) && is_position(b, columns) {
+            a
+        } else {
+            return None;
+        };
+        return constant_shape(shape);
+    }
+    let function = GeoFunction::of(name)?;
     let [ra, dec, shape @ ..] = call.args.as_slice() else {
         return None;
     };
@@ -222,6 +270,93 @@ fn polygon(coordinates: &[f64]) -> Option<Region> {
     }
     let vertices: Vec<(f64, f64)> = coordinates.chunks_exact(2).map(|v| (v[0], v[1])).collect();
     SphericalPolygon::new(&vertices).ok().map(Region::Polygon)
+}
+
+/// Whether `expr` is `adql_point(ra, dec)` of the position columns.
+fn is_position(expr: &Expr, columns: &PositionColumns) -> bool {
+    let Expr::ScalarFunction(call) = strip_alias(expr) else {
+        return false;
+    };
+    if !call.func.name().eq_ignore_ascii_case(geo::POINT) {
+        return false;
+    }
+    matches!(call.args.as_slice(), [ra, dec] if is_column(ra, columns.ra) && is_column(dec, columns.dec))
+}
+
+/// The region of a constant geometry value: a call of a geometry constructor with constant
+/// arguments, or a point, circle or polygon value (what the optimizer folds such a call
+/// into). A point is a circle of radius [`SEPARATION_SLACK_DEG`], since CONTAINS of two
+/// points tests their distance for 0.
+fn constant_shape(expr: &Expr) -> Option<Region> {
+    let (kind, values) = match strip_alias(expr) {
+        Expr::ScalarFunction(call) => {
+            let name = call.func.name().to_ascii_lowercase();
+            let kind = match name.as_str() {
+                geo::POINT => Shape::Point,
+                geo::CIRCLE => Shape::Circle,
+                geo::BOX => Shape::Box,
+                geo::POLYGON => Shape::Polygon,
+                _ => return None,
+            };
+            (kind, literals(&call.args)?)
+        }
+        other => {
+            let (fixed, values) = list_values(&literal(other)?)?;
+            let kind = match (fixed, values.len()) {
+                (true, 2) => Shape::Point,
+                (true, 3) => Shape::Circle,
+                (false, _) => Shape::Polygon,
+                _ => return None,
+            };
+            (kind, values)
+        }
+    };
+    match (kind, values.as_slice()) {
+        (Shape::Point, &[ra, dec]) => Circle::new(ra, dec, SEPARATION_SLACK_DEG)
+            .ok()
+            .map(Region::Circle),
+        (Shape::Circle, &[ra, dec, radius]) => {
+            Circle::new(ra, dec, radius).ok().map(Region::Circle)
+        }
+        (Shape::Box, &[ra, dec, width, height]) => {
+            adql_box(ra, dec, width, height).ok().map(Region::Polygon)
+        }
+        (Shape::Polygon, vertices) if vertices.len() >= 6 => polygon(vertices),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Point,
+    Circle,
+    Box,
+    Polygon,
+}
+
+/// The numbers of a list value (whether it is a fixed-size list, and its values), when it
+/// has one row without NULLs.
+fn list_values(value: &ScalarValue) -> Option<(bool, Vec<f64>)> {
+    let (fixed, items) = match value {
+        ScalarValue::FixedSizeList(list) if list.len() == 1 && list.is_valid(0) => {
+            (true, list.value(0))
+        }
+        ScalarValue::List(list) if list.len() == 1 && list.is_valid(0) => (false, list.value(0)),
+        ScalarValue::LargeList(list) if list.len() == 1 && list.is_valid(0) => {
+            (false, list.value(0))
+        }
+        _ => return None,
+    };
+    let items = cast(&items, &DataType::Float64).ok()?;
+    let items = items.as_primitive::<Float64Type>();
+    if items.null_count() > 0 {
+        return None;
+    }
+    let values: Vec<f64> = items.values().iter().copied().collect();
+    values
+        .iter()
+        .all(|v| v.is_finite())
+        .then_some((fixed, values))
 }
 
 /// `scisql_s2angsep(position, constant point) < radius` (the position first or second).

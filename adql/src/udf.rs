@@ -5,6 +5,7 @@
 //! and builds its sky shape once per batch when the shape arguments are constants, which
 //! is the case for every query the translator writes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use almagest_sky::{adql_box, angular_distance_deg, Circle, LonLatBox, SphericalPolygon};
@@ -14,8 +15,10 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::{exec_err, internal_err, plan_err, Result, ScalarValue};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
@@ -29,6 +32,8 @@ pub mod names {
     pub const AREASPEC_CIRCLE: &str = "qserv_areaspec_circle";
     pub const AREASPEC_BOX: &str = "qserv_areaspec_box";
     pub const AREASPEC_POLY: &str = "qserv_areaspec_poly";
+    /// ADQL's `RAND(seed)`.
+    pub const SEEDED_RAND: &str = "almagest_rand";
 }
 
 /// All the UDFs of this crate; the coordinator and the workers register the same set.
@@ -37,6 +42,9 @@ pub fn udfs() -> Vec<Arc<ScalarUDF>> {
         .iter()
         .map(|f| f.udf())
         .chain(crate::geometry_values::udfs())
+        .chain(std::iter::once(Arc::new(ScalarUDF::new_from_impl(
+            SeededRand::new(),
+        ))))
         .collect()
 }
 
@@ -410,6 +418,114 @@ fn point_in_shape(function: GeoFunction, params: &[Param], rows: usize) -> Resul
     Ok(ColumnarValue::Array(Arc::new(out.finish())))
 }
 
+/// ADQL's `RAND(seed)`: a reproducible sequence of values in [0, 1) for a given seed.
+///
+/// The n-th value drawn (n = 1, 2, ...) is the n-th output of SplitMix64 started at the
+/// seed. Each call of `RAND(seed)` in a planned query gets its own sequence: simplification
+/// (which DataFusion runs on every plan) replaces the registered function by a fresh copy
+/// with its own counter, so running the same query again draws the same values. The
+/// counter is shared by the partitions of one plan, so which row gets which value depends
+/// on the order batches are evaluated, but the set of values a plan draws does not: a
+/// `COUNT(*)` over `RAND(seed) < x` is reproducible for the same data layout. In a
+/// distributed query each fragment a worker plans starts its own sequence.
+#[derive(Debug)]
+struct SeededRand {
+    signature: Signature,
+    /// 0 for the registered function, unique for each copy bound to a plan.
+    id: u64,
+    /// How many values this copy has drawn.
+    drawn: Arc<AtomicU64>,
+}
+
+/// Source of the ids of bound copies of [`SeededRand`].
+static NEXT_RAND_ID: AtomicU64 = AtomicU64::new(1);
+
+const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl SeededRand {
+    fn new() -> Self {
+        Self::with_id(0)
+    }
+
+    fn with_id(id: u64) -> Self {
+        SeededRand {
+            signature: Signature::exact(vec![DataType::Int64], Volatility::Volatile),
+            id,
+            drawn: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The `n`-th value (from 1) of the sequence of `seed`.
+    fn value(seed: i64, n: u64) -> f64 {
+        let mut z = (seed as u64).wrapping_add(n.wrapping_mul(SPLITMIX_GAMMA));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // The top 53 bits as a fraction: exactly representable, below 1.
+        (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+impl PartialEq for SeededRand {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for SeededRand {}
+
+impl std::hash::Hash for SeededRand {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for SeededRand {
+    fn name(&self) -> &str {
+        names::SEEDED_RAND
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        if self.id != 0 {
+            return Ok(ExprSimplifyResult::Original(args));
+        }
+        let id = NEXT_RAND_ID.fetch_add(1, Ordering::Relaxed);
+        let bound = Arc::new(ScalarUDF::new_from_impl(SeededRand::with_id(id)));
+        Ok(ExprSimplifyResult::Simplified(Expr::ScalarFunction(
+            ScalarFunction::new_udf(bound, args),
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let seeds = match args.args.as_slice() {
+            [seed] => seed.to_array(rows)?,
+            _ => return exec_err!("{} takes one argument, the seed", names::SEEDED_RAND),
+        };
+        let seeds = cast(&seeds, &DataType::Int64)?;
+        let seeds = seeds.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let first = self.drawn.fetch_add(rows as u64, Ordering::Relaxed) + 1;
+        let mut out = Float64Builder::with_capacity(rows);
+        for row in 0..rows {
+            let seed = if seeds.is_null(row) {
+                0
+            } else {
+                seeds.value(row)
+            };
+            out.append_value(Self::value(seed, first + row as u64));
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,8 +533,8 @@ mod tests {
     #[test]
     fn t10_names_and_arity() {
         let names: Vec<String> = udfs().iter().map(|u| u.name().to_string()).collect();
-        // 8 scisql/qserv functions and 13 geometry-value functions.
-        assert_eq!(names.len(), 21);
+        // 8 scisql/qserv functions, 13 geometry-value functions and RAND(seed).
+        assert_eq!(names.len(), 22);
         assert!(names.iter().all(|n| *n == n.to_lowercase()));
         assert_eq!(
             GeoFunction::of("scisql_s2PtInCircle"),
@@ -429,5 +545,46 @@ mod tests {
         assert!(!GeoFunction::PtInCPoly.takes(6));
         assert!(GeoFunction::AreaspecPoly.takes(6));
         assert!(!GeoFunction::AreaspecPoly.takes(4));
+    }
+
+    /// RAND(seed): the same values in [0, 1) on every run of a query, another sequence for
+    /// another seed, and each planned query starts its own sequence.
+    #[tokio::test]
+    async fn t20_seeded_rand_is_reproducible() {
+        let ctx = SessionContext::new();
+        register_udfs(&ctx);
+        let sql = "SELECT almagest_rand(42) AS r FROM generate_series(1, 1000)";
+        let run = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(sql).await?.collect().await?;
+                let mut values = Vec::new();
+                for batch in batches {
+                    let column = batch.column(0).as_primitive::<Float64Type>().clone();
+                    values.extend(column.values().iter().copied());
+                }
+                Ok::<_, datafusion::error::DataFusionError>(values)
+            }
+        };
+        let first = run(sql).await.expect("first run");
+        let second = run(sql).await.expect("second run");
+        assert_eq!(first.len(), 1000);
+        let mut a = first.clone();
+        let mut b = second;
+        a.sort_by(f64::total_cmp);
+        b.sort_by(f64::total_cmp);
+        assert_eq!(a, b);
+        assert!(first.iter().all(|v| (0.0..1.0).contains(v)));
+        let expected: Vec<f64> = (1..=1000).map(|n| SeededRand::value(42, n)).collect();
+        let mut expected_sorted = expected.clone();
+        expected_sorted.sort_by(f64::total_cmp);
+        assert_eq!(a, expected_sorted);
+        let other = run("SELECT almagest_rand(43) AS r FROM generate_series(1, 1000)")
+            .await
+            .expect("other seed");
+        assert_ne!(other, first);
+        // Roughly uniform: the mean of 1000 values is within 0.05 of 1/2.
+        let mean = first.iter().sum::<f64>() / 1000.0;
+        assert!((mean - 0.5).abs() < 0.05, "{mean}");
     }
 }

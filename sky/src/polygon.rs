@@ -1,14 +1,21 @@
 //! `SphericalPolygon` (ADQL POLYGON, `scisql_s2PtInCPoly`) and the ADQL BOX built on it.
 //!
-//! Edges are great-circle arcs. Because the vertices must fit in an open hemisphere, the
-//! gnomonic projection centred on that hemisphere maps every edge to a straight segment and
-//! the polygon to a plane polygon, so point-in-polygon becomes the planar even-odd test. This
-//! works for convex and non-convex simple polygons in either vertex order, and makes the
-//! inside the part of the sky inside the hemisphere, which is the smaller of the two regions.
+//! Edges are great-circle arcs (the shorter arc between consecutive vertices). Which of the
+//! two regions the boundary bounds is the polygon:
+//!
+//! - Vertices within an open hemisphere (the usual case): the part inside that hemisphere,
+//!   which is the smaller region, whatever the vertex order. The gnomonic projection
+//!   centred on the hemisphere maps every edge to a straight segment and the polygon to a
+//!   plane polygon, so point-in-polygon is the planar even-odd test.
+//! - Vertices in no open hemisphere (a polygon larger than a hemisphere, or a ring around
+//!   the sky): the DALI rule, vertices in counter-clockwise order as seen from the centre of
+//!   the sphere (on the sky, with east to the left), so the inside is on the left of each
+//!   edge as seen from inside the sphere. Membership is the parity of the edges crossed on
+//!   the way from a reference point of known membership.
 
 use crate::error::{invalid, Result};
 use crate::geom::{
-    add, angle, cross, dot, normalize, normalize_ra, scale, sub, vec_from_deg, Vec3,
+    add, angle, cross, dot, normalize, normalize_ra, scale, sub, vec_from_deg, vec_to_rad, Vec3,
 };
 use crate::healpix::{check_position_of, Cap};
 use crate::region::{Relation, GEOM_EPS};
@@ -28,6 +35,13 @@ const DUPLICATE_VERTEX_RAD: f64 = 1e-12;
 /// Points within this angle (radians) of an edge count as on the edge, hence inside; it
 /// absorbs the rounding of points computed to lie exactly on an edge.
 const ON_EDGE_RAD: f64 = 1e-12;
+
+/// Consecutive vertices this close (radians) to antipodal have no defined edge between them.
+const ANTIPODAL_RAD: f64 = 1e-9;
+
+/// Edges of a polygon beyond a hemisphere closer than this (radians, ~0.2 micro-arcsec)
+/// touch.
+const TOUCH_RAD: f64 = 1e-12;
 
 /// One great-circle edge from `a` to `b` (shorter arc), with `n` the unit normal of its plane.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +64,29 @@ impl Edge {
             ends
         }
     }
+
+    /// Whether the arc from `p` to `q` (shorter than 180 degrees) crosses this edge, with
+    /// `p` and `q` off the edge. A vertex exactly on the great circle of p-q counts as on
+    /// its positive side (a consistent symbolic perturbation, so that a path through a
+    /// vertex crosses the boundary once or not at all, never twice).
+    fn crossed_by(&self, p: Vec3, q: Vec3) -> bool {
+        let pq = cross(p, q);
+        let side_a = dot(pq, self.a) >= 0.0;
+        let side_b = dot(pq, self.b) >= 0.0;
+        if side_a == side_b {
+            return false;
+        }
+        let (sp, sq) = (dot(self.n, p), dot(self.n, q));
+        // a and b straddle the great circle of p-q; the arcs cross when p and q straddle
+        // the edge's great circle on the side that makes the crossing point lie on both
+        // arcs rather than at its antipode (the sign conditions of S2's CrossingSign).
+        if sp == 0.0 || sq == 0.0 || (sp > 0.0) == (sq > 0.0) {
+            return false;
+        }
+        // With a on the negative side of p-q, the crossing is on the arcs iff p is on the
+        // positive side of a-b.
+        (sp > 0.0) == side_b
+    }
 }
 
 /// A simple polygon whose edges are great-circle arcs.
@@ -58,6 +95,19 @@ pub struct SphericalPolygon {
     /// Vertices as (ra, dec) degrees, RA normalised, consecutive duplicates removed.
     vertices: Vec<(f64, f64)>,
     edges: Vec<Edge>,
+    inside: Inside,
+}
+
+/// How membership is decided: see the module documentation.
+#[derive(Debug, Clone, PartialEq)]
+enum Inside {
+    Hemispheric(Gnomonic),
+    Winding(Winding),
+}
+
+/// A polygon within an open hemisphere, projected on the plane tangent at its centre.
+#[derive(Debug, Clone, PartialEq)]
+struct Gnomonic {
     /// Centre and radius of the smallest cap holding all vertices (hence the polygon).
     bound: Cap,
     /// Orthonormal basis of the gnomonic plane tangent at `bound.center`.
@@ -69,14 +119,27 @@ pub struct SphericalPolygon {
     plane_area: f64,
 }
 
+/// A polygon in no open hemisphere, inside on the left of its edges seen from inside.
+#[derive(Debug, Clone, PartialEq)]
+struct Winding {
+    /// Points well away from every edge (and from every edge's antipode) with their
+    /// membership; a query point is decided from the nearest one.
+    references: Vec<(Vec3, bool)>,
+    /// Area in steradians.
+    area: f64,
+}
+
 impl SphericalPolygon {
-    /// A polygon from at least 3 vertices (ra, dec) in degrees, in order along the boundary,
-    /// clockwise or counter-clockwise. Repeating the first vertex at the end is allowed.
+    /// A polygon from at least 3 vertices (ra, dec) in degrees, in order along the boundary.
+    /// Repeating the first vertex at the end is allowed. When the vertices lie within one
+    /// hemisphere either order gives the same (smaller) polygon; otherwise the order
+    /// decides, the inside being on the left seen from inside the sphere (DALI: counter-
+    /// clockwise on the sky).
     ///
     /// Rejected: fewer than 3 distinct or more than 10,000 vertices, non-finite or
-    /// out-of-range coordinates, vertices not within one hemisphere, zero area, and edges
-    /// that cross or touch each other (a self-intersecting boundary has no well-defined
-    /// inside).
+    /// out-of-range coordinates, zero area, an edge between antipodal vertices (its great
+    /// circle is undefined), and edges that cross or touch each other (a self-intersecting
+    /// boundary has no well-defined inside).
     pub fn new(vertices: &[(f64, f64)]) -> Result<SphericalPolygon> {
         if vertices.len() > MAX_VERTICES {
             return invalid(format!(
@@ -119,11 +182,7 @@ impl SphericalPolygon {
         let bound =
             enclosing_cap(&vecs).filter(|c| c.radius.to_degrees() < MAX_ENCLOSING_RADIUS_DEG);
         let Some(bound) = bound else {
-            return invalid(
-                "polygon vertices must all lie within one hemisphere (less than 90 degrees from \
-                 a common centre) so that its inside is unambiguous; split a larger polygon \
-                 into smaller ones combined with OR",
-            );
+            return Self::winding(verts, &vecs, &numbers);
         };
         let h = bound.center;
         // Any axis far from parallel to h gives a well-conditioned basis.
@@ -159,30 +218,166 @@ impl SphericalPolygon {
                 p.0 * q.1 - q.0 * p.1
             })
             .sum();
-        let mut edges = Vec::with_capacity(n);
-        for i in 0..n {
-            let (a, b) = (vecs[i], vecs[(i + 1) % n]);
-            // (a + b) x (b - a) = 2 a x b, with less cancellation for short edges. Distinct
-            // vertices inside one hemisphere always span a plane.
-            let Some(normal) = normalize(cross(add(a, b), sub(b, a))) else {
-                return invalid(format!("polygon edge {i} is too short to have a direction"));
-            };
-            edges.push(Edge { a, b, n: normal });
-        }
+        let edges = edges_of(&vecs)?;
         Ok(SphericalPolygon {
             vertices: verts,
             edges,
-            bound,
-            e1,
-            e2,
-            plane,
-            plane_area: 0.5 * area2.abs(),
+            inside: Inside::Hemispheric(Gnomonic {
+                bound,
+                e1,
+                e2,
+                plane,
+                plane_area: 0.5 * area2.abs(),
+            }),
+        })
+    }
+
+    /// A polygon whose vertices lie in no open hemisphere: validated on the sphere, with
+    /// reference points for the crossing-parity test.
+    fn winding(
+        verts: Vec<(f64, f64)>,
+        vecs: &[Vec3],
+        numbers: &[usize],
+    ) -> Result<SphericalPolygon> {
+        let n = vecs.len();
+        let describe =
+            |i: usize| format!("vertex {} to vertex {}", numbers[i], numbers[(i + 1) % n]);
+        for i in 0..n {
+            if angle(vecs[i], vecs[(i + 1) % n]) >= std::f64::consts::PI - ANTIPODAL_RAD {
+                return invalid(format!(
+                    "polygon edge from {} joins antipodal points, which no single great circle \
+                     arc does: add a vertex between them",
+                    describe(i)
+                ));
+            }
+        }
+        let edges = edges_of(vecs)?;
+        check_simple_on_sphere(&edges, numbers)?;
+        // A point just inside the middle of edge 0: the inside is on the side away from the
+        // normal a x b. Closer to edge 0 than to any other edge, so no edge separates it
+        // from the edge.
+        let e0 = &edges[0];
+        let Some(middle) = normalize(add(e0.a, e0.b)) else {
+            return invalid("polygon is numerically degenerate (an edge has no middle)");
+        };
+        let others = edges[1..]
+            .iter()
+            .map(|e| e.distance(middle))
+            .fold(f64::INFINITY, f64::min);
+        let step = (0.25 * others).min(0.25 * angle(e0.a, e0.b)).min(1e-3);
+        if step <= 100.0 * ON_EDGE_RAD {
+            return invalid(
+                "polygon edges are too close to each other to tell inside from outside",
+            );
+        }
+        let mut references: Vec<(Vec3, bool)> = Vec::new();
+        for (k, inside) in [(-step, true), (step, false)] {
+            if let Some(v) = normalize(add(middle, scale(e0.n, k))) {
+                references.push((v, inside));
+            }
+        }
+        // The coordinate axes and their opposites, where clear of the boundary, so that a
+        // query point always has a reference within about 55 degrees; memberships follow
+        // from the nearest known reference by crossing parity.
+        let clearance = 1e-6;
+        let clear = |v: Vec3| {
+            edges
+                .iter()
+                .all(|e| e.distance(v) > clearance && e.distance(scale(v, -1.0)) > clearance)
+        };
+        let mut pending: Vec<Vec3> = [
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [-1.0, 0.0, 0.0],
+            [0.0, -1.0, 0.0],
+            [0.0, 0.0, -1.0],
+        ]
+        .into_iter()
+        .filter(|&v| clear(v))
+        .collect();
+        while !pending.is_empty() {
+            // The pending axis nearest a known reference (at most 90 degrees from one of
+            // the references once any axis is known; the first step starts near 0).
+            let mut best: Option<(usize, usize, f64)> = None;
+            for (i, &v) in pending.iter().enumerate() {
+                for (j, &(r, _)) in references.iter().enumerate() {
+                    let d = dot(v, r);
+                    if best.is_none_or(|(_, _, bd)| d > bd) {
+                        best = Some((i, j, d));
+                    }
+                }
+            }
+            let Some((i, j, d)) = best else { break };
+            if d < -0.5 {
+                break; // never the case: an axis or its opposite is within 90 degrees
+            }
+            let v = pending.swap_remove(i);
+            let (r, known) = references[j];
+            let crossings = edges.iter().filter(|e| e.crossed_by(r, v)).count();
+            references.push((v, known != (crossings % 2 == 1)));
+        }
+        // Area of the inside: the signed fan area is that of the region on the left of the
+        // edges seen from outside, modulo 4 pi; the inside is the other one.
+        let mut signed = 0.0;
+        for i in 1..n - 1 {
+            let (a, b, c) = (vecs[0], vecs[i], vecs[i + 1]);
+            signed += 2.0 * dot(a, cross(b, c)).atan2(1.0 + dot(a, b) + dot(b, c) + dot(c, a));
+        }
+        let sphere = 4.0 * std::f64::consts::PI;
+        let area = (-signed).rem_euclid(sphere);
+        Ok(SphericalPolygon {
+            vertices: verts,
+            edges,
+            inside: Inside::Winding(Winding { references, area }),
         })
     }
 
     /// The vertices (ra, dec) in degrees as kept: RA normalised, duplicates removed.
     pub fn vertices(&self) -> &[(f64, f64)] {
         &self.vertices
+    }
+
+    /// Whether the vertices lie in no open hemisphere, so that the vertex order decides the
+    /// inside (see the module documentation).
+    pub fn is_beyond_hemisphere(&self) -> bool {
+        matches!(self.inside, Inside::Winding(_))
+    }
+
+    /// Area of the polygon in steradians.
+    pub fn area_sr(&self) -> f64 {
+        match &self.inside {
+            Inside::Hemispheric(_) => {
+                let v: Vec<Vec3> = self.edges.iter().map(|e| e.a).collect();
+                let mut sum = 0.0;
+                for i in 1..v.len() - 1 {
+                    let (a, b, c) = (v[0], v[i], v[i + 1]);
+                    sum += 2.0 * dot(a, cross(b, c)).atan2(1.0 + dot(a, b) + dot(b, c) + dot(c, a));
+                }
+                // The smaller of the two regions the boundary bounds.
+                let sum = sum.abs();
+                if sum > 2.0 * std::f64::consts::PI {
+                    4.0 * std::f64::consts::PI - sum
+                } else {
+                    sum
+                }
+            }
+            Inside::Winding(w) => w.area,
+        }
+    }
+
+    /// A point (ra, dec) in degrees that is not in the polygon.
+    pub fn outside_point(&self) -> (f64, f64) {
+        let v = match &self.inside {
+            Inside::Hemispheric(g) => scale(g.bound.center, -1.0),
+            Inside::Winding(w) => w
+                .references
+                .iter()
+                .find(|(_, inside)| !inside)
+                .map_or([0.0, 0.0, 1.0], |(v, _)| *v),
+        };
+        let (lon, lat) = vec_to_rad(v);
+        (normalize_ra(lon.to_degrees()), lat.to_degrees())
     }
 
     /// True for points inside or on an edge.
@@ -194,6 +389,57 @@ impl SphericalPolygon {
     }
 
     pub(crate) fn contains_vec(&self, v: Vec3) -> bool {
+        match &self.inside {
+            Inside::Hemispheric(g) => g.contains(v),
+            Inside::Winding(w) => {
+                if self.edges.iter().any(|e| e.distance(v) <= ON_EDGE_RAD) {
+                    return true;
+                }
+                let nearest = w
+                    .references
+                    .iter()
+                    .max_by(|x, y| dot(x.0, v).total_cmp(&dot(y.0, v)));
+                let Some(&(r, known)) = nearest else {
+                    return false;
+                };
+                let crossings = self.edges.iter().filter(|e| e.crossed_by(r, v)).count();
+                known != (crossings % 2 == 1)
+            }
+        }
+    }
+
+    pub(crate) fn relate(&self, cap: &Cap) -> Relation {
+        // Cheap rejection first: a hemispheric polygon lies inside its enclosing cap.
+        if let Inside::Hemispheric(g) = &self.inside {
+            if angle(cap.center, g.bound.center) > g.bound.radius + cap.radius + GEOM_EPS {
+                return Relation::Disjoint;
+            }
+        }
+        let reach = cap.radius + GEOM_EPS;
+        if self.edges.iter().any(|e| e.distance(cap.center) <= reach) {
+            return Relation::Intersects;
+        }
+        // The cap does not touch the boundary, so it is wholly inside or wholly outside.
+        if self.contains_vec(cap.center) {
+            Relation::Contains
+        } else {
+            Relation::Disjoint
+        }
+    }
+
+    /// A length scale in radians for picking a descent depth: about half the width.
+    pub(crate) fn size(&self) -> f64 {
+        match &self.inside {
+            Inside::Hemispheric(g) => g.bound.radius.min(0.5 * g.plane_area.sqrt()),
+            Inside::Winding(w) => (w.area / std::f64::consts::PI)
+                .sqrt()
+                .min(std::f64::consts::FRAC_PI_2),
+        }
+    }
+}
+
+impl Gnomonic {
+    fn contains(&self, v: Vec3) -> bool {
         let h = self.bound.center;
         let w = dot(v, h);
         // The polygon lies inside its bounding cap (radius < 90 deg). Points beyond it are
@@ -224,28 +470,73 @@ impl SphericalPolygon {
         }
         inside
     }
+}
 
-    pub(crate) fn relate(&self, cap: &Cap) -> Relation {
-        // Cheap rejection first: the whole polygon lies inside its enclosing cap.
-        if angle(cap.center, self.bound.center) > self.bound.radius + cap.radius + GEOM_EPS {
-            return Relation::Disjoint;
+/// The edges between consecutive vertices (and from the last to the first).
+fn edges_of(vecs: &[Vec3]) -> Result<Vec<Edge>> {
+    let n = vecs.len();
+    let mut edges = Vec::with_capacity(n);
+    for i in 0..n {
+        let (a, b) = (vecs[i], vecs[(i + 1) % n]);
+        // (a + b) x (b - a) = 2 a x b, with less cancellation for short edges. Distinct,
+        // non-antipodal vertices always span a plane.
+        let Some(normal) = normalize(cross(add(a, b), sub(b, a))) else {
+            return invalid(format!("polygon edge {i} is too short to have a direction"));
+        };
+        edges.push(Edge { a, b, n: normal });
+    }
+    Ok(edges)
+}
+
+/// Rejects self-intersecting boundaries of polygons beyond a hemisphere, on the sphere:
+/// non-adjacent edges must not cross or come within `TOUCH_RAD` of each other, and adjacent
+/// edges must not fold back onto each other. Quadratic, with a bounding-cap test first.
+fn check_simple_on_sphere(edges: &[Edge], numbers: &[usize]) -> Result<()> {
+    let n = edges.len();
+    let describe = |i: usize| format!("vertex {} to vertex {}", numbers[i], numbers[(i + 1) % n]);
+    let caps: Vec<(Vec3, f64)> = edges
+        .iter()
+        .map(|e| {
+            let center = normalize(add(e.a, e.b)).unwrap_or(e.a);
+            (center, angle(center, e.a).max(angle(center, e.b)))
+        })
+        .collect();
+    for i in 0..n {
+        let j = (i + 1) % n;
+        // Adjacent edges meet at edge i's end; they fold back when one's far end lies on
+        // the other.
+        if edges[j].distance(edges[i].a) <= TOUCH_RAD || edges[i].distance(edges[j].b) <= TOUCH_RAD
+        {
+            return invalid(format!(
+                "polygon boundary doubles back on itself at vertex {}",
+                numbers[j]
+            ));
         }
-        let reach = cap.radius + GEOM_EPS;
-        if self.edges.iter().any(|e| e.distance(cap.center) <= reach) {
-            return Relation::Intersects;
-        }
-        // The cap does not touch the boundary, so it is wholly inside or wholly outside.
-        if self.contains_vec(cap.center) {
-            Relation::Contains
-        } else {
-            Relation::Disjoint
+        for k in i + 2..n {
+            if i == 0 && k == n - 1 {
+                continue; // adjacent through vertex 0
+            }
+            let (ci, ri) = caps[i];
+            let (ck, rk) = caps[k];
+            if angle(ci, ck) > ri + rk + 1e-9 {
+                continue;
+            }
+            let (e, f) = (&edges[i], &edges[k]);
+            let touch = e.distance(f.a) <= TOUCH_RAD
+                || e.distance(f.b) <= TOUCH_RAD
+                || f.distance(e.a) <= TOUCH_RAD
+                || f.distance(e.b) <= TOUCH_RAD;
+            if touch || e.crossed_by(f.a, f.b) {
+                return invalid(format!(
+                    "polygon edges from {} and from {} cross or touch: list the vertices in \
+                     order along a simple (non-self-intersecting) boundary",
+                    describe(i),
+                    describe(k)
+                ));
+            }
         }
     }
-
-    /// A length scale in radians for picking a descent depth: about half the width.
-    pub(crate) fn size(&self) -> f64 {
-        self.bound.radius.min(0.5 * self.plane_area.sqrt())
-    }
+    Ok(())
 }
 
 /// ADQL `BOX(ra_center, dec_center, width, height)`: the polygon with corners

@@ -9,6 +9,7 @@ pub mod ast;
 pub mod lexer;
 pub mod parser;
 pub mod print;
+pub mod stcs;
 pub mod units;
 
 pub use parser::{is_reserved, parse_query, parse_query_with, ParseOptions, UserFunction};

@@ -1,17 +1,20 @@
 //! Prints a parsed ADQL 2.1 query as the SQL DataFusion (PostgreSQL dialect) runs with
 //! the Almagest UDFs: `TOP` becomes `LIMIT`, ADQL functions get DataFusion's names, the
 //! common geometry predicates become the scisql UDF calls that chunk pruning recognises,
-//! and every other geometry construct becomes a call of a geometry-value UDF.
+//! and every other geometry construct becomes a call of a geometry-value UDF. A
+//! `REGION('...')` string is read here (see [`stcs`]) and printed as the constructor it
+//! describes; `RAND(seed)` becomes the seeded `almagest_rand`.
 //!
 //! Every binary operation is printed in parentheses, so the precedence of the output never
 //! depends on the target dialect's.
 
 use crate::adql21::ast::*;
 use crate::adql21::parser::{is_coord_sys, signed_integer};
+use crate::adql21::stcs::{self, ShapeKind, Stc};
 use crate::adql21::units;
 use crate::error::{AdqlError, Position, Result};
 use crate::geometry_values::names as geo;
-use crate::udf::names::{PT_IN_ADQL_BOX, S2_ANG_SEP, S2_PT_IN_CIRCLE, S2_PT_IN_CPOLY};
+use crate::udf::names::{PT_IN_ADQL_BOX, S2_ANG_SEP, S2_PT_IN_CIRCLE, S2_PT_IN_CPOLY, SEEDED_RAND};
 
 /// Finds the unit of a column from its reference as written (qualifiers, then the column
 /// name); `None` when the column has no known unit.
@@ -189,7 +192,158 @@ fn region_arguments(expr: &Expr) -> Option<(&'static str, Vec<&Expr>)> {
     }
 }
 
+/// The STC-S region of a `REGION('...')` call; `None` for any other expression.
+fn region_literal(expr: &Expr) -> Result<Option<Stc>> {
+    let ExprKind::Function {
+        name,
+        args,
+        user_defined: false,
+        ..
+    } = &unnested(expr).kind
+    else {
+        return Ok(None);
+    };
+    if name != "REGION" {
+        return Ok(None);
+    }
+    let Some(Expr {
+        kind: ExprKind::String(text),
+        position,
+    }) = args.first()
+    else {
+        return Err(AdqlError::internal("REGION without a string literal"));
+    };
+    stcs::parse(text).map(Some).map_err(|e| {
+        AdqlError::invalid_argument(
+            Some(*position),
+            format!(
+                "REGION('{text}'), at character {} of the STC-S string: {}",
+                e.offset + 1,
+                e.message
+            ),
+        )
+    })
+}
+
+/// A numeric literal of the AST for `value`.
+fn number_expr(value: f64, position: Position) -> Expr {
+    let magnitude = Expr {
+        kind: ExprKind::Decimal(format!("{:?}", value.abs())),
+        position,
+    };
+    if value.is_sign_negative() && value != 0.0 {
+        Expr {
+            kind: ExprKind::Unary {
+                op: UnaryOp::Minus,
+                expr: Box::new(magnitude),
+            },
+            position,
+        }
+    } else {
+        magnitude
+    }
+}
+
+/// The ADQL constructor call equal to an STC-S shape.
+fn shape_expr(kind: ShapeKind, numbers: &[f64], position: Position) -> Expr {
+    Expr {
+        kind: ExprKind::Function {
+            name: kind.adql_function().to_string(),
+            args: numbers.iter().map(|&v| number_expr(v, position)).collect(),
+            distinct: false,
+            user_defined: false,
+        },
+        position,
+    }
+}
+
 impl Printer<'_> {
+    /// CONTAINS or INTERSECTS (`name`) with the STC-S combination `combined` as argument
+    /// `index` (0 or 1): the predicate over its parts, combined with `greatest` (any of),
+    /// `least` (all of) or `1 - p` (not), where that is the same predicate:
+    /// - INTERSECTS(x, Union(a, b)) = any of INTERSECTS(x, a), INTERSECTS(x, b);
+    /// - CONTAINS(x, Intersection(a, b)) = all of CONTAINS(x, a), CONTAINS(x, b);
+    /// - CONTAINS(Union(a, b), y) = all of CONTAINS(a, y), CONTAINS(b, y);
+    /// - for a POINT x, membership distributes over all three operators (a point on the
+    ///   boundary of `a` is in `a`, hence not in `Not(a)`).
+    fn combined_predicate(
+        &mut self,
+        position: Position,
+        name: &str,
+        args: &[Expr],
+        index: usize,
+        combined: &Stc,
+    ) -> Result<()> {
+        let other = &args[1 - index];
+        let other = match region_literal(other)? {
+            Some(Stc::Shape { kind, numbers }) => shape_expr(kind, &numbers, other.position),
+            Some(_) => {
+                return Err(AdqlError::unsupported(
+                    Some(position),
+                    format!(
+                        "{name} of two REGIONs with STC-S operators (Union, Intersection, Not) is \
+                         not supported"
+                    ),
+                ))
+            }
+            None => other.clone(),
+        };
+        let point = point_coordinates(&other).is_some();
+        self.stc_predicate(position, name, &other, index, combined, point)
+    }
+
+    fn stc_predicate(
+        &mut self,
+        position: Position,
+        name: &str,
+        other: &Expr,
+        index: usize,
+        region: &Stc,
+        point: bool,
+    ) -> Result<()> {
+        let contains = name == "CONTAINS";
+        let (combine, parts): (&str, Vec<&Stc>) = match region {
+            Stc::Shape { kind, numbers } => {
+                let shape = shape_expr(*kind, numbers, position);
+                let args = if index == 1 {
+                    [other.clone(), shape]
+                } else {
+                    [shape, other.clone()]
+                };
+                return self.geometry(position, name, &args);
+            }
+            Stc::Union(parts) if !contains || (index == 1 && point) => {
+                ("greatest(", parts.iter().collect())
+            }
+            Stc::Union(parts) if contains && index == 0 => ("least(", parts.iter().collect()),
+            Stc::Intersection(parts) if (contains && index == 1) || (!contains && point) => {
+                ("least(", parts.iter().collect())
+            }
+            Stc::Not(inner) if point && (!contains || index == 1) => ("(1 - ", vec![inner]),
+            other_region => {
+                return Err(AdqlError::unsupported(
+                    Some(position),
+                    format!(
+                        "{name} with a REGION using the STC-S operator {} is not supported in \
+                         this form: Union works in INTERSECTS and as the first argument of \
+                         CONTAINS, Intersection as the second argument of CONTAINS, and all \
+                         of Union, Intersection and Not against a POINT",
+                        other_region.operator().unwrap_or("?")
+                    ),
+                ))
+            }
+        };
+        self.push(combine);
+        for (i, part) in parts.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.stc_predicate(position, name, other, index, part, point)?;
+        }
+        self.push(")");
+        Ok(())
+    }
+
     fn push(&mut self, text: &str) {
         self.out.push_str(text);
     }
@@ -727,13 +881,22 @@ impl Printer<'_> {
                 self.push(")");
             }
             "RAND" => {
-                if !args.is_empty() {
-                    return Err(AdqlError::unsupported(
-                        Some(position),
-                        "RAND with a seed is not supported: use RAND()",
-                    ));
+                // A seeded RAND is a reproducible sequence (see `udf::SeededRand`).
+                if args.is_empty() {
+                    self.push("random()");
+                } else {
+                    let fits = match &args[0].kind {
+                        ExprKind::Integer(text) => text.parse::<i64>().is_ok(),
+                        _ => false,
+                    };
+                    if !fits {
+                        return Err(AdqlError::invalid_argument(
+                            Some(args[0].position),
+                            format!("the seed of RAND must be an integer from 0 to {}", i64::MAX),
+                        ));
+                    }
+                    self.call(SEEDED_RAND, args)?;
                 }
-                self.push("random()");
             }
             "IN_UNIT" => self.in_unit(position, &args[0], &args[1])?,
             _ => self.geometry(position, name, args)?,
@@ -783,6 +946,21 @@ impl Printer<'_> {
         }
         match name {
             "CONTAINS" | "INTERSECTS" => {
+                // REGION strings become the constructors they describe (or, for the STC-S
+                // operators, combinations of the predicate over their parts).
+                let mut resolved = Vec::with_capacity(2);
+                for (i, arg) in args.iter().enumerate() {
+                    match region_literal(arg)? {
+                        Some(Stc::Shape { kind, numbers }) => {
+                            resolved.push(shape_expr(kind, &numbers, arg.position))
+                        }
+                        Some(combined) => {
+                            return self.combined_predicate(position, name, args, i, &combined)
+                        }
+                        None => resolved.push(arg.clone()),
+                    }
+                }
+                let args = resolved.as_slice();
                 let (a, b) = (&args[0], &args[1]);
                 for arg in args {
                     if let Some(c) = constructor(arg) {
@@ -903,10 +1081,28 @@ impl Printer<'_> {
                 self.push(")");
                 Ok(())
             }
-            "REGION" => Err(AdqlError::unsupported(
-                Some(position),
-                "REGION (STC-S) is not supported: use POINT, CIRCLE, BOX or POLYGON",
-            )),
+            "REGION" => match region_literal(&Expr {
+                kind: ExprKind::Function {
+                    name: name.to_string(),
+                    args: args.to_vec(),
+                    distinct: false,
+                    user_defined: false,
+                },
+                position,
+            })? {
+                Some(Stc::Shape { kind, numbers }) => {
+                    self.expr(&shape_expr(kind, &numbers, position))
+                }
+                Some(combined) => Err(AdqlError::unsupported(
+                    Some(position),
+                    format!(
+                        "REGION with the STC-S operator {} is supported only as an argument of \
+                         CONTAINS or INTERSECTS (tested against a POINT, except for Union)",
+                        combined.operator().unwrap_or("?")
+                    ),
+                )),
+                None => Err(AdqlError::internal("REGION without a string literal")),
+            },
             other => Err(AdqlError::internal(format!(
                 "the printer has no translation for the ADQL function {other}"
             ))),

@@ -196,8 +196,87 @@ fn t40_translation_errors() {
     let e = adql_to_sql("SELECT POINT('GALACTIC', 1, 2) FROM t").unwrap_err();
     assert_eq!(e.sqlstate(), "22023");
     assert_eq!(e.position(), at(1, 14));
-    let e = adql_to_sql("SELECT REGION('Circle ICRS 1 2 3') FROM t").unwrap_err();
-    assert_eq!(e.sqlstate(), "0A000");
+    let e = adql_to_sql("SELECT RAND(99999999999999999999) FROM t").unwrap_err();
+    assert_eq!(e.sqlstate(), "22023");
+}
+
+/// REGION strings become the constructors they describe, which the predicates then use as
+/// if written out (hence the scisql calls that prune); the STC-S operators become
+/// greatest/least/1 - p over the parts; everything else is an exact error.
+#[test]
+fn t45_region_strings() {
+    let sql = |adql: &str| adql_to_sql(adql).unwrap_or_else(|e| panic!("{adql}: {e}"));
+    assert_eq!(
+        sql("SELECT a FROM t WHERE 1 = CONTAINS(POINT(ra, dec), REGION('CIRCLE ICRS 10 -20.5 0.5'))"),
+        "SELECT a FROM t WHERE (1 = scisql_s2ptincircle(ra, dec, 10.0, (- 20.5), 0.5))"
+    );
+    assert_eq!(
+        sql("SELECT a FROM t WHERE CONTAINS(POINT(ra, dec), REGION('polygon 1 2 3 4 5 6')) = 1"),
+        "SELECT a FROM t WHERE (scisql_s2ptincpoly(ra, dec, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0) = 1)"
+    );
+    assert_eq!(
+        sql("SELECT a FROM t WHERE 1 = INTERSECTS(REGION('Box UNKNOWNFrame 0 0 2 1'), POINT(ra, dec))"),
+        "SELECT a FROM t WHERE (1 = almagest_pt_in_adql_box(ra, dec, 0.0, 0.0, 2.0, 1.0))"
+    );
+    assert_eq!(
+        sql("SELECT a FROM t WHERE 1 = CONTAINS(REGION('Position ICRS 1 2'), CIRCLE(0, 0, 3))"),
+        "SELECT a FROM t WHERE (1 = scisql_s2ptincircle(1.0, 2.0, 0, 0, 3))"
+    );
+    assert_eq!(
+        sql("SELECT AREA(REGION('circle 0 90 1')) FROM t"),
+        "SELECT adql_area(adql_circle(0.0, 90.0, 1.0)) FROM t"
+    );
+    assert_eq!(
+        sql("SELECT a FROM t WHERE 1 = CONTAINS(POINT(ra, dec), \
+             REGION('Union ICRS (Circle 0 0 1 Intersection (Circle 10 0 2 Not (Box 10 0 1 1)))'))"),
+        "SELECT a FROM t WHERE (1 = greatest(scisql_s2ptincircle(ra, dec, 0.0, 0.0, 1.0), \
+         least(scisql_s2ptincircle(ra, dec, 10.0, 0.0, 2.0), \
+         (1 - almagest_pt_in_adql_box(ra, dec, 10.0, 0.0, 1.0, 1.0)))))"
+    );
+    assert_eq!(
+        sql("SELECT a FROM t WHERE 1 = INTERSECTS(CIRCLE(ra, dec, 1), \
+             REGION('Union (Circle 0 0 1 Circle 5 5 1)'))"),
+        "SELECT a FROM t WHERE (1 = greatest(adql_intersects(adql_circle(ra, dec, 1), \
+         adql_circle(0.0, 0.0, 1.0)), adql_intersects(adql_circle(ra, dec, 1), \
+         adql_circle(5.0, 5.0, 1.0))))"
+    );
+    for (adql, state, column, fragment) in [
+        (
+            "SELECT REGION('Circle FK4 10 10 1') FROM t",
+            "22023",
+            15,
+            "at character 8 of the STC-S string: coordinate frame 'FK4' is not supported",
+        ),
+        (
+            "SELECT a FROM t WHERE 1 = CONTAINS(POINT(ra, dec), REGION('circle 1 2'))",
+            "22023",
+            59,
+            "Circle expects 3 numbers",
+        ),
+        (
+            "SELECT a FROM t WHERE 1 = CONTAINS(POINT(ra, dec), REGION('Ellipse 1 2 3 4 5'))",
+            "22023",
+            59,
+            "'Ellipse' is not an STC-S region",
+        ),
+        (
+            "SELECT REGION('Union (Circle 0 0 1 Circle 5 5 1)') FROM t",
+            "0A000",
+            8,
+            "STC-S operator Union",
+        ),
+        (
+            "SELECT a FROM t WHERE 1 = CONTAINS(CIRCLE(ra, dec, 1), REGION('Not (Circle 0 0 1)'))",
+            "0A000",
+            27,
+            "STC-S operator Not",
+        ),
+    ] {
+        let e = adql_to_sql(adql).unwrap_err();
+        assert_eq!(e.sqlstate(), state, "{adql}: {e}");
+        assert_eq!(e.position(), at(1, column), "{adql}: {e}");
+        assert!(e.message().contains(fragment), "{adql}: {e}");
+    }
 }
 
 async fn run(ctx: &SessionContext, adql: &str) -> Vec<RecordBatch> {
@@ -338,4 +417,25 @@ async fn t50_translated_queries_run() {
         -6
     );
     assert!((b.column(8).as_primitive::<Float64Type>().value(0) - 3.0).abs() < 1e-12);
+    // REGION and the STC-S operators run: rows (359.9, 0), (0.1, 0), (180, 89.9).
+    let count = |batches: Vec<RecordBatch>| {
+        batches[0]
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0)
+    };
+    for (adql, expected) in [
+        ("REGION('CIRCLE ICRS 0 0 0.2')", 2),
+        ("REGION('Circle 359.95 0 0.06')", 1),
+        (
+            "REGION('Union ICRS (Circle 359.95 0 0.06 Circle 0 90 0.2)')",
+            2,
+        ),
+        ("REGION('Intersection (Circle 0 0 1 Box 0.5 0 1 1)')", 1),
+        ("REGION('Not (Circle 0 0 1)')", 1),
+        ("REGION('Polygon ICRS 0 80 120 80 240 80')", 1),
+    ] {
+        let query = format!("SELECT COUNT(*) FROM t WHERE 1 = CONTAINS(POINT(ra, dec), {adql})");
+        assert_eq!(count(run(&ctx, &query).await), expected, "{query}");
+    }
 }

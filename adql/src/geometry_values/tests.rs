@@ -17,6 +17,66 @@ fn t10_area_of_caps_and_polygons() {
     }
 }
 
+/// A zig-zag ring around the equator (dec +-10, every 45 degrees of RA): westward it holds
+/// the north pole (counter-clockwise seen from inside the sphere), eastward the south one.
+fn ring(westward: bool) -> Shape {
+    let mut v: Vec<(f64, f64)> = (0..8)
+        .map(|k| {
+            (
+                360.0 - 45.0 * f64::from(k),
+                if k % 2 == 0 { 10.0 } else { -10.0 },
+            )
+        })
+        .collect();
+    if !westward {
+        v.reverse();
+    }
+    Shape::Polygon(v)
+}
+
+#[test]
+fn t25_polygons_beyond_a_hemisphere_and_large_circles() {
+    let (north, south) = (ring(true), ring(false));
+    let sky = 360.0 * 360.0 / PI;
+    assert!((area(&north).unwrap() + area(&south).unwrap() - sky).abs() < 1e-6);
+    assert!(contains(&Shape::Point(0.0, 90.0), &north).unwrap());
+    assert!(!contains(&Shape::Point(0.0, -90.0), &north).unwrap());
+    assert!(contains(&Shape::Point(0.0, -90.0), &south).unwrap());
+    // Caps inside and across the boundary (which reaches dec 10 at RA 0, -10 at RA 45).
+    assert!(contains(&Shape::Circle(0.0, 90.0, 70.0), &north).unwrap());
+    assert!(!contains(&Shape::Circle(0.0, 90.0, 85.0), &north).unwrap());
+    assert!(contains(&Shape::Circle(22.5, 5.0, 1.0), &north).unwrap());
+    assert!(!contains(&Shape::Circle(0.0, 0.0, 1.0), &north).unwrap());
+    // Polygons in caps larger than a hemisphere.
+    assert!(contains(&north, &Shape::Circle(0.0, 90.0, 120.0)).unwrap());
+    assert!(!contains(&north, &Shape::Circle(0.0, 90.0, 95.0)).unwrap());
+    let square = Shape::Polygon(vec![(359.0, -1.0), (1.0, -1.0), (1.0, 1.0), (359.0, 1.0)]);
+    assert!(contains(&square, &Shape::Circle(0.0, 0.0, 100.0)).unwrap());
+    assert!(contains(&square, &Shape::Circle(90.0, 0.0, 91.5)).unwrap());
+    assert!(!contains(&square, &Shape::Circle(90.0, 0.0, 90.5)).unwrap());
+    assert!(!contains(&square, &Shape::Circle(180.0, 0.0, 100.0)).unwrap());
+    assert!(contains(&square, &Shape::Circle(7.0, 3.0, 180.0)).unwrap());
+    assert!(contains(
+        &Shape::Circle(0.0, 0.0, 10.0),
+        &Shape::Circle(180.0, 0.0, 180.0)
+    )
+    .unwrap());
+    // Polygons in polygons and meeting ones.
+    let high = Shape::Polygon(vec![(359.0, 49.0), (1.0, 49.0), (1.0, 51.0), (359.0, 51.0)]);
+    let low = Shape::Polygon(vec![
+        (359.0, -49.0),
+        (1.0, -49.0),
+        (1.0, -51.0),
+        (359.0, -51.0),
+    ]);
+    assert!(contains(&high, &north).unwrap() && !contains(&low, &north).unwrap());
+    assert!(!contains(&north, &high).unwrap());
+    assert!(intersects(&north, &south).unwrap());
+    assert!(!intersects(&Shape::Circle(0.0, -90.0, 5.0), &north).unwrap());
+    assert!(intersects(&Shape::Circle(0.0, -90.0, 85.0), &north).unwrap());
+    assert!(!intersects(&low, &north).unwrap() && intersects(&low, &south).unwrap());
+}
+
 #[test]
 fn t20_contains_and_intersects_across_ra_zero_and_poles() {
     let wrap = Shape::Circle(359.5, 0.0, 1.0);

@@ -7,6 +7,7 @@ mod t20_distance;
 mod t30_circle;
 mod t40_lonlat_box;
 mod t50_polygon;
+mod t55_large_polygon;
 mod t60_boolean;
 mod t70_pruning;
 mod t80_overlap;

@@ -281,10 +281,19 @@ fn t50_rejects_bad_polygons() {
     assert!(msg.contains("at least 3 distinct vertices, got 2"), "{msg}");
     let msg = err(&[(0.0, 0.0), (1.0, f64::NAN), (1.0, 1.0)]);
     assert!(msg.contains("polygon vertex 2 declination"), "{msg}");
-    let msg = err(&[(0.0, 0.0), (120.0, 0.0), (240.0, 0.0)]);
-    assert!(msg.contains("within one hemisphere"), "{msg}");
-    let msg = err(&[(0.0, 0.0), (90.0, 0.0), (180.0, 0.0), (270.0, 0.0)]);
-    assert!(msg.contains("within one hemisphere"), "{msg}");
+    // Beyond a hemisphere: an edge between antipodes has no great circle.
+    let msg = err(&[(0.0, 0.0), (180.0, 0.0), (90.0, 45.0), (270.0, 45.0)]);
+    assert!(msg.contains("joins antipodal points"), "{msg}");
+    // A bow tie around the sky.
+    let msg = err(&[
+        (0.0, 10.0),
+        (120.0, -10.0),
+        (240.0, 10.0),
+        (0.0, -10.0),
+        (120.0, 10.0),
+        (240.0, -10.0),
+    ]);
+    assert!(msg.contains("cross or touch"), "{msg}");
     let msg = err(&[(0.0, 0.0), (1.0, 0.0), (2.0, 0.0)]);
     assert!(msg.contains("zero area"), "{msg}");
     // A bow tie.
