@@ -1,6 +1,7 @@
 //! External TAP clients against a standalone cluster: the ADQL sqllogictest files of
 //! `tests/slt/tap/` over `/tap/sync`, pyvo and astroquery (tests/clients/tap_clients.py)
-//! checked against the brute-force reference, and STILTS taplint.
+//! checked against the brute-force reference, STILTS tapquery (TOPCAT's TAP client
+//! library) and STILTS taplint.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -226,6 +227,36 @@ fn xmatch(
     (sure, edge)
 }
 
+/// Runs `stilts tapquery` with `args`, CSV output on stdout; the rows of its result, each
+/// column an integer.
+fn stilts_tapquery(args: &[String]) -> Result<Vec<Vec<i64>>> {
+    let out = Command::new("stilts")
+        .arg("tapquery")
+        .args(args)
+        .args(["ofmt=csv", "out=-"])
+        .output()
+        .context("stilts must be installed (scripts/deps.sh installs it)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "stilts tapquery {args:?} failed: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse::<i64>()
+                        .with_context(|| format!("stilts tapquery: not an integer in {l:?}"))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Targets the client script also uploads by URL (the first ones of the upload).
 const URL_UPLOAD_ROWS: usize = 500;
 
@@ -405,6 +436,54 @@ async fn t91_pyvo_astroquery_taplint() -> Result<()> {
         not_found.contains("/missing.xml answered HTTP 404 Not Found")
             && not_found.contains("table 'targets'"),
         "upload from a URL that answers 404: {not_found}"
+    );
+
+    // STILTS tapquery: the TAP client library TOPCAT's TAP window is built on. A sync cone
+    // whose ADQL STILTS first checks against the service's capabilities and tables
+    // (parse=true, as TOPCAT does), then the 10,000-target cross-match as an async job with
+    // the targets uploaded as a BINARY2 VOTable that STILTS writes from the CSV.
+    let tap = cluster.tap_url();
+    let ids = stilts_tapquery(&[
+        format!("tapurl={tap}"),
+        "sync=true".into(),
+        "parse=true".into(),
+        "adql=SELECT source_id FROM test.gaia \
+         WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 266.4, -28.9, 0.5))"
+            .into(),
+    ])?;
+    let ids: Vec<i64> = ids.iter().filter_map(|r| r.first().copied()).collect();
+    check_ids("stilts tapquery sync", &serde_json::json!(ids), &gc)?;
+    let pairs = stilts_tapquery(&[
+        format!("tapurl={tap}"),
+        "sync=false".into(),
+        "progress=false".into(),
+        "nupload=1".into(),
+        format!("upload1={}", csv.display()),
+        "ufmt1=csv".into(),
+        "upname1=targets".into(),
+        "upvotformat=BINARY2".into(),
+        "adql=SELECT u.pos_id, g.source_id FROM TAP_UPLOAD.targets AS u JOIN test.gaia AS g \
+         ON 1 = CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', u.ra, u.dec, 2.0/3600))"
+            .into(),
+    ])?;
+    let got: BTreeSet<(i64, i64)> = pairs
+        .iter()
+        .filter_map(|p| Some((*p.first()?, *p.get(1)?)))
+        .collect();
+    let want = xmatch(xm_rows, &targets, 2.0 / 3600.0);
+    let missing: Vec<_> = want.0.difference(&got).take(5).collect();
+    let extra: Vec<_> = got
+        .difference(&want.0)
+        .filter(|p| !want.1.contains(p))
+        .take(5)
+        .collect();
+    ensure!(
+        got.len() == pairs.len() && missing.is_empty() && extra.is_empty(),
+        "stilts tapquery async cross-match: {} rows, {} pairs, expected {}; missing {missing:?}, \
+         extra {extra:?}",
+        pairs.len(),
+        got.len(),
+        want.0.len()
     );
 
     // STILTS taplint over every stage; errors fail the test, warnings are printed.
