@@ -17,8 +17,15 @@
 //!   lost or repeated.
 //!
 //! The small side is the join's left input, the side DataFusion's hash join builds in
-//! memory; the partitioned table streams through as the probe side. Outer joins, joins with
-//! equality keys already, and conditions not recognised keep the plan they had.
+//! memory; the partitioned table streams through as the probe side.
+//!
+//! Outer joins that preserve one side are rewritten too. When the partitioned table is
+//! preserved, the cell join is exact as it is (each of its rows has one cell, so it is
+//! null-extended exactly when nothing is near), and no chunk is pruned. When the small
+//! side is preserved, its rows are numbered first, a row whose centre has no cell is kept
+//! as one NULL cell, and after the join the null-extended copies of a row without any
+//! partner are collapsed to one. FULL joins, joins with equality keys already, and
+//! conditions not recognised keep the plan they had.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -29,11 +36,16 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type};
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::NullHandling;
 use datafusion::common::{
     exec_err, plan_err, Column, DFSchema, NullEquality, Result, ScalarValue, UnnestOptions,
 };
 use datafusion::datasource::{source_as_provider, MemTable};
+use datafusion::functions_aggregate::count::count_udaf;
+use datafusion::functions_window::expr_fn::row_number;
+use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::ExprFunctionExt;
 use datafusion::logical_expr::{
     lit, BinaryExpr, ColumnarValue, Expr, Join, JoinConstraint, JoinType, LogicalPlan,
     LogicalPlanBuilder, Operator, Projection, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
@@ -53,6 +65,8 @@ pub const CELLS_UDF: &str = "almagest_xmatch_cells";
 const SMALL_CELL: &str = "__xmatch_small_cell";
 /// The cell column added to the partitioned table's fragment.
 const CATALOG_CELL: &str = "__xmatch_catalog_cell";
+/// The number of a small-side row, when an outer join preserves the small side.
+const SMALL_ROW: &str = "__xmatch_small_row";
 
 /// [`CELLS_UDF`] as a DataFusion function.
 pub fn cells_udf() -> ScalarUDF {
@@ -447,7 +461,11 @@ struct Match<'a> {
 }
 
 fn find_match(join: &Join) -> Result<Option<Match<'_>>> {
-    if join.join_type != JoinType::Inner || !join.on.is_empty() || join.null_aware {
+    let outer_ok = matches!(
+        join.join_type,
+        JoinType::Inner | JoinType::Left | JoinType::Right
+    );
+    if !outer_ok || !join.on.is_empty() || join.null_aware {
         return Ok(None);
     }
     let Some(filter) = &join.filter else {
@@ -503,9 +521,38 @@ pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<
         radius,
     } = found;
     let depth = cone_cell_depth(radius);
+    // The cell join has the small side on the left (its build side) whatever the original
+    // order, so an outer join keeps its meaning by side, not by position.
+    let small_is_left = std::ptr::eq(small, join.left.as_ref());
+    let (join_type, preserve_small) = match (join.join_type, small_is_left) {
+        (JoinType::Inner, _) => (JoinType::Inner, false),
+        // The partitioned table preserved: each of its rows has exactly one cell, so the
+        // cell join null-extends exactly the rows no small-side row is near.
+        (JoinType::Left, false) | (JoinType::Right, true) => (JoinType::Right, false),
+        // The small side preserved: a row without a partner comes out once per cell of its
+        // cone, so those copies are collapsed to one (see below).
+        (JoinType::Left, true) | (JoinType::Right, false) => (JoinType::Left, true),
+        _ => return Ok(None),
+    };
+
+    // The small side, numbered when it is preserved (one number per row, given once,
+    // before the rows are copied per cell).
+    let small_plan = if preserve_small {
+        let numbered = LogicalPlanBuilder::from(small.clone())
+            .window(vec![row_number()])?
+            .build()?;
+        let mut exprs = column_exprs(small.schema());
+        let (q, f) = numbered
+            .schema()
+            .qualified_field(numbered.schema().fields().len() - 1);
+        exprs.push(Expr::Column(Column::new(q.cloned(), f.name())).alias(SMALL_ROW));
+        LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(numbered))?)
+    } else {
+        small.clone()
+    };
 
     // The small side, one row per cell its cone may touch.
-    let mut small_exprs: Vec<Expr> = small
+    let mut small_exprs: Vec<Expr> = small_plan
         .schema()
         .iter()
         .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
@@ -517,13 +564,19 @@ pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<
             .call(vec![ra, dec, lit(radius)])
             .alias(SMALL_CELL),
     );
+    // A preserved row whose centre is NULL or invalid has no cell and must still come out.
+    let null_handling = if preserve_small {
+        NullHandling::PreserveAndExpandEmpty
+    } else {
+        NullHandling::Drop
+    };
     let small_cells = LogicalPlanBuilder::from(LogicalPlan::Projection(Projection::try_new(
         small_exprs,
-        Arc::new(small.clone()),
+        Arc::new(small_plan),
     )?))
     .unnest_column_with_options(
         Column::new_unqualified(SMALL_CELL),
-        UnnestOptions::new().with_null_handling(datafusion::common::NullHandling::Drop),
+        UnnestOptions::new().with_null_handling(null_handling),
     )?
     .build()?;
 
@@ -543,7 +596,14 @@ pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<
         fields,
         chain.schema.metadata().clone(),
     )?);
-    let keep = chunks_touched(small, &center_for_pruning, radius, chain.table.chunk_depth);
+    // Pruning chunks is only right when rows of the partitioned table without a partner
+    // are not wanted.
+    let catalog_preserved = join_type == JoinType::Right;
+    let keep = if catalog_preserved {
+        None
+    } else {
+        chunks_touched(small, &center_for_pruning, radius, chain.table.chunk_depth)
+    };
     let catalog = rule.rows_fragment_in(chain, vec![], None, keep.as_ref())?;
 
     let cell_join = Join::try_new(
@@ -554,11 +614,15 @@ pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<
             Expr::Column(Column::new_unqualified(CATALOG_CELL)),
         )],
         join.filter.clone(),
-        JoinType::Inner,
+        join_type,
         JoinConstraint::On,
         NullEquality::NullEqualsNothing,
         false,
     )?;
+    let mut joined = LogicalPlan::Join(cell_join);
+    if preserve_small {
+        joined = collapse_unmatched(joined)?;
+    }
     // The original join's columns, in its order, without the cells.
     let output: Vec<Expr> = join
         .schema
@@ -572,8 +636,43 @@ pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<
     );
     Ok(Some(LogicalPlan::Projection(Projection::try_new(
         output,
-        Arc::new(LogicalPlan::Join(cell_join)),
+        Arc::new(joined),
     )?)))
+}
+
+/// Every column of `schema`, as column references.
+fn column_exprs(schema: &DFSchema) -> Vec<Expr> {
+    schema
+        .iter()
+        .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+        .collect()
+}
+
+/// After a LEFT cell join with the small side preserved, a small row with partners comes
+/// out once per partner (each partner has one cell), but a row with none comes out
+/// null-extended once per cell of its cone. Keeps the partnered rows and, of a row with no
+/// partner at all, exactly one copy. A partner is a row whose catalog cell is not NULL
+/// (every catalog row has a cell).
+fn collapse_unmatched(joined: LogicalPlan) -> Result<LogicalPlan> {
+    let row = || Expr::Column(Column::new_unqualified(SMALL_ROW));
+    let catalog_cell = || Expr::Column(Column::new_unqualified(CATALOG_CELL));
+    let hits = Expr::from(WindowFunction::new(count_udaf(), vec![catalog_cell()]))
+        .partition_by(vec![row()])
+        .build()?;
+    let copy = row_number().partition_by(vec![row()]).build()?;
+    let windowed = LogicalPlanBuilder::from(joined)
+        .window(vec![hits, copy])?
+        .build()?;
+    let fields = windowed.schema().fields().len();
+    let window_column = |i: usize| {
+        let (q, f) = windowed.schema().qualified_field(i);
+        Expr::Column(Column::new(q.cloned(), f.name()))
+    };
+    let (hits, copy) = (window_column(fields - 2), window_column(fields - 1));
+    let keep = catalog_cell()
+        .is_not_null()
+        .or(hits.eq(lit(0i64)).and(copy.eq(lit(1u64))));
+    LogicalPlanBuilder::from(windowed).filter(keep)?.build()
 }
 
 #[cfg(test)]

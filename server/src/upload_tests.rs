@@ -559,8 +559,8 @@ async fn explain(ctx: &SessionContext, sql: &str) -> String {
 
 /// The cross-match of 10,000 hard targets against 200,000 rows (plus edge rows), for radii
 /// of 1 arcsec and 1 arcmin, in each spelling of the condition and both FROM orders, equals
-/// the brute force pair for pair and runs as a hash join on cells; a LEFT JOIN keeps the
-/// nested loop and still gives every target.
+/// the brute force pair for pair and runs as a hash join on cells; so do outer joins that
+/// preserve either side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t30_cross_match_is_a_cell_hash_join_and_exact() {
     let sky_rows = 200_000;
@@ -649,42 +649,92 @@ async fn t30_cross_match_is_a_cell_hash_join_and_exact() {
         assert_same(&got, &inside, &border);
     }
 
-    // A join of another shape keeps the nested loop and its answer: a LEFT JOIN lists
-    // every target, with NULL where nothing is near (few targets: this is the slow plan).
-    // The first targets sit on edge rows (all matched), the last are partly anywhere.
-    let few: Vec<_> = t[..20].iter().chain(&t[t.len() - 40..]).copied().collect();
-    let few = &few[..];
+    // Outer joins run as cell joins too. The targets preserved (LEFT with the upload first,
+    // RIGHT with it second): every target comes out, once with NULL when nothing is near,
+    // including one whose position is not a number (it has no cell at all).
+    let mut all = t.clone();
+    all.push((-1, f64::NAN, 0.0));
     let ctx = tc
         .coordinator
-        .query_session(vec![upload("targets", few)])
+        .query_session(vec![upload("targets", &all)])
         .unwrap();
-    let sql = "SELECT u.id, g.source_id FROM tap_upload.targets AS u LEFT JOIN demo.gaia AS g \
-               ON 1 = CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', u.ra, u.dec, 1.0/60))";
-    let plan = explain(&ctx, sql).await;
-    assert!(!plan.contains("HashJoinExec"), "{plan}");
-    let (inside, border) = brute_force(few, &tc.rows, ARCMIN);
+    let (inside, border) = brute_force(&all, &tc.rows, ARCMIN);
+    let on = "1 = CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', u.ra, u.dec, 1.0/60))";
+    for sql in [
+        format!(
+            "SELECT u.id, g.source_id FROM tap_upload.targets AS u LEFT JOIN demo.gaia AS g \
+             ON {on}"
+        ),
+        format!(
+            "SELECT u.id, g.source_id FROM demo.gaia AS g RIGHT JOIN tap_upload.targets AS u \
+             ON {on}"
+        ),
+    ] {
+        let plan = explain(&ctx, &sql).await;
+        assert!(
+            plan.contains("HashJoinExec") && !plan.contains("NestedLoopJoinExec"),
+            "{sql}\n{plan}"
+        );
+        let mut matched = BTreeSet::new();
+        let mut unmatched = BTreeSet::new();
+        for b in run(&ctx, &sql).await.unwrap() {
+            let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let s = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                if s.is_valid(i) {
+                    assert!(matched.insert((a.value(i), s.value(i))), "{sql}: repeated");
+                } else {
+                    assert!(
+                        unmatched.insert(a.value(i)),
+                        "{sql}: target {} twice",
+                        a.value(i)
+                    );
+                }
+            }
+        }
+        assert_same(&matched, &inside, &border);
+        let with_match: BTreeSet<i64> = matched.iter().map(|p| p.0).collect();
+        let want_unmatched: BTreeSet<i64> = all
+            .iter()
+            .map(|t| t.0)
+            .filter(|id| !with_match.contains(id))
+            .collect();
+        assert_eq!(unmatched, want_unmatched, "{sql}");
+        assert!(unmatched.contains(&-1) && with_match.len() > 4_000, "{sql}");
+    }
+
+    // The partitioned table preserved: every catalog row comes out, with the targets near
+    // it or once with NULL; no chunk may be pruned.
+    let sql = format!(
+        "SELECT g.source_id, u.id FROM demo.gaia AS g LEFT JOIN tap_upload.targets AS u ON {on}"
+    );
+    let plan = explain(&ctx, &sql).await;
+    assert!(
+        plan.contains("HashJoinExec") && !plan.contains("NestedLoopJoinExec"),
+        "{plan}"
+    );
     let mut matched = BTreeSet::new();
-    let mut unmatched = BTreeSet::new();
-    for b in run(&ctx, sql).await.unwrap() {
-        let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let s = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+    let mut alone = BTreeSet::new();
+    for b in run(&ctx, &sql).await.unwrap() {
+        let s = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let a = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
         for i in 0..b.num_rows() {
-            if s.is_valid(i) {
+            if a.is_valid(i) {
                 assert!(matched.insert((a.value(i), s.value(i))));
             } else {
-                assert!(unmatched.insert(a.value(i)));
+                assert!(alone.insert(s.value(i)), "source {} twice", s.value(i));
             }
         }
     }
     assert_same(&matched, &inside, &border);
-    let with_match: BTreeSet<i64> = matched.iter().map(|p| p.0).collect();
-    let want_unmatched: BTreeSet<i64> = few
+    let with_match: BTreeSet<i64> = matched.iter().map(|p| p.1).collect();
+    let want_alone: BTreeSet<i64> = tc
+        .rows
         .iter()
-        .map(|t| t.0)
+        .map(|r| r.0)
         .filter(|id| !with_match.contains(id))
         .collect();
-    assert_eq!(unmatched, want_unmatched);
-    assert!(!unmatched.is_empty() && !with_match.is_empty());
+    assert_eq!(alone, want_alone);
 
     // Targets in two small fields (around the north pole, and across RA 0 on the equator):
     // the planner reads the upload and asks only the chunks their cones touch.
