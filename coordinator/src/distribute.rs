@@ -21,7 +21,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::fragment::{unqualify, FragmentSpec, FragmentTable};
+use crate::fragment::{unqualify, FragmentSpec, FragmentTable, KeepRows};
 use crate::table::CatalogTable;
 use crate::workers::WorkerPool;
 use crate::Catalog;
@@ -220,17 +220,20 @@ impl DistributeRule {
         order_by: Vec<SortExpr>,
         limit: Option<usize>,
     ) -> DFResult<LogicalPlan> {
-        self.rows_fragment_in(chain, order_by, limit, None)
+        self.rows_fragment_in(chain, order_by, limit, None, None)
     }
 
     /// [`Self::rows_fragment`] reading, when `keep_chunks` is given, only those of the
-    /// chunks it would read (the caller knows no other chunk can contribute).
+    /// chunks it would read (the caller knows no other chunk can contribute), and sending,
+    /// when `keep_rows` is given as (output expression index, values), only the rows whose
+    /// value of that expression is listed.
     pub(crate) fn rows_fragment_in(
         &self,
         chain: RowsChain,
         order_by: Vec<SortExpr>,
         limit: Option<usize>,
         keep_chunks: Option<&BTreeSet<u64>>,
+        keep_rows: Option<(usize, Vec<i64>)>,
     ) -> DFResult<LogicalPlan> {
         let fields = chain.schema.fields();
         let select: Vec<(Expr, String)> = chain
@@ -262,6 +265,14 @@ impl DistributeRule {
         )?;
         if let Some(keep) = keep_chunks {
             spec.keep_chunks(keep);
+        }
+        if let Some((index, values)) = keep_rows {
+            if spec.limit.is_none() && index < spec.select.len() {
+                spec.keep_rows = Some(Arc::new(KeepRows {
+                    column: spec.select[index].1.clone(),
+                    values,
+                }));
+            }
         }
         let (scan, reference) = self.fragment_scan(spec)?;
         let exprs: Vec<Expr> = chain

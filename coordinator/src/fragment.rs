@@ -60,6 +60,18 @@ pub struct FragmentSpec {
     pub chunks: Vec<u64>,
     /// Chunks of the table in all.
     pub table_chunks: usize,
+    /// Output rows the workers keep, if not all (see [`KeepRows`]).
+    pub keep_rows: Option<Arc<KeepRows>>,
+}
+
+/// The output rows a fragment's workers send: those whose Int64 output column `column`
+/// holds one of `values`. A cross-match sends the cells its targets' cones touch, so the
+/// workers drop every row no target can be near before it crosses the network. Only for
+/// fragments without LIMIT or aggregation, whose rows are independent.
+#[derive(Debug)]
+pub struct KeepRows {
+    pub column: String,
+    pub values: Vec<i64>,
 }
 
 /// Strips table qualifiers: a fragment reads one table, named `chunk` on the worker.
@@ -120,6 +132,7 @@ impl FragmentSpec {
             schema,
             region,
             chunks,
+            keep_rows: None,
         })
     }
 
@@ -343,15 +356,21 @@ impl DisplayAs for FragmentExec {
                 self.spec.chunks.len(),
                 self.spec.table_chunks
             ),
-            _ => write!(
-                f,
-                "FragmentExec: table={}, chunks={} of {}, workers={}, fragment=[{}]",
-                self.spec.table.qualified_name(),
-                self.spec.chunks.len(),
-                self.spec.table_chunks,
-                workers,
-                self.sql
-            ),
+            _ => {
+                write!(
+                    f,
+                    "FragmentExec: table={}, chunks={} of {}, workers={}, fragment=[{}]",
+                    self.spec.table.qualified_name(),
+                    self.spec.chunks.len(),
+                    self.spec.table_chunks,
+                    workers,
+                    self.sql
+                )?;
+                if let Some(keep) = &self.spec.keep_rows {
+                    write!(f, ", keep={} values of {}", keep.values.len(), keep.column)?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -459,6 +478,18 @@ impl ExecutionPlan for FragmentExec {
                 chunks,
                 sql: self.sql.clone(),
                 query_id: query_id.clone(),
+                keep_column: self
+                    .spec
+                    .keep_rows
+                    .as_ref()
+                    .map(|k| k.column.clone())
+                    .unwrap_or_default(),
+                keep_values: self
+                    .spec
+                    .keep_rows
+                    .as_ref()
+                    .map(|k| k.values.clone())
+                    .unwrap_or_default(),
             };
             tracing::debug!(%query_id, worker_id, "dispatching fragment");
             let spec_schema = self.spec.schema.clone();

@@ -356,6 +356,9 @@ fn reads_partitioned_table(plan: &LogicalPlan) -> bool {
     found
 }
 
+/// Most cells sent to the workers to keep rows by (8 bytes each in every fragment request).
+const MAX_KEPT_CELLS: usize = 4_000_000;
+
 /// Most rows of an in-memory small side whose cones are listed while planning, to read
 /// only the chunks they touch; beyond it every chunk is read (the plan stays exact).
 const MAX_PRUNING_ROWS: usize = 200_000;
@@ -604,7 +607,18 @@ pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<
     } else {
         chunks_touched(small, &center_for_pruning, radius, chain.table.chunk_depth)
     };
-    let catalog = rule.rows_fragment_in(chain, vec![], None, keep.as_ref())?;
+    // Likewise the workers may drop the rows in cells no cone touches, so that only
+    // candidates cross the network (the join still tests every pair exactly).
+    let keep_rows = match &keep {
+        Some(_) => chunks_touched(small, &center_for_pruning, radius, depth)
+            .filter(|cells| cells.len() <= MAX_KEPT_CELLS)
+            .map(|cells| {
+                let cell_index = chain.exprs.len() - 1;
+                (cell_index, cells.into_iter().map(|c| c as i64).collect())
+            }),
+        None => None,
+    };
+    let catalog = rule.rows_fragment_in(chain, vec![], None, keep.as_ref(), keep_rows)?;
 
     let cell_join = Join::try_new(
         Arc::new(small_cells),

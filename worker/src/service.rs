@@ -1,12 +1,16 @@
 //! The worker's gRPC service: fragment execution over chunk files, and chunk storage for
 //! loads.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use almagest_proto::v1;
+use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
     MemorySchemaProvider, SchemaProvider,
@@ -15,6 +19,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{Stream, StreamExt};
@@ -154,6 +159,7 @@ impl WorkerService {
     async fn execute(&self, req: v1::FragmentRequest) -> Result<BatchStream> {
         let ctx = self.fragment_session(&req).await?;
         debug!(query_id = %req.query_id, table = %req.table, chunks = req.chunks.len(), sql = %req.sql, "fragment");
+        let keep = KeepRows::of(&req)?;
         let df = ctx.sql(&req.sql).await?;
         let mut stream = df.execute_stream().await?;
         // The producer stops as soon as the receiver is gone: a cancelled query (client
@@ -163,11 +169,15 @@ impl WorkerService {
         let query_id = req.query_id.clone();
         tokio::spawn(async move {
             while let Some(item) = stream.next().await {
+                let item = match (&keep, item) {
+                    (Some(keep), Ok(batch)) => keep.apply(batch),
+                    (_, item) => item.map_err(WorkerError::from),
+                };
                 let msg = match item {
                     Ok(batch) if batch.num_rows() == 0 => continue,
                     Ok(batch) => almagest_proto::encode_batch(&batch)
                         .map_err(|e| Status::from(WorkerError::from(e))),
-                    Err(e) => Err(Status::from(WorkerError::from(e))),
+                    Err(e) => Err(Status::from(e)),
                 };
                 let failed = msg.is_err();
                 if tx.send(msg).await.is_err() {
@@ -180,6 +190,44 @@ impl WorkerService {
             }
         });
         Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+/// The request's row filter (`keep_column`, `keep_values`), applied to each result batch
+/// before it is sent.
+struct KeepRows {
+    column: String,
+    values: HashSet<i64>,
+}
+
+impl KeepRows {
+    fn of(req: &v1::FragmentRequest) -> Result<Option<Self>> {
+        if req.keep_column.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            column: req.keep_column.clone(),
+            values: req.keep_values.iter().copied().collect(),
+        }))
+    }
+
+    fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let column = batch
+            .schema()
+            .index_of(&self.column)
+            .ok()
+            .and_then(|i| batch.column(i).as_primitive_opt::<Int64Type>().cloned())
+            .ok_or_else(|| {
+                WorkerError::InvalidRequest(format!(
+                    "the fragment has no Int64 column {:?} to keep rows by",
+                    self.column
+                ))
+            })?;
+        let mask: BooleanArray = column
+            .iter()
+            .map(|v| Some(v.is_some_and(|v| self.values.contains(&v))))
+            .collect();
+        Ok(filter_record_batch(&batch, &mask).map_err(DataFusionError::from)?)
     }
 }
 
