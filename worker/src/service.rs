@@ -159,7 +159,7 @@ impl WorkerService {
     async fn execute(&self, req: v1::FragmentRequest) -> Result<BatchStream> {
         let ctx = self.fragment_session(&req).await?;
         debug!(query_id = %req.query_id, table = %req.table, chunks = req.chunks.len(), sql = %req.sql, "fragment");
-        let keep = KeepRows::of(&req)?;
+        let keep = KeepRows::of(&req);
         let df = ctx.sql(&req.sql).await?;
         let mut stream = df.execute_stream().await?;
         // The producer stops as soon as the receiver is gone: a cancelled query (client
@@ -201,14 +201,11 @@ struct KeepRows {
 }
 
 impl KeepRows {
-    fn of(req: &v1::FragmentRequest) -> Result<Option<Self>> {
-        if req.keep_column.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Self {
+    fn of(req: &v1::FragmentRequest) -> Option<Self> {
+        (!req.keep_column.is_empty()).then(|| Self {
             column: req.keep_column.clone(),
             values: req.keep_values.iter().copied().collect(),
-        }))
+        })
     }
 
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
