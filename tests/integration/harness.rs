@@ -1,5 +1,5 @@
 //! The cluster harness: real `almagest` processes on free loopback ports, stopped when the
-//! test drops them, and data generated once per test binary.
+//! test drops them, and data generated once per run of the test binary.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -225,15 +225,49 @@ pub async fn wait_for_pg(port: u16, log: &Path) -> Result<()> {
     }
 }
 
-/// Directory for this test binary's files (kept between runs; the generated catalog is
-/// reused when present).
-pub fn work_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("almagest-it")
+/// Directory for this run of the test binary: `almagest-it/run-<pid>` under cargo's
+/// per-target temporary directory. Nothing is reused between runs: a file an earlier run
+/// (or an earlier version of `almagest gen`) left behind must never decide a test. The
+/// first call removes the run directories of processes that no longer exist.
+pub fn work_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("almagest-it");
+        remove_dead_runs(&root);
+        let dir = root.join(format!("run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("cannot create work dir");
+        dir
+    })
+}
+
+/// Removes what earlier runs left under `root`: `run-<pid>` directories whose process is
+/// gone, and anything else (the layout before run directories, with a catalog cached
+/// forever).
+fn remove_dead_runs(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let alive = name
+            .strip_prefix("run-")
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
 }
 
 /// A fresh directory for one test.
 pub fn test_dir(name: &str) -> PathBuf {
-    let dir = work_dir().join(format!("{name}-{}", std::process::id()));
+    let dir = work_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("cannot create test dir");
     dir
@@ -242,28 +276,23 @@ pub fn test_dir(name: &str) -> PathBuf {
 pub const CATALOG_ROWS: u64 = 60_000;
 pub const CATALOG_SEED: u64 = 20261121;
 
-/// The generated test catalog (Parquet, with edge-case rows), made once.
+/// The generated test catalog (Parquet, with edge-case rows), made by this build's
+/// `almagest gen` once per run of the test binary.
 pub fn catalog_file() -> &'static Path {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
-        let dir = work_dir();
-        std::fs::create_dir_all(&dir).expect("cannot create work dir");
-        let file = dir.join(format!("gaia-{CATALOG_ROWS}-{CATALOG_SEED}.parquet"));
-        if !file.exists() {
-            let tmp = dir.join(format!("gaia-tmp-{}.parquet", std::process::id()));
-            almagest(&[
-                "gen",
-                "--rows",
-                &CATALOG_ROWS.to_string(),
-                "--seed",
-                &CATALOG_SEED.to_string(),
-                "--edge-cases",
-                "--out",
-                &tmp.display().to_string(),
-            ])
-            .expect("almagest gen failed");
-            std::fs::rename(&tmp, &file).expect("cannot move catalog into place");
-        }
+        let file = work_dir().join(format!("gaia-{CATALOG_ROWS}-{CATALOG_SEED}.parquet"));
+        almagest(&[
+            "gen",
+            "--rows",
+            &CATALOG_ROWS.to_string(),
+            "--seed",
+            &CATALOG_SEED.to_string(),
+            "--edge-cases",
+            "--out",
+            &file.display().to_string(),
+        ])
+        .expect("almagest gen failed");
         file
     })
 }
