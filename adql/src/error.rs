@@ -1,6 +1,8 @@
-//! The one error type of the query-language layer, with its SQLSTATE codes.
+//! The one error type of the query-language layer, with its error kinds.
 
 use std::fmt;
+
+use almagest_error::ErrorKind;
 
 /// Where in the query text an error was found; both numbers start at 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,7 +29,7 @@ impl fmt::Display for Position {
 }
 
 /// Errors of the query-language layer. Every variant but `Internal` is the user's mistake
-/// (or a feature we lack) and carries the SQLSTATE a front end should report.
+/// (or a feature we lack); `kind()` says which.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AdqlError {
     /// The text is not well-formed for what it tries to say (SQLSTATE 42601).
@@ -55,6 +57,10 @@ pub enum AdqlError {
         position: Option<Position>,
         message: String,
     },
+    /// A statement the client may not run: it would write files, or create, change or
+    /// drop something (SQLSTATE 42501).
+    #[error("{message}")]
+    PermissionDenied { message: String },
     /// Our bug, not the user's (SQLSTATE XX000).
     #[error("internal error in the query-language layer (this is a bug): {message}")]
     Internal { message: String },
@@ -99,21 +105,33 @@ impl AdqlError {
         }
     }
 
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        AdqlError::PermissionDenied {
+            message: message.into(),
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         AdqlError::Internal {
             message: message.into(),
         }
     }
 
-    /// The SQLSTATE code a front end reports for this error.
-    pub fn sqlstate(&self) -> &'static str {
+    /// What kind of failure this is (the front ends map kinds to their protocol's codes).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            AdqlError::Syntax { .. } => "42601",
-            AdqlError::Unsupported { .. } => "0A000",
-            AdqlError::InvalidArgument { .. } => "22023",
-            AdqlError::UndefinedFunction { .. } => "42883",
-            AdqlError::Internal { .. } => "XX000",
+            AdqlError::Syntax { .. } => ErrorKind::SyntaxError,
+            AdqlError::Unsupported { .. } => ErrorKind::FeatureNotSupported,
+            AdqlError::InvalidArgument { .. } => ErrorKind::InvalidParameterValue,
+            AdqlError::UndefinedFunction { .. } => ErrorKind::UndefinedFunction,
+            AdqlError::PermissionDenied { .. } => ErrorKind::InsufficientPrivilege,
+            AdqlError::Internal { .. } => ErrorKind::Internal,
         }
+    }
+
+    /// The SQLSTATE code a Postgres client is told for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        self.kind().sqlstate()
     }
 
     /// Where in the query text the error was found, when it is known.
@@ -123,7 +141,7 @@ impl AdqlError {
             | AdqlError::Unsupported { position, .. }
             | AdqlError::InvalidArgument { position, .. }
             | AdqlError::UndefinedFunction { position, .. } => *position,
-            AdqlError::Internal { .. } => None,
+            AdqlError::PermissionDenied { .. } | AdqlError::Internal { .. } => None,
         }
     }
 
@@ -134,6 +152,7 @@ impl AdqlError {
             | AdqlError::Unsupported { message, .. }
             | AdqlError::InvalidArgument { message, .. }
             | AdqlError::UndefinedFunction { message, .. }
+            | AdqlError::PermissionDenied { message }
             | AdqlError::Internal { message } => message,
         }
     }

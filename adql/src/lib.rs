@@ -19,6 +19,7 @@
 //! Architecture invariants: this crate does no I/O and keeps no state; a region it extracts
 //! is always a superset of the positions of the rows the filters accept.
 
+pub mod access;
 pub mod adql21;
 pub mod areaspec;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod region;
 pub mod translate;
 pub mod udf;
 
+pub use access::{check_sql, check_statement};
 pub use adql21::{
     adql_to_sql, adql_to_sql_with, parse_query, parse_query_with, ParseOptions, UserFunction,
 };

@@ -1,6 +1,7 @@
-//! The coordinator's one error type, and its codes (mapped to SQLSTATE and gRPC status
-//! at the front ends).
+//! The coordinator's one error type and its kinds (mapped to SQLSTATE, HTTP status and
+//! gRPC status by the one table of each protocol).
 
+use almagest_error::ErrorKind;
 use datafusion::error::DataFusionError;
 
 /// Errors of the coordinator: a user's mistake, a cluster failure, or our bug.
@@ -23,6 +24,15 @@ pub enum CoordinatorError {
     Worker {
         worker_id: u64,
         address: String,
+        message: String,
+    },
+    /// A worker ran its part of the request and reported an error of its own kind (a
+    /// fragment over its memory limit, a division by zero in a chunk).
+    #[error("worker {worker_id} ({address}) failed: {message}")]
+    WorkerReported {
+        worker_id: u64,
+        address: String,
+        kind: ErrorKind,
         message: String,
     },
     /// No worker is registered, so nothing can be stored or read.
@@ -60,47 +70,64 @@ pub enum CoordinatorError {
 pub type Result<T, E = CoordinatorError> = std::result::Result<T, E>;
 
 impl CoordinatorError {
-    /// The SQLSTATE code clients see for this error.
-    pub fn sqlstate(&self) -> &'static str {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            CoordinatorError::InvalidRequest(_) => "22023",
-            CoordinatorError::UnknownTable(_) => "42P01",
-            CoordinatorError::DuplicateTable(_) => "42P07",
-            CoordinatorError::BadInput(_) => "22P02",
-            CoordinatorError::Worker { .. } | CoordinatorError::Rpc(_) => "58000",
-            CoordinatorError::NoWorkers => "58000",
-            CoordinatorError::Catalog(_) => "58000",
-            CoordinatorError::Io(_) => "58030",
-            CoordinatorError::DataFusion(_) => "XX000",
-            CoordinatorError::UnknownJob(_) => "42704",
+            CoordinatorError::InvalidRequest(_) => ErrorKind::InvalidParameterValue,
+            CoordinatorError::UnknownTable(_) => ErrorKind::UndefinedTable,
+            CoordinatorError::DuplicateTable(_) => ErrorKind::DuplicateTable,
+            CoordinatorError::BadInput(_) => ErrorKind::InvalidTextRepresentation,
+            CoordinatorError::Worker { .. }
+            | CoordinatorError::Rpc(_)
+            | CoordinatorError::NoWorkers
+            | CoordinatorError::Catalog(_) => ErrorKind::Unavailable,
+            CoordinatorError::WorkerReported { kind, .. } => *kind,
+            CoordinatorError::Io(_) => ErrorKind::Io,
+            CoordinatorError::DataFusion(e) => classify(e).kind,
+            CoordinatorError::UnknownJob(_) => ErrorKind::UndefinedObject,
             CoordinatorError::JobNotCompleted { .. } | CoordinatorError::JobPhaseConflict(_) => {
-                "55000"
+                ErrorKind::ObjectNotInPrerequisiteState
             }
-            CoordinatorError::Cancelled => "57014",
-            CoordinatorError::Internal(_) => "XX000",
+            CoordinatorError::Cancelled => ErrorKind::QueryCanceled,
+            CoordinatorError::Internal(_) => ErrorKind::Internal,
         }
     }
 
-    /// The gRPC status for this error, when the coordinator answers over gRPC.
-    pub fn to_status(&self) -> tonic::Status {
-        let msg = self.to_string();
+    /// The kind and message of this error: a DataFusion error is reduced to its cause.
+    pub fn classified(&self) -> almagest_error::Error {
         match self {
-            CoordinatorError::InvalidRequest(_) | CoordinatorError::BadInput(_) => {
-                tonic::Status::invalid_argument(msg)
-            }
-            CoordinatorError::UnknownTable(_) | CoordinatorError::UnknownJob(_) => {
-                tonic::Status::not_found(msg)
-            }
-            CoordinatorError::JobNotCompleted { .. } | CoordinatorError::JobPhaseConflict(_) => {
-                tonic::Status::failed_precondition(msg)
-            }
-            CoordinatorError::DuplicateTable(_) => tonic::Status::already_exists(msg),
-            CoordinatorError::NoWorkers | CoordinatorError::Worker { .. } => {
-                tonic::Status::unavailable(msg)
-            }
-            CoordinatorError::Cancelled => tonic::Status::cancelled(msg),
-            _ => tonic::Status::internal(msg),
+            CoordinatorError::DataFusion(e) => classify(e),
+            other => almagest_error::Error::new(other.kind(), other.to_string()),
         }
+    }
+}
+
+/// Classifies any error raised while planning or running a query on the coordinator: its
+/// own errors, the query language's, and DataFusion's chains around them.
+pub fn classify(err: &(dyn std::error::Error + 'static)) -> almagest_error::Error {
+    almagest_error::classify(err, &known)
+}
+
+/// The kind and message of an error of a type the coordinator knows (its own, the query
+/// language's, a status from another node); `None` for any other type. Front ends that
+/// know more types ask this for the rest.
+pub fn known(err: &(dyn std::error::Error + 'static)) -> Option<almagest_error::Error> {
+    if let Some(e) = err.downcast_ref::<CoordinatorError>() {
+        return Some(e.classified());
+    }
+    if let Some(e) = err.downcast_ref::<almagest_adql::AdqlError>() {
+        return Some(almagest_error::Error::new(e.kind(), e.to_string()));
+    }
+    if let Some(status) = err.downcast_ref::<tonic::Status>() {
+        return Some(almagest_proto::status::from_status(status));
+    }
+    None
+}
+
+impl From<CoordinatorError> for tonic::Status {
+    fn from(e: CoordinatorError) -> Self {
+        let e = e.classified();
+        almagest_proto::status::to_status(e.kind, e.message)
     }
 }
 

@@ -185,6 +185,12 @@ fn build_session(
         .with_config(session_config)
         .with_runtime_env(runtime)
         .with_default_features()
+        // No file formats and no table factories: queries read only the catalog's tables
+        // and the session's uploads, so `COPY ... TO 'path'` and `CREATE EXTERNAL TABLE`
+        // have nothing to write or read with, even if a front end's allow-list
+        // (`almagest_adql::check_sql`) were bypassed.
+        .with_file_formats(Vec::new())
+        .with_table_factories(std::collections::HashMap::new())
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.add_optimizer_rule(Arc::new(distribute::DistributeRule::new(

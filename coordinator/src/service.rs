@@ -336,7 +336,7 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         self.coordinator
             .register_worker(req.worker_id, req.address)
             .await
-            .map_err(|e| e.to_status())?;
+            .map_err(tonic::Status::from)?;
         Ok(Response::new(v1::RegisterWorkerResponse {}))
     }
 
@@ -348,7 +348,7 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             .begin_load(request.into_inner())
             .await
             .map(Response::new)
-            .map_err(|e| e.to_status())
+            .map_err(tonic::Status::from)
     }
 
     async fn commit_load(
@@ -359,7 +359,7 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
             .commit_load(request.into_inner())
             .await
             .map(Response::new)
-            .map_err(|e| e.to_status())
+            .map_err(tonic::Status::from)
     }
 
     async fn abort_load(
@@ -369,7 +369,7 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
         self.coordinator
             .abort_load(&request.into_inner().load_id)
             .await
-            .map_err(|e| e.to_status())?;
+            .map_err(tonic::Status::from)?;
         Ok(Response::new(v1::AbortLoadResponse {}))
     }
 }

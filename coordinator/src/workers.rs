@@ -53,10 +53,55 @@ impl WorkerPool {
 }
 
 /// Turns a failed call to a worker into the coordinator's error.
+/// The worker's own kind travels in the status; a failure to reach the worker (tonic's
+/// own statuses) stays a cluster failure.
 pub fn worker_error(worker: &WorkerMeta, status: tonic::Status) -> CoordinatorError {
-    CoordinatorError::Worker {
+    let error = almagest_proto::status::from_status(&status);
+    CoordinatorError::WorkerReported {
         worker_id: worker.id,
         address: worker.address.clone(),
-        message: status.message().to_string(),
+        kind: error.kind,
+        message: error.message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use almagest_error::ErrorKind;
+    use datafusion::error::DataFusionError;
+
+    use super::*;
+    use crate::error::classify;
+
+    fn worker() -> WorkerMeta {
+        WorkerMeta {
+            id: 7,
+            address: "http://127.0.0.1:1".into(),
+        }
+    }
+
+    #[test]
+    fn t10_a_workers_kind_survives_the_wire() {
+        // A fragment over its memory limit on the worker is 53200 at the front end, not a
+        // generic cluster failure.
+        let status = almagest_proto::status::to_status(ErrorKind::OutOfMemory, "no memory");
+        let error = worker_error(&worker(), status);
+        assert_eq!(error.kind(), ErrorKind::OutOfMemory);
+        assert_eq!(error.kind().sqlstate(), "53200");
+        assert_eq!(
+            error.to_string(),
+            "worker 7 (http://127.0.0.1:1) failed: no memory"
+        );
+        // Wrapped in DataFusion on its way through the merge plan, it keeps its kind.
+        let wrapped = DataFusionError::from(error);
+        assert_eq!(classify(&wrapped).kind, ErrorKind::OutOfMemory);
+    }
+
+    #[test]
+    fn t20_an_unreachable_worker_is_unavailable() {
+        let error = worker_error(&worker(), tonic::Status::unavailable("connection refused"));
+        assert_eq!(error.kind(), ErrorKind::Unavailable);
+        assert_eq!(error.kind().sqlstate(), "58000");
+        assert_eq!(error.kind().http_status(), 503);
     }
 }

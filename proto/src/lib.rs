@@ -3,6 +3,9 @@
 //!
 //! Results travel as Arrow IPC: each [`v1::ArrowBatch`] holds one self-contained IPC
 //! stream (schema and one record batch), so a receiver decodes every message on its own.
+//! Errors travel as statuses that carry their kind (`status`).
+
+pub mod status;
 
 pub mod v1 {
     #![allow(clippy::all, missing_docs)]

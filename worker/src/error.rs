@@ -1,5 +1,7 @@
-//! The worker's one error type, mapped once to a gRPC status at the service boundary.
+//! The worker's one error type, mapped once to a gRPC status (through its kind) at the
+//! service boundary.
 
+use almagest_error::ErrorKind;
 use datafusion::error::DataFusionError;
 
 /// Errors of the worker.
@@ -28,20 +30,33 @@ pub enum WorkerError {
 
 pub type Result<T, E = WorkerError> = std::result::Result<T, E>;
 
+impl WorkerError {
+    /// What kind of failure this is. A fragment's own failure (a type error, a division by
+    /// zero, a query over its memory limit) keeps the kind DataFusion's error names.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WorkerError::InvalidRequest(_) => ErrorKind::InvalidParameterValue,
+            // A chunk the catalog places here but this worker lacks: the cluster is
+            // inconsistent, not the query wrong.
+            WorkerError::MissingChunk { .. } => ErrorKind::Unavailable,
+            WorkerError::Io(_) => ErrorKind::Io,
+            WorkerError::DataFusion(e) => classify(e).kind,
+            WorkerError::Proto(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Classifies an error raised while running a fragment; the query language's errors
+/// (raised by our UDFs) keep their kind.
+pub fn classify(err: &(dyn std::error::Error + 'static)) -> almagest_error::Error {
+    almagest_error::classify(err, &|e| {
+        e.downcast_ref::<almagest_adql::AdqlError>()
+            .map(|e| almagest_error::Error::new(e.kind(), e.to_string()))
+    })
+}
+
 impl From<WorkerError> for tonic::Status {
     fn from(e: WorkerError) -> Self {
-        let msg = e.to_string();
-        match e {
-            WorkerError::InvalidRequest(_) => tonic::Status::invalid_argument(msg),
-            WorkerError::MissingChunk { .. } => tonic::Status::not_found(msg),
-            WorkerError::DataFusion(DataFusionError::ResourcesExhausted(_)) => {
-                tonic::Status::resource_exhausted(msg)
-            }
-            WorkerError::DataFusion(DataFusionError::Plan(_))
-            | WorkerError::DataFusion(DataFusionError::SchemaError(..)) => {
-                tonic::Status::invalid_argument(msg)
-            }
-            _ => tonic::Status::internal(msg),
-        }
+        almagest_proto::status::to_status(e.kind(), e.to_string())
     }
 }

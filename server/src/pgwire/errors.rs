@@ -1,312 +1,76 @@
-//! SQLSTATE codes for the Postgres front end: every error leaving a handler is mapped here,
-//! once, to an `ErrorResponse` with a code a client can act on and a message a person can
-//! read.
+//! Errors for the Postgres front end: every error leaving a handler is mapped here, once,
+//! to an `ErrorResponse` with a code a client can act on and a message a person can read.
 //!
 //! Errors arrive as `DataFusionError` chains (planning and execution), as errors of our
 //! own crates wrapped in `DataFusionError::External` (coordinator, ADQL translation), as
 //! sqlparser errors from the Postgres-compatibility parser, or as Arrow errors raised by
-//! kernels. [`classify`] walks such a chain down to the first error it can name.
+//! kernels. [`classify`] reduces such a chain to an `almagest_error::ErrorKind`, whose
+//! SQLSTATE (the one table, `ErrorKind::sqlstate`) is the code.
 
 use std::error::Error;
 
 use almagest_adql::AdqlError;
-use almagest_coordinator::CoordinatorError;
-use datafusion::arrow::error::ArrowError;
-use datafusion::common::SchemaError;
+use almagest_error::ErrorKind;
+#[cfg(test)]
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use pgwire::api::{ClientInfo, ErrorHandler};
 use pgwire::error::{ErrorInfo, PgWireError};
 
-/// The SQLSTATE codes this front end emits.
-pub(crate) mod code {
-    pub const SYNTAX_ERROR: &str = "42601";
-    pub const UNDEFINED_TABLE: &str = "42P01";
-    pub const UNDEFINED_COLUMN: &str = "42703";
-    pub const UNDEFINED_FUNCTION: &str = "42883";
-    pub const UNDEFINED_SCHEMA: &str = "3F000";
-    pub const AMBIGUOUS_COLUMN: &str = "42702";
-    pub const DUPLICATE_COLUMN: &str = "42701";
-    pub const DUPLICATE_TABLE: &str = "42P07";
-    pub const DUPLICATE_SCHEMA: &str = "42P06";
-    pub const DATATYPE_MISMATCH: &str = "42804";
-    pub const INDETERMINATE_DATATYPE: &str = "42P18";
-    pub const STATEMENT_TOO_COMPLEX: &str = "54001";
-    pub const DIVISION_BY_ZERO: &str = "22012";
-    pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
-    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
-    pub const INVALID_PARAMETER_VALUE: &str = "22023";
-    pub const INVALID_STATEMENT_NAME: &str = "26000";
-    pub const QUERY_CANCELED: &str = "57014";
-    pub const OUT_OF_MEMORY: &str = "53200";
-    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
-    pub const SYSTEM_ERROR: &str = "58000";
-    pub const IO_ERROR: &str = "58030";
-    pub const SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION: &str = "42000";
-    pub const INTERNAL_ERROR: &str = "XX000";
+/// An error reduced to what a Postgres client is told: its kind (whose SQLSTATE is the
+/// code) and a readable message.
+pub(crate) type Classified = almagest_error::Error;
+
+/// The `ErrorResponse` fields of a classified error.
+pub(crate) fn error_info(classified: Classified) -> ErrorInfo {
+    ErrorInfo::new(
+        "ERROR".to_owned(),
+        classified.kind.sqlstate().to_owned(),
+        classified.message,
+    )
 }
 
-/// An error reduced to what a Postgres client is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Classified {
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl Classified {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn into_error_info(self) -> ErrorInfo {
-        ErrorInfo::new("ERROR".to_owned(), self.code.to_owned(), self.message)
-    }
+/// An error of `kind` as pgwire sends it.
+pub(crate) fn user_error(kind: ErrorKind, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(Classified::new(kind, message))))
 }
 
 /// SQLSTATE for an error coming out of DataFusion (walks the chain).
 #[cfg(test)]
 pub fn sqlstate_of(err: &DataFusionError) -> &'static str {
-    classify_datafusion(err).code
+    classify(err).kind.sqlstate()
 }
 
-/// The code and readable message for any error a query can raise.
+/// The kind and readable message of any error a query can raise: DataFusion's chains
+/// (`almagest_error`), the coordinator's and the query language's errors (the
+/// coordinator knows them), and pgwire's own.
 pub(crate) fn classify(err: &(dyn Error + 'static)) -> Classified {
-    if let Some(e) = err.downcast_ref::<DataFusionError>() {
-        return classify_datafusion(e);
-    }
-    if let Some(e) = err.downcast_ref::<ArrowError>() {
-        return classify_arrow(e);
-    }
-    if let Some(e) = err.downcast_ref::<CoordinatorError>() {
-        return match e {
-            CoordinatorError::DataFusion(inner) => classify_datafusion(inner),
-            other => Classified::new(other.sqlstate(), other.to_string()),
-        };
-    }
-    if let Some(e) = err.downcast_ref::<AdqlError>() {
-        return Classified::new(e.sqlstate(), e.to_string());
-    }
-    if let Some(e) = err.downcast_ref::<ParserError>() {
-        return classify_parser(e);
-    }
-    if let Some(e) = err.downcast_ref::<PgWireError>() {
-        return classify_pgwire(e);
-    }
-    if let Some(e) = err.downcast_ref::<tonic::Status>() {
-        return classify_status(e);
-    }
-    if let Some(e) = err.downcast_ref::<std::io::Error>() {
-        return Classified::new(code::IO_ERROR, e.to_string());
-    }
-    // An error type we do not know: a known one may still sit further down its chain.
-    if let Some(source) = err.source() {
-        let inner = classify(source);
-        if inner.code != code::INTERNAL_ERROR {
-            return inner;
-        }
-    }
-    Classified::new(code::INTERNAL_ERROR, err.to_string())
-}
-
-fn classify_datafusion(err: &DataFusionError) -> Classified {
-    match err {
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
-            classify_datafusion(inner)
-        }
-        DataFusionError::Shared(inner) => classify_datafusion(inner),
-        DataFusionError::Collection(errors) => match errors.first() {
-            Some(first) => classify_datafusion(first),
-            None => Classified::new(code::INTERNAL_ERROR, err.strip_backtrace()),
-        },
-        DataFusionError::External(inner) => classify(inner.as_ref()),
-        DataFusionError::ArrowError(inner, _) => classify_arrow(inner),
-        DataFusionError::SQL(inner, _) => classify_parser(inner),
-        DataFusionError::SchemaError(inner, _) => {
-            let code = match inner.as_ref() {
-                SchemaError::FieldNotFound { .. } => code::UNDEFINED_COLUMN,
-                SchemaError::AmbiguousReference { .. } => code::AMBIGUOUS_COLUMN,
-                SchemaError::DuplicateQualifiedField { .. }
-                | SchemaError::DuplicateUnqualifiedField { .. } => code::DUPLICATE_COLUMN,
-            };
-            Classified::new(code, inner.to_string())
-        }
-        DataFusionError::Plan(message) => Classified::new(plan_code(message), message.clone()),
-        DataFusionError::Execution(message) => {
-            Classified::new(execution_code(message), message.clone())
-        }
-        DataFusionError::NotImplemented(message) => {
-            Classified::new(code::FEATURE_NOT_SUPPORTED, message.clone())
-        }
-        DataFusionError::ResourcesExhausted(message) => {
-            Classified::new(code::OUT_OF_MEMORY, message.clone())
-        }
-        DataFusionError::Configuration(message) => {
-            Classified::new(code::INVALID_PARAMETER_VALUE, message.clone())
-        }
-        DataFusionError::ExecutionJoin(join) if join.is_cancelled() => Classified::new(
-            code::QUERY_CANCELED,
-            "canceling statement due to user request",
-        ),
-        DataFusionError::IoError(e) => Classified::new(code::IO_ERROR, e.to_string()),
-        // Internal errors, panics in DataFusion tasks, and the rest: DataFusion's own
-        // message already says that an internal error is a bug.
-        _ => Classified::new(code::INTERNAL_ERROR, err.strip_backtrace()),
-    }
-}
-
-fn classify_arrow(err: &ArrowError) -> Classified {
-    let code = match err {
-        ArrowError::ExternalError(inner) => return classify(inner.as_ref()),
-        ArrowError::DivideByZero => code::DIVISION_BY_ZERO,
-        ArrowError::ArithmeticOverflow(_) => code::NUMERIC_VALUE_OUT_OF_RANGE,
-        ArrowError::CastError(_) | ArrowError::ParseError(_) => code::INVALID_TEXT_REPRESENTATION,
-        ArrowError::MemoryError(_) => code::OUT_OF_MEMORY,
-        ArrowError::InvalidArgumentError(_) => code::INVALID_PARAMETER_VALUE,
-        ArrowError::NotYetImplemented(_) => code::FEATURE_NOT_SUPPORTED,
-        ArrowError::IoError(..) => code::IO_ERROR,
-        ArrowError::ComputeError(message) => execution_code(message),
-        _ => code::INTERNAL_ERROR,
-    };
-    Classified::new(code, err.to_string())
-}
-
-fn classify_parser(err: &ParserError) -> Classified {
-    match err {
-        ParserError::ParserError(message) | ParserError::TokenizerError(message) => {
-            Classified::new(code::SYNTAX_ERROR, format!("syntax error: {message}"))
-        }
-        ParserError::RecursionLimitExceeded => Classified::new(
-            code::STATEMENT_TOO_COMPLEX,
-            "statement is too complex: parser recursion limit exceeded",
-        ),
-    }
+    almagest_error::classify(err, &|e| match e.downcast_ref::<PgWireError>() {
+        Some(e) => Some(classify_pgwire(e)),
+        None => almagest_coordinator::error::known(e),
+    })
 }
 
 fn classify_pgwire(err: &PgWireError) -> Classified {
     match err {
         PgWireError::ApiError(inner) => classify(inner.as_ref()),
-        PgWireError::QueryCanceled => Classified::new(code::QUERY_CANCELED, err.to_string()),
-        PgWireError::UserError(info) => Classified::new(known_code(&info.code), &info.message),
+        PgWireError::QueryCanceled => Classified::new(ErrorKind::QueryCanceled, err.to_string()),
+        PgWireError::UserError(info) => Classified::new(
+            ErrorKind::from_sqlstate(&info.code).unwrap_or(ErrorKind::Internal),
+            &info.message,
+        ),
         PgWireError::FailedToParseParameter(_) | PgWireError::InvalidRustTypeForParameter(_) => {
-            Classified::new(code::INVALID_TEXT_REPRESENTATION, err.to_string())
+            Classified::new(ErrorKind::InvalidTextRepresentation, err.to_string())
         }
-        _ => Classified::new(code::INTERNAL_ERROR, err.to_string()),
-    }
-}
-
-fn classify_status(status: &tonic::Status) -> Classified {
-    let code = match status.code() {
-        tonic::Code::Cancelled => code::QUERY_CANCELED,
-        tonic::Code::ResourceExhausted => code::OUT_OF_MEMORY,
-        tonic::Code::InvalidArgument => code::INVALID_PARAMETER_VALUE,
-        tonic::Code::Unimplemented => code::FEATURE_NOT_SUPPORTED,
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => code::SYSTEM_ERROR,
-        _ => code::INTERNAL_ERROR,
-    };
-    Classified::new(code, status.message())
-}
-
-/// The static spelling of a code carried as a string (a `PgWireError::UserError` nested in
-/// a chain); unknown codes become `XX000`.
-fn known_code(sqlstate: &str) -> &'static str {
-    use code::*;
-    [
-        SYNTAX_ERROR,
-        UNDEFINED_TABLE,
-        UNDEFINED_COLUMN,
-        UNDEFINED_FUNCTION,
-        UNDEFINED_SCHEMA,
-        AMBIGUOUS_COLUMN,
-        DUPLICATE_COLUMN,
-        DUPLICATE_TABLE,
-        DUPLICATE_SCHEMA,
-        DATATYPE_MISMATCH,
-        INDETERMINATE_DATATYPE,
-        STATEMENT_TOO_COMPLEX,
-        DIVISION_BY_ZERO,
-        NUMERIC_VALUE_OUT_OF_RANGE,
-        INVALID_TEXT_REPRESENTATION,
-        INVALID_PARAMETER_VALUE,
-        INVALID_STATEMENT_NAME,
-        QUERY_CANCELED,
-        OUT_OF_MEMORY,
-        FEATURE_NOT_SUPPORTED,
-        SYSTEM_ERROR,
-        IO_ERROR,
-        SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
-    ]
-    .into_iter()
-    .find(|known| *known == sqlstate)
-    .unwrap_or(INTERNAL_ERROR)
-}
-
-/// DataFusion reports most planning failures as `Plan(String)`; the wording is the only
-/// thing that tells an unknown table from an unknown function.
-fn plan_code(message: &str) -> &'static str {
-    let lower = message.to_ascii_lowercase();
-    let has = |needle: &str| lower.contains(needle);
-    if (lower.starts_with("table '") && has("' not found")) || has("table not found") {
-        code::UNDEFINED_TABLE
-    } else if has("column '") && has("' not found") {
-        code::UNDEFINED_COLUMN
-    } else if has("invalid function")
-        || has("function '") && has("' not found")
-        || (has("function ") && has(" not found"))
-        || has("there is no window function named")
-        || has("failed to coerce arguments to satisfy a call to")
-        || has("does not support type")
-    {
-        code::UNDEFINED_FUNCTION
-    } else if has("failed to resolve schema") || (has("schema '") && has("' not found")) {
-        code::UNDEFINED_SCHEMA
-    } else if has("cannot infer common")
-        || has("must be boolean type")
-        || has("cannot coerce")
-        || has("type mismatch")
-    {
-        code::DATATYPE_MISMATCH
-    } else if has("placeholder type could not be resolved") || has("has no type information") {
-        code::INDETERMINATE_DATATYPE
-    } else if has("queries have different number of columns") {
-        code::SYNTAX_ERROR
-    } else if has("not supported") || has("not yet supported") || has("unsupported") {
-        code::FEATURE_NOT_SUPPORTED
-    } else {
-        // A planning error is the user's query being wrong in a way we cannot name more
-        // precisely; Postgres has a class for those.
-        code::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION
-    }
-}
-
-/// Execution errors are strings too; a few are common enough to name.
-fn execution_code(message: &str) -> &'static str {
-    let lower = message.to_ascii_lowercase();
-    let has = |needle: &str| lower.contains(needle);
-    if has("divide by zero") || has("division by zero") {
-        code::DIVISION_BY_ZERO
-    } else if has("overflow") {
-        code::NUMERIC_VALUE_OUT_OF_RANGE
-    } else if has("prepared statement") && has("does not exist") {
-        code::INVALID_STATEMENT_NAME
-    } else if lower.starts_with("table '") && has("already exists") {
-        code::DUPLICATE_TABLE
-    } else if lower.starts_with("schema '") && has("already exists") {
-        code::DUPLICATE_SCHEMA
-    } else if has("cannot cast") || has("cast error") {
-        code::INVALID_TEXT_REPRESENTATION
-    } else {
-        code::INTERNAL_ERROR
+        _ => Classified::new(ErrorKind::Internal, err.to_string()),
     }
 }
 
 /// An ADQL translation error as the client sees it, with the cursor position psql draws
 /// its caret at when the translator knows where in `query` the error lies.
 pub(crate) fn adql_error(err: &AdqlError, query: &str) -> PgWireError {
-    let mut info = classify(err).into_error_info();
+    let mut info = error_info(classify(err));
     info.position = err
         .position()
         .and_then(|p| char_position(query, p.line, p.column))
@@ -335,7 +99,7 @@ pub(crate) fn locate_syntax_error(error: PgWireError, query: &str) -> PgWireErro
     let Some((line, column)) = location else {
         return error;
     };
-    let mut info = classify_parser(parser_error).into_error_info();
+    let mut info = error_info(almagest_error::parser(parser_error));
     info.position = char_position(query, line, column).map(|p| p.to_string());
     PgWireError::UserError(Box::new(info))
 }
@@ -383,7 +147,7 @@ impl ErrorHandler for SqlStateErrorHandler {
         let Some(classified) = recode(error) else {
             return;
         };
-        if classified.code == code::INTERNAL_ERROR {
+        if classified.kind == ErrorKind::Internal {
             tracing::error!(
                 peer = %client.socket_addr(),
                 "query failed with an internal error: {}",
@@ -392,7 +156,7 @@ impl ErrorHandler for SqlStateErrorHandler {
         } else {
             tracing::debug!(
                 peer = %client.socket_addr(),
-                code = classified.code,
+                code = classified.kind.sqlstate(),
                 "query failed: {}",
                 classified.message
             );
@@ -406,11 +170,11 @@ pub(crate) fn recode(error: &mut PgWireError) -> Option<Classified> {
     let classified = match error {
         PgWireError::ApiError(inner) => classify(inner.as_ref()),
         PgWireError::FailedToParseParameter(_) | PgWireError::InvalidRustTypeForParameter(_) => {
-            Classified::new(code::INVALID_TEXT_REPRESENTATION, error.to_string())
+            Classified::new(ErrorKind::InvalidTextRepresentation, error.to_string())
         }
         _ => return None,
     };
-    *error = PgWireError::UserError(Box::new(classified.clone().into_error_info()));
+    *error = PgWireError::UserError(Box::new(error_info(classified.clone())));
     Some(classified)
 }
 
@@ -418,7 +182,9 @@ pub(crate) fn recode(error: &mut PgWireError) -> Option<Classified> {
 mod tests {
     use std::sync::Arc;
 
-    use datafusion::common::Column;
+    use almagest_coordinator::CoordinatorError;
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::common::{Column, SchemaError};
 
     use super::*;
 
@@ -533,7 +299,7 @@ mod tests {
         let c = classify(&DataFusionError::Plan("table 'a.b.c' not found".into()));
         assert_eq!(c.message, "table 'a.b.c' not found");
         let c = classify(&PgWireError::ApiError(Box::new(parser_error())));
-        assert_eq!(c.code, "42601");
+        assert_eq!(c.kind.sqlstate(), "42601");
     }
 
     #[test]

@@ -210,6 +210,8 @@ impl TableFunctionImpl for SubmitFunction {
         // Translated now, so that a syntax error is the SUBMIT's error.
         let sql = almagest_adql::translate_sql(&query)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        // A job may only read, as a query on the connection may: refused now, with 42501.
+        almagest_adql::check_sql(&sql).map_err(|e| DataFusionError::External(Box::new(e)))?;
         DFParser::parse_sql_with_dialect(&sql, &PostgreSqlDialect {})?;
         let schema = Arc::new(Schema::new(vec![Field::new(
             "job_id",

@@ -5,6 +5,8 @@
 //! `SessionContext` (simple and extended protocol, `SET`/`SHOW`, transactions as no-ops);
 //! datafusion-pg-catalog emulates `pg_catalog` for client introspection. This module adds:
 //!
+//! - `access`: the allow-list every statement passes first (no file system access, no
+//!   DDL or DML: 42501);
 //! - `catalog`: the session the front end plans with, the coordinator's catalogs with
 //!   `pg_catalog` and `information_schema` laid over them without touching the coordinator;
 //! - `session`: ADQL translation of every query, cancellation of streaming queries, panics
@@ -19,6 +21,7 @@
 //!
 //! Architecture invariant: only this module knows the Postgres protocol.
 
+mod access;
 mod cancel;
 mod catalog;
 mod errors;

@@ -3,6 +3,7 @@
 //! wire encoding); this wrapper adds what Almagest needs around it:
 //!
 //! - ADQL translation of every query text, simple or `Parse`, before anything parses it;
+//! - the allow-list of statements (`access`), the first hook every statement meets;
 //! - cancellation (see `cancel`) of planning and of streaming: DataFusion streams are lazy
 //!   and the real work happens while pgwire pulls rows, so each row stream runs in a task
 //!   of its own, raced against the query's cancel signal and aborted when it fires
@@ -21,7 +22,10 @@ use std::sync::Arc;
 use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
-use datafusion_postgres::DfSessionService;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::{DfSessionService, QueryHook};
 use futures::{FutureExt, Sink, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -29,13 +33,16 @@ use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response, Sendable
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type, METADATA_USER};
-use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::mpsc;
 
+use super::access::ReadOnlyHook;
 use super::cancel::{QueryCancel, SessionCancel};
-use super::errors::{self, code};
+use almagest_error::ErrorKind;
+
+use super::errors;
 use super::jobs::{self, JobOwner};
 
 /// The prepared-statement type of `DfSessionService`: the (translated) query text and, when
@@ -60,7 +67,15 @@ impl AlmagestSession {
         owner: Arc<JobOwner>,
     ) -> Self {
         let ctx = Arc::new(ctx);
-        let inner = DfSessionService::new(Arc::clone(&ctx));
+        // datafusion-postgres's own hooks (cursors, SET/SHOW, transactions) after ours,
+        // which refuses what a client may not run.
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(ReadOnlyHook),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        let inner = DfSessionService::new_with_hooks(Arc::clone(&ctx), hooks);
         let parser = Arc::new(AdqlQueryParser {
             inner: inner.query_parser(),
             owner: Arc::clone(&owner),
@@ -220,11 +235,17 @@ impl QueryParser for AdqlQueryParser {
 
 /// Rewrites a job command into its query, or else applies the ADQL translation; its
 /// errors carry their own SQLSTATE and position.
+///
+/// The text is checked against the allow-list as DataFusion's own parser reads it (which
+/// knows `COPY ... TO` with `STORED AS` and `CREATE EXTERNAL TABLE`); `ReadOnlyHook` checks
+/// every statement again as the Postgres parser that executes it reads it.
 fn translate(sql: &str) -> PgWireResult<String> {
-    if let Some(rewritten) = jobs::rewrite(sql) {
-        return Ok(rewritten);
-    }
-    almagest_adql::translate_sql(sql).map_err(|e| errors::adql_error(&e, sql))
+    let translated = match jobs::rewrite(sql) {
+        Some(rewritten) => rewritten,
+        None => almagest_adql::translate_sql(sql).map_err(|e| errors::adql_error(&e, sql))?,
+    };
+    almagest_adql::check_sql(&translated).map_err(|e| errors::adql_error(&e, sql))?;
+    Ok(translated)
 }
 
 /// Points a syntax error at its place in the client's text, when that is the text parsed.
@@ -346,11 +367,10 @@ impl Drop for AbortOnDrop {
 }
 
 fn query_canceled() -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_owned(),
-        code::QUERY_CANCELED.to_owned(),
-        "canceling statement due to user request".to_owned(),
-    )))
+    errors::user_error(
+        ErrorKind::QueryCanceled,
+        "canceling statement due to user request",
+    )
 }
 
 /// Runs `future`, turning a panic inside it into an internal error.
@@ -368,13 +388,12 @@ fn panicked(payload: Box<dyn Any + Send>) -> PgWireError {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned());
     tracing::error!("a query panicked: {what}");
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_owned(),
-        code::INTERNAL_ERROR.to_owned(),
+    errors::user_error(
+        ErrorKind::Internal,
         format!(
             "internal error (this is a bug in Almagest, please report it): query panicked: {what}"
         ),
-    )))
+    )
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! every failure to a client.
 
 use almagest_adql::AdqlError;
+use almagest_coordinator::CoordinatorError;
+use almagest_error::ErrorKind;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use datafusion::error::DataFusionError;
@@ -23,9 +25,13 @@ pub enum TapError {
     /// The query text is not valid ADQL; the message keeps its "line L, column C".
     #[error("{0}")]
     Adql(#[from] AdqlError),
-    /// Planning or running the query failed (unknown table or column, type errors, ...).
+    /// Planning or running the query failed in a way we cannot name more precisely.
     #[error("{0}")]
     Query(String),
+    /// Planning or running the query failed with an error of a known kind (unknown table
+    /// or column, type errors, a worker that cannot be reached, ...).
+    #[error("{0}")]
+    Classified(almagest_error::Error),
     /// An uploaded table could not be read or used.
     #[error("UPLOAD: {0}")]
     Upload(String),
@@ -59,29 +65,34 @@ impl TapError {
         TapError::Internal(message.into())
     }
 
-    /// The HTTP status this error is reported with.
-    pub fn status(&self) -> StatusCode {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            TapError::BadRequest(_)
-            | TapError::UnsupportedLanguage { .. }
-            | TapError::Query(_)
-            | TapError::Upload(_) => StatusCode::BAD_REQUEST,
-            TapError::Adql(AdqlError::Internal { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
-            TapError::Adql(_) => StatusCode::BAD_REQUEST,
-            TapError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            TapError::NotFound(_) => StatusCode::NOT_FOUND,
-            TapError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            TapError::BadRequest(_) | TapError::Query(_) | TapError::Upload(_) => {
+                ErrorKind::InvalidParameterValue
+            }
+            TapError::UnsupportedLanguage { .. } => ErrorKind::FeatureNotSupported,
+            TapError::Adql(e) => e.kind(),
+            TapError::Classified(e) => e.kind,
+            TapError::TooLarge(_) => ErrorKind::ProgramLimitExceeded,
+            TapError::NotFound(_) => ErrorKind::UndefinedObject,
+            TapError::Internal(_) => ErrorKind::Internal,
         }
+    }
+
+    /// The HTTP status this error is reported with: the kind's, from the one HTTP table.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.kind().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The message a client sees. Internal errors keep their details for the log.
     pub fn client_message(&self) -> String {
-        match self {
-            TapError::Internal(_) | TapError::Adql(AdqlError::Internal { .. }) => {
+        match self.kind() {
+            ErrorKind::Internal | ErrorKind::Io => {
                 "internal error (this is a bug in the server; the details are in its log)"
                     .to_string()
             }
-            other => other.to_string(),
+            _ => self.to_string(),
         }
     }
 }
@@ -91,11 +102,33 @@ impl From<DataFusionError> for TapError {
         // Look through the context and shared wrappers DataFusion adds around the cause.
         match error.find_root() {
             DataFusionError::Internal(message) => TapError::Internal(message.clone()),
-            DataFusionError::ResourcesExhausted(message) => TapError::Query(format!(
-                "the query needs more memory than the server allows ({message}); \
-                 select fewer rows or columns, or add a constraint"
-            )),
-            _ => TapError::Query(error.to_string()),
+            DataFusionError::ResourcesExhausted(message) => {
+                TapError::Classified(almagest_error::Error::new(
+                    ErrorKind::OutOfMemory,
+                    format!(
+                        "the query needs more memory than the server allows ({message}); \
+                         select fewer rows or columns, or add a constraint"
+                    ),
+                ))
+            }
+            _ => match almagest_coordinator::error::classify(&error).kind {
+                // An execution error nobody named is the query's failure, as DataFusion's
+                // convention has it (UDF argument checks raise such errors).
+                ErrorKind::Internal => TapError::Query(error.to_string()),
+                kind => TapError::Classified(almagest_error::Error::new(kind, error.to_string())),
+            },
+        }
+    }
+}
+
+impl From<CoordinatorError> for TapError {
+    fn from(error: CoordinatorError) -> Self {
+        match error {
+            CoordinatorError::DataFusion(e) => TapError::from(e),
+            CoordinatorError::Internal(message) => TapError::Internal(message),
+            other => {
+                TapError::Classified(almagest_error::Error::new(other.kind(), other.to_string()))
+            }
         }
     }
 }
@@ -109,7 +142,7 @@ impl From<datafusion::arrow::error::ArrowError> for TapError {
 impl IntoResponse for TapError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if self.kind().is_server_error() {
             tracing::error!(error = %self, "TAP request failed");
         } else {
             tracing::debug!(error = %self, "TAP request refused");

@@ -209,9 +209,10 @@ pub async fn start_query(
         .query_session(uploads)
         .map_err(|e| match e {
             CoordinatorError::InvalidRequest(m) => TapError::upload(m),
-            CoordinatorError::DataFusion(e) => TapError::from(e),
-            other => TapError::internal(other.to_string()),
+            other => TapError::from(other),
         })?;
+    // ADQL only reads; the allow-list stays the one rule all the same.
+    almagest_adql::check_sql(&sql)?;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

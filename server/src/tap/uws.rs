@@ -91,15 +91,12 @@ fn all<'a>(params: &'a TapParams, name: &'a str) -> impl Iterator<Item = &'a str
         .map(|(_, v)| v.as_str())
 }
 
-/// A job-system error as a TAP error: unknown jobs are 404, the client's mistakes 400.
+/// A job-system error as a TAP error: unknown jobs are 404, the client's mistakes 400,
+/// the rest as their kind says.
 fn job_error(e: CoordinatorError) -> TapError {
     match e {
         CoordinatorError::UnknownJob(id) => TapError::NotFound(format!("no job {id}")),
-        e @ (CoordinatorError::InvalidRequest(_)
-        | CoordinatorError::BadInput(_)
-        | CoordinatorError::JobPhaseConflict(_)
-        | CoordinatorError::JobNotCompleted { .. }) => TapError::bad_request(e.to_string()),
-        e => TapError::internal(e.to_string()),
+        e => TapError::from(e),
     }
 }
 
