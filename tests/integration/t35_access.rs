@@ -84,6 +84,21 @@ async fn t35_no_file_system_access_from_queries() -> Result<()> {
         ensure!(sqlstate(&submitted) == "42501", "{submit}: {submitted:?}");
         ensure!(!target.exists(), "{sql} wrote {}", target.display());
     }
+    // A path where a table belongs names no table: file-path table references are off.
+    for sql in [
+        "SELECT * FROM '/etc/passwd'",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_parquet('/etc/passwd')",
+    ] {
+        let error = client.simple_query(sql).await.err().context(sql)?;
+        let code = sqlstate(&error);
+        ensure!(
+            ["42P01", "42883", "42601"].contains(&code.as_str()),
+            "{sql}: {error:?}"
+        );
+        ensure!(!format!("{error:?}").contains("root:"), "{sql} read the file");
+    }
+
     // A refused statement in a batch stops it before anything runs.
     let batch = format!("SELECT 1; COPY (SELECT 'x') TO '{}'", target.display());
     ensure!(client.simple_query(&batch).await.is_err());

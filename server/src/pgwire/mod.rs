@@ -15,13 +15,15 @@
 //! - `errors`: the one mapping from errors to SQLSTATE;
 //! - `jobs`: asynchronous jobs (`SUBMIT`, `SHOW JOBS`, `CANCEL JOB`, `job_result`).
 //!
-//! Connections: SSL requests are refused with `N` (no TLS is configured yet), and every user
-//! is trusted (no authentication is configured yet). Each connection runs in its own task on
+//! Connections: SSL requests are refused with `N` (no TLS is configured yet); users
+//! authenticate with SCRAM-SHA-256 against the users file, or are trusted when the operator
+//! configured `trust`, from loopback only (`auth`). Each connection runs in its own task on
 //! its own copy of the session state.
 //!
 //! Architecture invariant: only this module knows the Postgres protocol.
 
 mod access;
+pub mod auth;
 mod cancel;
 mod catalog;
 mod errors;
@@ -36,18 +38,14 @@ use std::time::Duration;
 
 use almagest_coordinator::jobs::JobManager;
 use almagest_coordinator::Coordinator;
-use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
-use futures::Sink;
-use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::{ClientInfo, ErrorHandler, PgWireServerHandlers};
-use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::api::{ErrorHandler, PgWireServerHandlers, RandomPidSecretKeyGenerator};
 use tokio::net::TcpListener;
 
+use auth::{PgAuth, Startup};
 use cancel::{CancelRegistry, SessionCancel};
 use errors::SqlStateErrorHandler;
 use session::AlmagestSession;
@@ -60,6 +58,11 @@ pub struct PgServer {
     cancels: Arc<CancelRegistry>,
     /// The job system behind `SUBMIT` and `job_result`, when there is one.
     jobs: Option<Arc<JobManager>>,
+    /// How clients authenticate.
+    auth: PgAuth,
+    /// Process ids and secret keys of connections, unique across them (cancel requests
+    /// name a connection by them).
+    pids: Arc<RandomPidSecretKeyGenerator>,
 }
 
 impl PgServer {
@@ -69,7 +72,15 @@ impl PgServer {
             base: catalog::front_end_context(ctx)?,
             cancels: Arc::new(CancelRegistry::default()),
             jobs: None,
+            auth: PgAuth::TrustLoopback,
+            pids: Arc::new(RandomPidSecretKeyGenerator::default()),
         })
+    }
+
+    /// Authenticates clients as `auth` says (the default: trust, loopback only).
+    pub fn with_auth(mut self, auth: PgAuth) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// Serves the job commands over `jobs`.
@@ -123,10 +134,12 @@ impl PgServer {
         }
         ConnectionHandlers {
             session: Arc::new(AlmagestSession::new(ctx, Arc::clone(&cancel), owner)),
-            startup: Arc::new(TrustStartup {
-                cancels: Arc::clone(&self.cancels),
+            startup: Arc::new(Startup::new(
+                &self.auth,
+                Arc::clone(&self.pids) as _,
+                Arc::clone(&self.cancels),
                 cancel,
-            }),
+            )),
             cancels: Arc::clone(&self.cancels),
             errors: Arc::new(SqlStateErrorHandler),
         }
@@ -162,7 +175,7 @@ pub async fn serve_coordinator(
 /// The handlers of one connection.
 struct ConnectionHandlers {
     session: Arc<AlmagestSession>,
-    startup: Arc<TrustStartup>,
+    startup: Arc<Startup>,
     cancels: Arc<CancelRegistry>,
     errors: Arc<SqlStateErrorHandler>,
 }
@@ -186,34 +199,5 @@ impl PgWireServerHandlers for ConnectionHandlers {
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         Arc::clone(&self.cancels)
-    }
-}
-
-/// Accepts every user without a password, and makes the session reachable by cancel
-/// requests once its (pid, secret key) is chosen.
-struct TrustStartup {
-    cancels: Arc<CancelRegistry>,
-    cancel: Arc<SessionCancel>,
-}
-
-#[async_trait]
-impl NoopStartupHandler for TrustStartup {
-    async fn post_startup<C>(
-        &self,
-        client: &mut C,
-        _message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
-        C::Error: std::fmt::Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let (pid, secret_key) = client.pid_and_secret_key();
-        let registration = self
-            .cancels
-            .register(pid, &secret_key, Arc::clone(&self.cancel));
-        // Kept with the connection's state, so that it unregisters when the connection ends.
-        client.session_extensions().insert(registration);
-        Ok(())
     }
 }

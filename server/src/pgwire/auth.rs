@@ -1,0 +1,310 @@
+//! Who may connect over pgwire: SCRAM-SHA-256 against a users file, or `trust`, which the
+//! operator must ask for and which then admits loopback clients only.
+//!
+//! The users file holds one line per user, `name:SCRAM-SHA-256:4096:<salt>:<salted
+//! password>` (base64), written by `almagest user add` with mode 0600. It is read at every
+//! login, so a user added while the server runs can connect at once. The salted password
+//! is what pgwire's SCRAM exchange needs; like PostgreSQL's verifier it never holds the
+//! password itself, but it must be kept as secret as a password.
+//!
+//! An unknown user goes through the same exchange as a known one with a wrong password
+//! (a made-up salt and secret), so that a client cannot tell which user names exist.
+
+use std::fmt::Debug;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use futures::Sink;
+use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth, SCRAM_ITERATIONS};
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
+use pgwire::api::{ClientInfo, PgWireConnectionState, PidSecretKeyGenerator};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use super::cancel::{CancelRegistry, SessionCancel};
+
+/// The mechanism tag of a users-file line.
+const MECHANISM: &str = "SCRAM-SHA-256";
+
+/// How pgwire clients authenticate.
+#[derive(Debug, Clone)]
+pub enum PgAuth {
+    /// Everyone is let in without a password, from loopback addresses only.
+    TrustLoopback,
+    /// SCRAM-SHA-256 against the users in this file.
+    Scram(Arc<UsersFile>),
+}
+
+/// The users file (see the module documentation).
+#[derive(Debug)]
+pub struct UsersFile {
+    path: PathBuf,
+}
+
+/// One user's SCRAM secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Secret {
+    salt: Vec<u8>,
+    salted_password: Vec<u8>,
+}
+
+impl UsersFile {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The secret of `user`, if the file names them.
+    fn secret(&self, user: &str) -> std::io::Result<Option<Secret>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(text.lines().find_map(|line| {
+            let (name, secret) = parse_line(line)?;
+            (name == user).then_some(secret)
+        }))
+    }
+
+    /// Adds `user` with `password`, or changes their password; the file is replaced
+    /// atomically and readable by its owner only.
+    pub fn set_password(&self, user: &str, password: &str) -> std::io::Result<()> {
+        if user.is_empty() || user.contains([':', '\n', '\r']) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "invalid user name {user:?}: it must be non-empty, without ':' or newlines"
+                ),
+            ));
+        }
+        if password.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the password must not be empty",
+            ));
+        }
+        let old = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let mut lines: Vec<String> = old
+            .lines()
+            .filter(|line| parse_line(line).is_none_or(|(name, _)| name != user))
+            .map(str::to_owned)
+            .collect();
+        let salt: [u8; 16] = rand::random();
+        let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
+        lines.push(format!(
+            "{user}:{MECHANISM}:{SCRAM_ITERATIONS}:{}:{}",
+            STANDARD.encode(salt),
+            STANDARD.encode(salted)
+        ));
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&tmp)?;
+            for line in &lines {
+                writeln!(file, "{line}")?;
+            }
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+/// `name` and secret of a users-file line; `None` for anything else (blank lines, comments,
+/// another mechanism or iteration count).
+fn parse_line(line: &str) -> Option<(&str, Secret)> {
+    let mut fields = line.trim().split(':');
+    let name = fields.next()?;
+    if fields.next()? != MECHANISM || fields.next()?.parse::<usize>().ok()? != SCRAM_ITERATIONS {
+        return None;
+    }
+    let salt = STANDARD.decode(fields.next()?).ok()?;
+    let salted_password = STANDARD.decode(fields.next()?).ok()?;
+    fields.next().is_none().then_some((
+        name,
+        Secret {
+            salt,
+            salted_password,
+        },
+    ))
+}
+
+#[async_trait]
+impl AuthSource for UsersFile {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let user = login.user().unwrap_or_default();
+        let secret = self.secret(user).map_err(|e| {
+            tracing::error!(path = %self.path.display(), "cannot read the users file: {e}");
+            PgWireError::IoError(e)
+        })?;
+        let secret = secret.unwrap_or_else(|| {
+            // Nobody's secret: the exchange fails at its end, as for a wrong password.
+            Secret {
+                salt: rand::random::<[u8; 16]>().to_vec(),
+                salted_password: rand::random::<[u8; 32]>().to_vec(),
+            }
+        });
+        Ok(Password::new(Some(secret.salt), secret.salted_password))
+    }
+}
+
+/// The startup of one connection: authentication, then registration of the session with
+/// the cancel registry once the client is in.
+pub(crate) struct Startup {
+    method: Method,
+    cancels: Arc<CancelRegistry>,
+    cancel: Arc<SessionCancel>,
+    registered: AtomicBool,
+}
+
+enum Method {
+    Trust,
+    Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
+}
+
+impl Startup {
+    pub(crate) fn new(
+        auth: &PgAuth,
+        pids: Arc<dyn PidSecretKeyGenerator>,
+        cancels: Arc<CancelRegistry>,
+        cancel: Arc<SessionCancel>,
+    ) -> Self {
+        let method = match auth {
+            PgAuth::TrustLoopback => Method::Trust,
+            PgAuth::Scram(users) => {
+                let source: Arc<dyn AuthSource> = Arc::clone(users) as Arc<dyn AuthSource>;
+                let handler = SASLAuthStartupHandler::new(Arc::new(
+                    DefaultServerParameterProvider::default(),
+                ))
+                .with_scram(ScramAuth::new(source))
+                .with_pid_secret_key_generator(pids);
+                Method::Scram(Box::new(handler))
+            }
+        };
+        Self {
+            method,
+            cancels,
+            cancel,
+            registered: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Trust without a password, for loopback peers only.
+struct Trust;
+
+#[async_trait]
+impl pgwire::api::auth::noop::NoopStartupHandler for Trust {}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let peer = client.socket_addr();
+        let result = match &self.method {
+            Method::Trust if !peer.ip().is_loopback() => {
+                tracing::warn!(%peer, "refused: trust authentication admits loopback clients only");
+                Err(PgWireError::InvalidPassword(
+                    client
+                        .metadata()
+                        .get(pgwire::api::METADATA_USER)
+                        .cloned()
+                        .unwrap_or_default(),
+                ))
+            }
+            Method::Trust => Trust.on_startup(client, message).await,
+            Method::Scram(handler) => handler.on_startup(client, message).await,
+        };
+        let user = client
+            .metadata()
+            .get(pgwire::api::METADATA_USER)
+            .cloned()
+            .unwrap_or_default();
+        if let Err(e) = &result {
+            tracing::warn!(%peer, %user, "authentication failed: {e}");
+        }
+        result?;
+        if matches!(client.state(), PgWireConnectionState::ReadyForQuery)
+            && !self.registered.swap(true, Ordering::SeqCst)
+        {
+            tracing::info!(%peer, %user, "connection authenticated");
+            let (pid, secret_key) = client.pid_and_secret_key();
+            let registration = self
+                .cancels
+                .register(pid, &secret_key, Arc::clone(&self.cancel));
+            // Kept with the connection's state, so that it unregisters when it ends.
+            client.session_extensions().insert(registration);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t10_users_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = UsersFile::new(dir.path().join("users"));
+        assert_eq!(users.secret("ann").unwrap(), None);
+        users.set_password("ann", "first").unwrap();
+        users.set_password("bob", "other").unwrap();
+        let ann = users.secret("ann").unwrap().unwrap();
+        assert_eq!(
+            ann.salted_password,
+            gen_salted_password("first", &ann.salt, SCRAM_ITERATIONS)
+        );
+        users.set_password("ann", "second").unwrap();
+        let again = users.secret("ann").unwrap().unwrap();
+        assert_eq!(
+            again.salted_password,
+            gen_salted_password("second", &again.salt, SCRAM_ITERATIONS)
+        );
+        assert!(users.secret("bob").unwrap().is_some());
+        let text = std::fs::read_to_string(users.path()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!text.contains("second") && !text.contains("other"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(users.path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(users.set_password("a:b", "x").is_err());
+        assert!(users.set_password("", "x").is_err());
+        assert!(users.set_password("c", "").is_err());
+    }
+}
