@@ -96,7 +96,10 @@ async fn t35_no_file_system_access_from_queries() -> Result<()> {
             ["42P01", "42883", "42601"].contains(&code.as_str()),
             "{sql}: {error:?}"
         );
-        ensure!(!format!("{error:?}").contains("root:"), "{sql} read the file");
+        ensure!(
+            !format!("{error:?}").contains("root:"),
+            "{sql} read the file"
+        );
     }
 
     // A refused statement in a batch stops it before anything runs.

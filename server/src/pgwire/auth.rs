@@ -270,7 +270,91 @@ impl StartupHandler for Startup {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::prelude::SessionContext;
+    use tokio::net::TcpListener;
+
     use super::*;
+    use crate::pgwire::PgServer;
+
+    /// A front end on a free loopback port authenticating with `auth`; dropping the
+    /// sender stops it.
+    async fn start(auth: PgAuth) -> (u16, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = PgServer::new(&SessionContext::new())
+            .unwrap()
+            .with_auth(auth);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        (port, stop)
+    }
+
+    async fn login(port: u16, user: &str, password: Option<&str>) -> Result<i64, String> {
+        // A login that neither succeeds nor fails within a minute is a defect of its own.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            login_once(port, user, password),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("login of {user} ({password:?}) hung"))
+    }
+
+    async fn login_once(port: u16, user: &str, password: Option<&str>) -> Result<i64, String> {
+        let mut config = format!("host=127.0.0.1 port={port} user={user} dbname=almagest");
+        if let Some(p) = password {
+            config.push_str(&format!(" password='{p}'"));
+        }
+        let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| {
+                e.as_db_error()
+                    .map(|d| d.code().code().to_string())
+                    .unwrap_or_else(|| e.to_string())
+            })?;
+        tokio::spawn(connection);
+        let row = client.query_one("SELECT 41 + 1", &[]).await.unwrap();
+        Ok(row.get(0))
+    }
+
+    #[tokio::test]
+    async fn t20_scram_admits_the_right_password_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = Arc::new(UsersFile::new(dir.path().join("users")));
+        users.set_password("ann", "s3cret pass").unwrap();
+        let (port, _stop) = start(PgAuth::Scram(Arc::clone(&users))).await;
+        assert_eq!(login(port, "ann", Some("s3cret pass")).await, Ok(42));
+        assert_eq!(login(port, "ann", Some("wrong")).await, Err("28P01".into()));
+        // An unknown user fails exactly like a wrong password.
+        assert_eq!(login(port, "zed", Some("wrong")).await, Err("28P01".into()));
+        // Without a password the client cannot answer the SCRAM challenge.
+        assert!(login(port, "ann", None).await.is_err());
+        // A user added while the server runs can log in at once.
+        users.set_password("bob", "b").unwrap();
+        assert_eq!(login(port, "bob", Some("b")).await, Ok(42));
+
+        // psql, the way a user types it.
+        let out = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "ann"])
+            .args(["-d", "almagest", "-tAc", "SELECT 6 * 7"])
+            .env("PGPASSWORD", "s3cret pass")
+            .output();
+        if let Ok(out) = out {
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "42",
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn t30_trust_needs_no_password_on_loopback() {
+        let (port, _stop) = start(PgAuth::TrustLoopback).await;
+        assert_eq!(login(port, "anyone", None).await, Ok(42));
+    }
 
     #[test]
     fn t10_users_file_round_trip() {
