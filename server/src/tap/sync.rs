@@ -21,7 +21,8 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
-use super::error::{escape_xml, Result, TapError};
+use super::error::{Result, TapError};
+use super::xml::{escape as escape_xml, origin, XHTML_CONTENT_TYPE, XML_CONTENT_TYPE, XML_HEAD};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
@@ -337,20 +338,13 @@ async fn run_sync(state: &TapState, params: &TapParams) -> Result<Response> {
 
 /// The base URL of the TAP service as the client reached it.
 fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
-        .unwrap_or("localhost");
-    format!("http://{host}/tap")
+    format!("{}/tap", origin(headers))
 }
-
-const XML_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 fn xml_response(body: String) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        [(header::CONTENT_TYPE, XML_CONTENT_TYPE)],
         body,
     )
         .into_response()
@@ -640,7 +634,7 @@ pub fn examples_document(state: &almagest_coordinator::catalog::CatalogState) ->
 async fn examples(State(state): State<Arc<TapState>>) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/xhtml+xml; charset=utf-8")],
+        [(header::CONTENT_TYPE, XHTML_CONTENT_TYPE)],
         examples_document(&state.coordinator.catalog().state()),
     )
         .into_response()
