@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use almagest_coordinator::session::upload_table_name;
 use almagest_coordinator::{CoordinatorError, UploadTable};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -108,16 +109,8 @@ pub async fn read_uploads(
     let mut out: Vec<UploadTable> = Vec::new();
     let mut fetched = 0usize;
     for upload in &params.uploads {
-        let name = upload.name.trim();
-        let regular = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !regular {
-            return Err(TapError::upload(format!(
-                "the table name '{name}' is not a regular ADQL identifier (letters, digits and \
-                 _, starting with a letter)"
-            )));
-        }
-        let name = name.to_ascii_lowercase();
+        let name =
+            upload_table_name(upload.name.trim()).map_err(|e| TapError::upload(e.to_string()))?;
         if out.iter().any(|t| t.name == name) {
             return Err(TapError::upload(format!(
                 "the table name '{name}' is uploaded twice"
