@@ -39,15 +39,23 @@ pub struct UploadTable {
     pub batches: Vec<RecordBatch>,
 }
 
-/// Checks an upload name and returns its stored (lower-case) form.
+/// The longest upload name accepted: names become file names of async jobs' uploads.
+const MAX_UPLOAD_NAME_LEN: usize = 128;
+
+/// Checks an upload name and returns its stored (lower-case) form. This is the one check
+/// for every way a table is uploaded (`/tap/sync`, UWS jobs, pgwire and in-process
+/// sessions): an ADQL regular identifier (a letter, then letters, digits or underscores)
+/// of at most 128 characters, since the name becomes both an SQL identifier and a file
+/// name.
 pub fn upload_table_name(name: &str) -> Result<String> {
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= MAX_UPLOAD_NAME_LEN;
     if !valid {
         return Err(CoordinatorError::InvalidRequest(format!(
             "invalid upload table name {name:?}: it must start with a letter and contain only \
-             letters, digits and underscores"
+             letters, digits and underscores (at most {MAX_UPLOAD_NAME_LEN})"
         )));
     }
     Ok(name.to_ascii_lowercase())
@@ -309,5 +317,15 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    /// The async job store once accepted a leading underscore that its own message
+    /// forbade; every upload path now shares this check.
+    #[test]
+    fn t11_upload_names_refuse_leading_underscore_and_overlong() {
+        assert!(upload_table_name("_targets").is_err());
+        assert!(upload_table_name("__x").is_err());
+        assert!(upload_table_name(&"a".repeat(MAX_UPLOAD_NAME_LEN)).is_ok());
+        assert!(upload_table_name(&"a".repeat(MAX_UPLOAD_NAME_LEN + 1)).is_err());
     }
 }

@@ -26,22 +26,10 @@ pub struct ResultStore {
     root: PathBuf,
 }
 
-/// Upload names become file names and SQL identifiers: plain identifiers only.
+/// Upload names become file names and SQL identifiers: the one check of
+/// [`crate::session::upload_table_name`].
 pub(super) fn check_upload_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let valid = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 128;
-    if valid {
-        Ok(())
-    } else {
-        Err(CoordinatorError::InvalidRequest(format!(
-            "the upload table name {name:?} is not a plain identifier (letters, digits and _, \
-             starting with a letter)"
-        )))
-    }
+    crate::session::upload_table_name(name).map(|_| ())
 }
 
 fn parquet_error(what: &str, path: &Path, e: impl std::fmt::Display) -> CoordinatorError {

@@ -9,6 +9,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use datafusion::error::DataFusionError;
 
+use super::xml::{escape_into, VOTABLE_HEAD, VOTABLE_MIME};
+
 /// Everything that can go wrong while serving a TAP request. Every variant but `Internal`
 /// is the client's mistake (or a limit it ran into) and says how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -156,50 +158,15 @@ impl IntoResponse for TapError {
     }
 }
 
-/// The MIME type of VOTable documents.
-pub const VOTABLE_MIME: &str = "application/x-votable+xml";
-
-/// The opening of every VOTable document we write: VOTable 1.4 keeps the 1.3 namespace.
-pub const VOTABLE_HEAD: &str = concat!(
-    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
-    "<VOTABLE version=\"1.4\" xmlns=\"http://www.ivoa.net/xml/VOTable/v1.3\" ",
-    "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" ",
-    "xsi:schemaLocation=\"http://www.ivoa.net/xml/VOTable/v1.3 ",
-    "http://www.ivoa.net/xml/VOTable/votable-1.4.xsd\">\n"
-);
-
 /// A VOTable error document: a `RESOURCE type="results"` holding only
 /// `<INFO name="QUERY_STATUS" value="ERROR">message</INFO>`.
 pub fn error_document(message: &str) -> String {
     let mut doc = String::with_capacity(VOTABLE_HEAD.len() + message.len() + 128);
     doc.push_str(VOTABLE_HEAD);
     doc.push_str("<RESOURCE type=\"results\">\n<INFO name=\"QUERY_STATUS\" value=\"ERROR\">");
-    escape_xml_into(message, &mut doc);
+    escape_into(message, &mut doc);
     doc.push_str("</INFO>\n</RESOURCE>\n</VOTABLE>\n");
     doc
-}
-
-/// Appends `text` to `out` escaped for XML element content and double-quoted attribute
-/// values. Characters XML 1.0 cannot carry at all (most C0 controls) become U+FFFD.
-pub fn escape_xml_into(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-}
-
-/// `text` escaped for XML.
-pub fn escape_xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    escape_xml_into(text, &mut out);
-    out
 }
 
 #[cfg(test)]
@@ -241,10 +208,5 @@ mod tests {
         }
         .to_string()
         .contains("LANG=ADQL"));
-    }
-
-    #[test]
-    fn control_characters_become_replacement() {
-        assert_eq!(escape_xml("a\u{1}b\tc"), "a\u{FFFD}b\tc");
     }
 }

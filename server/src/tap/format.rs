@@ -39,7 +39,8 @@ use datafusion::parquet::file::properties::WriterProperties;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::error::{escape_xml_into, TapError, VOTABLE_HEAD};
+use super::error::TapError;
+use super::xml::{escape_into, VOTABLE_HEAD};
 
 /// A result serialization a client can ask for with RESPONSEFORMAT (or FORMAT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -860,7 +861,7 @@ fn votable_fields(columns: &[Column]) -> String {
     let mut s = String::new();
     for c in columns {
         s.push_str("<FIELD name=\"");
-        escape_xml_into(&c.name, &mut s);
+        escape_into(&c.name, &mut s);
         s.push_str("\" datatype=\"");
         s.push_str(c.kind.datatype());
         s.push('"');
@@ -874,14 +875,14 @@ fn votable_fields(columns: &[Column]) -> String {
                 s.push(' ');
                 s.push_str(attr);
                 s.push_str("=\"");
-                escape_xml_into(v, &mut s);
+                escape_into(v, &mut s);
                 s.push('"');
             }
         }
         match &c.description {
             Some(d) => {
                 s.push_str("><DESCRIPTION>");
-                escape_xml_into(d, &mut s);
+                escape_into(d, &mut s);
                 s.push_str("</DESCRIPTION></FIELD>\n");
             }
             None => s.push_str("/>\n"),
@@ -935,7 +936,7 @@ impl Encoder for VoTableEncoder {
                         cell.clear();
                         v.render(row, &mut cell);
                         text.push_str("<TD>");
-                        escape_xml_into(&cell, &mut text);
+                        escape_into(&cell, &mut text);
                         text.push_str("</TD>");
                     }
                 }
@@ -958,7 +959,7 @@ impl Encoder for VoTableEncoder {
     fn fail(&mut self, message: &str, out: &mut Vec<u8>) -> bool {
         self.close_table(out);
         let mut s = String::from("<INFO name=\"QUERY_STATUS\" value=\"ERROR\">");
-        escape_xml_into(message, &mut s);
+        escape_into(message, &mut s);
         s.push_str("</INFO>\n</RESOURCE>\n</VOTABLE>\n");
         out.extend_from_slice(s.as_bytes());
         true

@@ -11,6 +11,7 @@
 //! - `tables`: `/tap/tables` (VODataService) from the catalog.
 //! - `translate`: ADQL to SQL with the columns' units (for `IN_UNIT`).
 //! - `uws`: `/tap/async`, the UWS 1.1 job resource over the coordinator's job system.
+//! - `xml`: the one XML escaper, XML and VOTable heads, namespaces, content types, base URL.
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub mod tables;
 pub mod translate;
 pub mod uws;
 pub mod votable;
+pub mod xml;
 
 /// Operator settings of the TAP service.
 #[derive(Debug, Clone)]

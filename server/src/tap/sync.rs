@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use almagest_coordinator::session::upload_table_name;
 use almagest_coordinator::{CoordinatorError, UploadTable};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -21,7 +22,8 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
-use super::error::{escape_xml, Result, TapError};
+use super::error::{Result, TapError};
+use super::xml::{escape as escape_xml, origin, XHTML_CONTENT_TYPE, XML_CONTENT_TYPE, XML_HEAD};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
@@ -107,16 +109,8 @@ pub async fn read_uploads(
     let mut out: Vec<UploadTable> = Vec::new();
     let mut fetched = 0usize;
     for upload in &params.uploads {
-        let name = upload.name.trim();
-        let regular = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !regular {
-            return Err(TapError::upload(format!(
-                "the table name '{name}' is not a regular ADQL identifier (letters, digits and \
-                 _, starting with a letter)"
-            )));
-        }
-        let name = name.to_ascii_lowercase();
+        let name =
+            upload_table_name(upload.name.trim()).map_err(|e| TapError::upload(e.to_string()))?;
         if out.iter().any(|t| t.name == name) {
             return Err(TapError::upload(format!(
                 "the table name '{name}' is uploaded twice"
@@ -338,20 +332,13 @@ async fn run_sync(state: &TapState, params: &TapParams) -> Result<Response> {
 
 /// The base URL of the TAP service as the client reached it.
 fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
-        .unwrap_or("localhost");
-    format!("http://{host}/tap")
+    format!("{}/tap", origin(headers))
 }
-
-const XML_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 fn xml_response(body: String) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        [(header::CONTENT_TYPE, XML_CONTENT_TYPE)],
         body,
     )
         .into_response()
@@ -641,7 +628,7 @@ pub fn examples_document(state: &almagest_coordinator::catalog::CatalogState) ->
 async fn examples(State(state): State<Arc<TapState>>) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/xhtml+xml; charset=utf-8")],
+        [(header::CONTENT_TYPE, XHTML_CONTENT_TYPE)],
         examples_document(&state.coordinator.catalog().state()),
     )
         .into_response()

@@ -17,18 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::xml::{escape, VODATASERVICE_NS, VOSI_TABLES_NS, XML_CONTENT_TYPE, XML_HEAD, XSI_NS};
 use super::TapState;
-
-/// Namespace of the VOSI tables root elements.
-pub const VOSI_TABLES_NS: &str = "http://www.ivoa.net/xml/VOSITables/v1.0";
-/// Namespace of the VODataService types.
-pub const VODATASERVICE_NS: &str = "http://www.ivoa.net/xml/VODataService/v1.1";
-const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 /// Tables listed with their columns when the client does not ask for a detail level.
 pub const MAX_TABLES_WITH_COLUMNS: usize = 500;
-
-const XML_CONTENT_TYPE: &str = "text/xml; charset=UTF-8";
 
 /// The `/tables` routes (nested under `/tap`).
 pub fn routes() -> Router<Arc<TapState>> {
@@ -109,7 +102,7 @@ pub fn find_table<'a>(schemas: &'a [SchemaDesc], name: &str) -> Option<&'a Table
 /// The `vosi:tableset` document.
 pub fn tableset_xml(schemas: &[SchemaDesc], detail: Detail) -> String {
     let mut out = String::with_capacity(4096);
-    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(XML_HEAD);
     let _ = writeln!(
         out,
         "<vosi:tableset xmlns:vosi=\"{VOSI_TABLES_NS}\" xmlns:vs=\"{VODATASERVICE_NS}\" \
@@ -134,7 +127,7 @@ pub fn tableset_xml(schemas: &[SchemaDesc], detail: Detail) -> String {
 /// The `vosi:table` document of one table (always with its columns).
 pub fn table_xml(table: &TableDesc) -> String {
     let mut out = String::with_capacity(2048);
-    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(XML_HEAD);
     let _ = writeln!(
         out,
         "<vosi:table xmlns:vosi=\"{VOSI_TABLES_NS}\" xmlns:vs=\"{VODATASERVICE_NS}\" \
@@ -232,22 +225,6 @@ fn element(out: &mut String, indent: usize, tag: &str, text: Option<&str>) {
     if let Some(text) = text {
         let _ = writeln!(out, "{:indent$}<{tag}>{}</{tag}>", "", escape(text));
     }
-}
-
-/// Escapes text for XML content and attribute values, and replaces the characters XML 1.0
-/// cannot carry at all (most control characters) with U+FFFD.
-fn escape(text: &str) -> String {
-    let allowed = |c: char| {
-        matches!(c, '\t' | '\n' | '\r')
-            || ('\u{20}'..='\u{D7FF}').contains(&c)
-            || ('\u{E000}'..='\u{FFFD}').contains(&c)
-            || c >= '\u{10000}'
-    };
-    let clean: String = text
-        .chars()
-        .map(|c| if allowed(c) { c } else { '\u{FFFD}' })
-        .collect();
-    quick_xml::escape::escape(clean.as_str()).into_owned()
 }
 
 #[cfg(test)]

@@ -37,18 +37,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use quick_xml::escape::escape;
 
-use super::error::{error_document, TapError, VOTABLE_MIME};
+use super::error::{error_document, TapError};
 use super::format::{stream_result, validate_schema, OutputFormat, ResultOptions};
 use super::params::TapParams;
 use super::sync::{check_query_params, read_uploads};
 use super::translate;
+use super::xml::{escape, origin, UWS_NS, VOTABLE_MIME, XLINK_NS, XML_HEAD, XSI_NS};
 use super::TapState;
 
-const UWS_NS: &str = "http://www.ivoa.net/xml/UWS/v1.0";
-const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
-const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 /// The longest a WAIT blocks (also what WAIT=-1 means).
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -105,21 +102,12 @@ type UwsResult = Result<Response, TapError>;
 /// Absolute URL of the job list, from the Host header and the path the request came in on
 /// (`.../async`, wherever the TAP service is mounted).
 fn jobs_url(headers: &HeaderMap, uri: &OriginalUri) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https")
-        .unwrap_or("http");
     let path = uri.path();
     let base = match path.find("/async") {
         Some(at) => &path[..at + "/async".len()],
         None => "/tap/async",
     };
-    format!("{scheme}://{host}{base}")
+    format!("{}{base}", origin(headers))
 }
 
 fn see_other(location: &str) -> Response {
@@ -168,7 +156,7 @@ async fn list_jobs(
         filter.last = Some(last);
     }
     let base = jobs_url(&headers, &uri);
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let mut out = String::from(XML_HEAD);
     let _ = writeln!(
         out,
         "<uws:jobs xmlns:uws=\"{UWS_NS}\" xmlns:xlink=\"{XLINK_NS}\" xmlns:xsi=\"{XSI_NS}\" version=\"1.1\">"
@@ -427,7 +415,7 @@ fn job_document(job: &JobRecord, jobs_url: &str) -> String {
         Some(ms) => format!("  <uws:{element}>{}</uws:{element}>\n", format_time(ms)),
         None => format!("  <uws:{element} xsi:nil=\"true\"/>\n"),
     };
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let mut out = String::from(XML_HEAD);
     let _ = writeln!(
         out,
         "<uws:job xmlns:uws=\"{UWS_NS}\" xmlns:xlink=\"{XLINK_NS}\" xmlns:xsi=\"{XSI_NS}\" version=\"1.1\">"
@@ -663,9 +651,7 @@ async fn get_parameters(State(state): State<Arc<TapState>>, Path(id): Path<Strin
         &format!("<uws:parameters xmlns:uws=\"{UWS_NS}\">"),
         1,
     );
-    Ok(xml(format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
-    )))
+    Ok(xml(format!("{XML_HEAD}{body}")))
 }
 
 /// POST to the parameters of a PENDING job (UWS 1.1): the query's parameters (QUERY, LANG,
@@ -737,9 +723,7 @@ async fn get_results(
         &format!("<uws:results xmlns:uws=\"{UWS_NS}\" xmlns:xlink=\"{XLINK_NS}\">"),
         1,
     );
-    Ok(xml(format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
-    )))
+    Ok(xml(format!("{XML_HEAD}{body}")))
 }
 
 /// The result, streamed from the job's Parquet file in its RESPONSEFORMAT (VOTable when
@@ -840,6 +824,43 @@ mod tests {
             "<uws:result id=\"result\" xlink:href=\"http://h/tap/async/j1/results/result\"/>"
         ));
         assert!(!done.contains("errorSummary"));
+    }
+
+    /// A job error may quote anything (a user's query, a worker's message), control
+    /// characters included; the job document must still parse as XML 1.0.
+    #[test]
+    fn t15_job_error_with_control_characters_is_well_formed() {
+        let mut job = record(JobPhase::Error);
+        job.error = Some("bad\u{0}byte \u{1b}[31m & <tag> \u{FFFE}end".into());
+        let doc = job_document(&job, "http://h/tap/async");
+        // quick-xml checks the markup; it does not refuse control characters in text,
+        // so the assertion after the loop checks those.
+        use quick_xml::events::Event;
+        let mut reader = quick_xml::Reader::from_str(&doc);
+        reader.config_mut().check_end_names = true;
+        let mut message = String::new();
+        let mut in_message = false;
+        loop {
+            match reader.read_event() {
+                Ok(Event::Eof) => break,
+                Ok(Event::Start(e)) => in_message = e.name().as_ref() == "uws:message",
+                Ok(Event::Text(t)) if in_message => message.push_str(&t.xml10_content()),
+                Ok(Event::GeneralRef(r)) if in_message => message.push_str(match &*r {
+                    "lt" => "<",
+                    "gt" => ">",
+                    "amp" => "&",
+                    "quot" => "\"",
+                    other => panic!("unexpected entity {other} in {doc}"),
+                }),
+                Ok(Event::End(_)) => in_message = false,
+                Ok(_) => {}
+                Err(e) => panic!("not well-formed at {}: {e}\n{doc}", reader.error_position()),
+            }
+        }
+        assert!(!doc
+            .chars()
+            .any(|c| c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')));
+        assert_eq!(message, "bad\u{FFFD}byte \u{FFFD}[31m & <tag> \u{FFFD}end");
     }
 
     #[test]
