@@ -411,4 +411,142 @@ default_maxrec = 500
             Ok(())
         });
     }
+
+    #[test]
+    fn t14_cli_flags_override_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(
+            &path,
+            "[coordinator]\npg_listen = \"127.0.0.1:6543\"\ngrpc_listen = \"127.0.0.1:7100\"\nmemory_limit_mb = 2048\n[coordinator.tap]\nallow_http_upload = true\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ALMAGEST__COORDINATOR__HTTP_LISTEN", "127.0.0.1:8181");
+            let flags = CoordinatorFlags {
+                host: Some([0, 0, 0, 0].into()),
+                pg_port: Some(7777),
+                chunk_depth: Some(5),
+                ..Default::default()
+            };
+            let c = AlmagestConfig::load_with(Some(&path), |c| flags.apply(&mut c.coordinator))
+                .unwrap()
+                .coordinator;
+            // A flag wins over the file; a flag left out keeps the file's or env's value.
+            assert_eq!(c.pg_listen, "0.0.0.0:7777".parse().unwrap());
+            assert_eq!(c.grpc_listen, "0.0.0.0:7100".parse().unwrap());
+            assert_eq!(c.http_listen, "0.0.0.0:8181".parse().unwrap());
+            assert_eq!(c.node.default_chunk_depth, 5);
+            assert_eq!(c.node.memory_limit_bytes, 2048 << 20);
+            assert!(
+                c.tap.allow_http_upload,
+                "an absent switch does not turn it off"
+            );
+            Ok(())
+        });
+        figment::Jail::expect_with(|_| {
+            let flags = CoordinatorFlags {
+                memory_limit_mb: Some(10),
+                ..Default::default()
+            };
+            let e = AlmagestConfig::load_with(None, |c| flags.apply(&mut c.coordinator))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("memory_limit_mb"),
+                "flags are validated too: {e}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn t15_standalone_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(
+            &path,
+            "[standalone]\ndata_dir = \"/tmp/x\"\nworkers = 3\n[coordinator.jobs]\nconcurrency = 5\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|_| {
+            let c = AlmagestConfig::load_with(Some(&path), |_| {}).unwrap();
+            assert_eq!(c.standalone.data_dir, Some(PathBuf::from("/tmp/x")));
+            assert_eq!(c.standalone.workers, 3);
+            assert_eq!(c.coordinator.node.jobs.concurrency, 5);
+            let flags = StandaloneFlags {
+                workers: Some(1),
+                ..Default::default()
+            };
+            let c = AlmagestConfig::load_with(Some(&path), |c| flags.apply(c)).unwrap();
+            assert_eq!(c.standalone.workers, 1);
+            assert_eq!(c.standalone.data_dir, Some(PathBuf::from("/tmp/x")));
+            let c = AlmagestConfig::load(None).unwrap();
+            assert_eq!(c.standalone, StandaloneSection::default());
+            Ok(())
+        });
+    }
+
+    /// Every key path of a JSON value, `section.key`, nulls included.
+    fn key_paths(
+        prefix: &str,
+        v: &serde_json::Value,
+        out: &mut std::collections::BTreeSet<String>,
+    ) {
+        if let serde_json::Value::Object(map) = v {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_object() {
+                    key_paths(&path, v, out);
+                } else {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn t16_example_file_is_the_model() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/almagest.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The keys the example documents, set or commented out, under their section.
+        let mut documented = std::collections::BTreeSet::new();
+        let mut section = String::new();
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_string();
+            } else {
+                let line = line.strip_prefix("# ").unwrap_or(line);
+                if let Some((key, _)) = line.split_once(" = ") {
+                    if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                        documented.insert(format!("{section}.{key}"));
+                    }
+                }
+            }
+        }
+        let mut model = std::collections::BTreeSet::new();
+        key_paths(
+            "",
+            &serde_json::to_value(AlmagestConfig::default()).unwrap(),
+            &mut model,
+        );
+        assert_eq!(
+            documented, model,
+            "the example documents every key of the model"
+        );
+
+        figment::Jail::expect_with(|_| {
+            let example = AlmagestConfig::load(Some(&path)).unwrap();
+            // The example says its values are the defaults, except the two data_dir paths.
+            let mut expected = AlmagestConfig::default();
+            expected.coordinator.node.data_dir = "/var/lib/almagest/coordinator".into();
+            expected.worker.node.data_dir = "/var/lib/almagest/worker-1".into();
+            assert_eq!(example, expected);
+            Ok(())
+        });
+    }
 }
