@@ -15,6 +15,7 @@ pub mod error;
 pub mod fragment;
 pub mod ingest;
 pub mod jobs;
+pub mod serde_units;
 pub mod service;
 pub mod session;
 pub mod table;
@@ -29,6 +30,7 @@ use std::sync::{Arc, Weak};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use serde::{Deserialize, Serialize};
 
 pub use error::{CoordinatorError, Result};
 pub use session::UploadTable;
@@ -41,23 +43,44 @@ use workers::WorkerPool;
 /// The catalog handle shared by the coordinator's parts.
 pub type Catalog = Arc<RaftCatalog>;
 
-/// Settings of a coordinator.
-#[derive(Debug, Clone)]
+/// Settings of a coordinator: the library's part of `[coordinator]` in the configuration
+/// file (the server adds the addresses it listens on and the TAP limits). The `Default`
+/// impl is the one place the defaults live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CoordinatorConfig {
     /// Raft node id of this coordinator.
     pub node_id: u64,
     /// Where the catalog (RocksDB) lives.
     pub data_dir: PathBuf,
-    /// gRPC address other nodes reach this coordinator at.
+    /// gRPC address other nodes reach this coordinator at; empty means the address it
+    /// listens on. It is not a key of the file: with a single Raft node nobody else
+    /// needs it yet, and the replicated cluster will decide how peers are named.
+    #[serde(skip)]
     pub advertise_address: String,
     /// Chunk depth of databases created by a load that does not choose one.
     pub default_chunk_depth: u8,
-    /// Memory the merge side of queries may use, in bytes.
+    /// Memory the merge side of queries may use, in bytes (`memory_limit_mb` in the file).
+    #[serde(rename = "memory_limit_mb", with = "serde_units::mib")]
     pub memory_limit_bytes: usize,
     /// DataFusion partitions of the merge plan.
     pub target_partitions: usize,
-    /// The asynchronous job system.
+    /// The asynchronous job system (`[coordinator.jobs]`).
     pub jobs: JobsConfig,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            data_dir: PathBuf::from("almagest-data/coordinator"),
+            advertise_address: String::new(),
+            default_chunk_depth: catalog::DEFAULT_CHUNK_DEPTH,
+            memory_limit_bytes: 4096 << 20,
+            target_partitions: 2,
+            jobs: JobsConfig::default(),
+        }
+    }
 }
 
 /// A running coordinator.

@@ -3,11 +3,10 @@
 //! process, still talking real gRPC over loopback.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use almagest_coordinator::{Coordinator, CoordinatorConfig};
+use almagest_coordinator::Coordinator;
 use almagest_proto::v1;
 use almagest_worker::{WorkerConfig, WorkerService};
 use anyhow::Context;
@@ -15,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
+
+use crate::config::{AlmagestConfig, CoordinatorSection, WorkerSection};
 
 /// Fires once when the process is asked to stop.
 #[derive(Clone)]
@@ -62,14 +63,6 @@ pub async fn termination_signal() {
     }
 }
 
-/// Addresses a coordinator listens on.
-#[derive(Debug, Clone)]
-pub struct CoordinatorListen {
-    pub grpc: SocketAddr,
-    pub pg: SocketAddr,
-    pub http: SocketAddr,
-}
-
 /// A started coordinator and the tasks serving it.
 pub struct RunningCoordinator {
     pub coordinator: Arc<Coordinator>,
@@ -88,21 +81,20 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 /// Starts a coordinator: opens the catalog, then serves gRPC, pgwire and HTTP until
 /// `shutdown` fires.
 pub async fn start_coordinator(
-    config: CoordinatorConfig,
-    listen: CoordinatorListen,
-    tap: crate::tap::TapConfig,
+    config: CoordinatorSection,
     shutdown: Shutdown,
 ) -> anyhow::Result<RunningCoordinator> {
-    let grpc = bind(listen.grpc, "gRPC").await?;
-    let pg = bind(listen.pg, "the Postgres protocol").await?;
-    let http = bind(listen.http, "HTTP").await?;
+    let grpc = bind(config.grpc_listen, "gRPC").await?;
+    let pg = bind(config.pg_listen, "the Postgres protocol").await?;
+    let http = bind(config.http_listen, "HTTP").await?;
     let (grpc_addr, pg_addr, http_addr) =
         (grpc.local_addr()?, pg.local_addr()?, http.local_addr()?);
-    let mut config = config;
-    if config.advertise_address.is_empty() {
-        config.advertise_address = format!("http://{grpc_addr}");
+    let tap = config.tap.to_config();
+    let mut node = config.node;
+    if node.advertise_address.is_empty() {
+        node.advertise_address = format!("http://{grpc_addr}");
     }
-    let coordinator = Coordinator::open(config)
+    let coordinator = Coordinator::open(node)
         .await
         .context("cannot open the catalog")?;
     let mut tasks = Vec::new();
@@ -162,35 +154,23 @@ impl RunningCoordinator {
     }
 }
 
-/// Settings of a worker process or of a worker inside the standalone cluster.
-#[derive(Debug, Clone)]
-pub struct WorkerRole {
-    pub id: u64,
-    pub data_dir: PathBuf,
-    pub listen: SocketAddr,
-    pub advertise_address: Option<String>,
-    pub coordinator: String,
-    pub target_partitions: usize,
-}
-
 /// Starts a worker, serves its gRPC until `shutdown`, and registers it with the coordinator
 /// (retrying until the coordinator answers).
-pub async fn start_worker(role: WorkerRole, shutdown: Shutdown) -> anyhow::Result<JoinHandle<()>> {
-    let listener = bind(role.listen, "worker gRPC").await?;
+pub async fn start_worker(
+    role: WorkerSection,
+    shutdown: Shutdown,
+) -> anyhow::Result<JoinHandle<()>> {
+    let listener = bind(role.grpc_listen, "worker gRPC").await?;
     let addr = listener.local_addr()?;
     let advertise = role
         .advertise_address
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let service = WorkerService::new(WorkerConfig {
-        id: role.id,
-        data_dir: role.data_dir.clone(),
-        target_partitions: role.target_partitions,
-    })
-    .with_context(|| {
+    let id = role.node.id;
+    let service = WorkerService::new(role.node.clone()).with_context(|| {
         format!(
             "cannot open worker data directory {}",
-            role.data_dir.display()
+            role.node.data_dir.display()
         )
     })?;
     let sd = shutdown.clone();
@@ -199,8 +179,8 @@ pub async fn start_worker(role: WorkerRole, shutdown: Shutdown) -> anyhow::Resul
             warn!(error = %e, "worker gRPC server stopped");
         }
     });
-    register_worker(&role.coordinator, role.id, &advertise, shutdown).await?;
-    info!(worker_id = role.id, %addr, "worker started");
+    register_worker(&role.coordinator, id, &advertise, shutdown).await?;
+    info!(worker_id = id, %addr, "worker started");
     Ok(handle)
 }
 
@@ -242,61 +222,46 @@ async fn register_worker(
     }
 }
 
-/// Settings of the standalone cluster.
-#[derive(Debug, Clone)]
-pub struct StandaloneOptions {
-    pub data_dir: PathBuf,
-    pub workers: u64,
-    pub listen: CoordinatorListen,
-    pub default_chunk_depth: u8,
-    pub memory_limit_mb: usize,
-    /// The asynchronous job system.
-    pub jobs: almagest_coordinator::jobs::JobsConfig,
-    /// The TAP service's limits.
-    pub tap: crate::tap::TapConfig,
-}
-
 /// A running standalone cluster.
 pub struct Standalone {
     pub coordinator: RunningCoordinator,
     pub workers: Vec<JoinHandle<()>>,
 }
 
-/// Starts one coordinator and `workers` workers in this process.
+/// Starts one coordinator (`config.coordinator`) and `config.standalone.workers` workers
+/// in this process, all under `config.standalone.data_dir`.
 pub async fn start_standalone(
-    opts: StandaloneOptions,
+    config: &AlmagestConfig,
     shutdown: Shutdown,
 ) -> anyhow::Result<Standalone> {
-    std::fs::create_dir_all(&opts.data_dir)
-        .with_context(|| format!("cannot create data directory {}", opts.data_dir.display()))?;
+    let data_dir = config.standalone.data_dir.clone().context(
+        "the standalone cluster needs a data directory: --data-dir or [standalone] data_dir",
+    )?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    // The cluster has the machine to itself, so every role uses all of its cores.
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    let coordinator = start_coordinator(
-        CoordinatorConfig {
-            node_id: 1,
-            data_dir: opts.data_dir.join("coordinator"),
-            advertise_address: String::new(),
-            default_chunk_depth: opts.default_chunk_depth,
-            memory_limit_bytes: opts.memory_limit_mb * 1024 * 1024,
-            target_partitions: threads,
-            jobs: opts.jobs.clone(),
-        },
-        opts.listen.clone(),
-        opts.tap.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    let mut role = config.coordinator.clone();
+    role.node.node_id = 1;
+    role.node.data_dir = data_dir.join("coordinator");
+    role.node.target_partitions = threads;
+    let coordinator = start_coordinator(role, shutdown.clone()).await?;
     let mut workers = Vec::new();
-    for id in 1..=opts.workers {
+    for id in 1..=config.standalone.workers {
         let handle = start_worker(
-            WorkerRole {
-                id,
-                data_dir: opts.data_dir.join(format!("worker-{id}")),
-                listen: ([127, 0, 0, 1], 0).into(),
+            WorkerSection {
+                node: WorkerConfig {
+                    id,
+                    data_dir: data_dir.join(format!("worker-{id}")),
+                    target_partitions: threads,
+                },
+                // Any free port: only the coordinator needs to reach the workers, and it
+                // learns their addresses when they register.
+                grpc_listen: ([127, 0, 0, 1], 0).into(),
                 advertise_address: None,
                 coordinator: format!("http://{}", coordinator.grpc_addr),
-                target_partitions: threads,
             },
             shutdown.clone(),
         )

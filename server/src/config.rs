@@ -1,51 +1,79 @@
-//! Typed configuration of the coordinator and worker roles: defaults, then a TOML file,
-//! then `ALMAGEST__*` environment variables (e.g. `ALMAGEST__COORDINATOR__PG_LISTEN`),
-//! then `validate()`. `config/almagest.example.toml` documents every key.
+//! Typed configuration of every role: defaults (each struct's `Default` impl, the one
+//! place they live), then a TOML file, then `ALMAGEST__*` environment variables (e.g.
+//! `ALMAGEST__COORDINATOR__PG_LISTEN`), then the command line's flags, then `validate()`.
+//! `config/almagest.example.toml` documents every key.
+//!
+//! The libraries' own settings ([`CoordinatorConfig`] with its `JobsConfig`,
+//! [`WorkerConfig`]) are read from the file directly; the sections here add only what the
+//! server wires: the addresses it listens on, where a worker registers, the TAP limits,
+//! and the shape of the standalone cluster.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
+use almagest_coordinator::CoordinatorConfig;
+use almagest_worker::WorkerConfig;
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-/// The whole configuration file: one section per role.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The coordinator's gRPC address unless configured: the coordinator listens there, and
+/// workers and `almagest load` connect there.
+pub const DEFAULT_COORDINATOR_GRPC: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7000));
+const DEFAULT_PG: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5433));
+const DEFAULT_HTTP: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+const DEFAULT_WORKER_GRPC: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7001));
+
+/// The URL clients use for the coordinator's default gRPC address.
+pub fn default_coordinator_url() -> String {
+    format!("http://{DEFAULT_COORDINATOR_GRPC}")
+}
+
+/// The whole configuration file: one section per role; each role reads its own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AlmagestConfig {
     pub coordinator: CoordinatorSection,
     pub worker: WorkerSection,
+    pub standalone: StandaloneSection,
 }
 
 /// `[coordinator]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CoordinatorSection {
-    /// Raft node id.
-    pub node_id: u64,
-    /// Catalog storage.
-    pub data_dir: PathBuf,
+    /// The coordinator library's settings: `node_id`, `data_dir`, `default_chunk_depth`,
+    /// `memory_limit_mb`, `target_partitions` and `[coordinator.jobs]`.
+    #[serde(flatten)]
+    pub node: CoordinatorConfig,
     /// gRPC for workers and loaders.
     pub grpc_listen: SocketAddr,
     /// Postgres wire protocol.
     pub pg_listen: SocketAddr,
     /// HTTP: health, status and the TAP service under `/tap`.
     pub http_listen: SocketAddr,
-    /// Chunk depth of databases created by loads that do not choose one.
-    pub default_chunk_depth: u8,
-    /// Memory for the merge side of queries, MiB.
-    pub memory_limit_mb: usize,
-    /// Parallelism of the merge plan.
-    pub target_partitions: usize,
-    /// `[coordinator.jobs]`: asynchronous jobs (TAP async and `SUBMIT`).
-    pub jobs: JobsSection,
     /// `[coordinator.tap]`: limits of the TAP service.
     pub tap: TapSection,
 }
 
-/// `[coordinator.tap]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+impl Default for CoordinatorSection {
+    fn default() -> Self {
+        Self {
+            node: CoordinatorConfig::default(),
+            grpc_listen: DEFAULT_COORDINATOR_GRPC,
+            pg_listen: DEFAULT_PG,
+            http_listen: DEFAULT_HTTP,
+            tap: TapSection::default(),
+        }
+    }
+}
+
+/// `[coordinator.tap]`: the TAP service's `TapConfig` as the file spells it (MiB, seconds). It stays a mirror
+/// until `TapConfig` itself derives `Deserialize` with `almagest_coordinator::serde_units`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TapSection {
     /// Rows returned when a request gives no MAXREC.
@@ -88,99 +116,154 @@ impl TapSection {
     }
 }
 
-/// `[coordinator.jobs]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct JobsSection {
-    /// Execution-duration limit of a job that asks for none, seconds (0 = unlimited).
-    pub default_execution_duration_s: u64,
-    /// Largest execution duration a job may ask for, seconds (0 = no cap).
-    pub max_execution_duration_s: u64,
-    /// How long a job and its result are kept after creation, hours.
-    pub retention_hours: u64,
-    /// Jobs executing at once.
-    pub concurrency: usize,
-    /// How often expired jobs are deleted, seconds.
-    pub sweep_interval_s: u64,
-}
-
-impl Default for JobsSection {
-    fn default() -> Self {
-        Self {
-            default_execution_duration_s: 3600,
-            max_execution_duration_s: 0,
-            retention_hours: 7 * 24,
-            concurrency: 2,
-            sweep_interval_s: 60,
-        }
-    }
-}
-
-impl JobsSection {
-    /// The coordinator's job settings.
-    pub fn to_config(&self) -> almagest_coordinator::jobs::JobsConfig {
-        almagest_coordinator::jobs::JobsConfig {
-            default_execution_duration_s: self.default_execution_duration_s,
-            max_execution_duration_s: self.max_execution_duration_s,
-            retention: std::time::Duration::from_secs(self.retention_hours.saturating_mul(3600)),
-            concurrency: self.concurrency,
-            sweep_interval: std::time::Duration::from_secs(self.sweep_interval_s),
-            ..Default::default()
-        }
-    }
-}
-
-impl Default for CoordinatorSection {
-    fn default() -> Self {
-        Self {
-            node_id: 1,
-            data_dir: PathBuf::from("almagest-data/coordinator"),
-            grpc_listen: ([127, 0, 0, 1], 7000).into(),
-            pg_listen: ([127, 0, 0, 1], 5433).into(),
-            http_listen: ([127, 0, 0, 1], 8080).into(),
-            default_chunk_depth: almagest_coordinator::catalog::DEFAULT_CHUNK_DEPTH,
-            memory_limit_mb: 4096,
-            target_partitions: 2,
-            jobs: JobsSection::default(),
-            tap: TapSection::default(),
-        }
-    }
-}
-
 /// `[worker]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WorkerSection {
-    /// Unique id of this worker in the cluster (its chunks are placed by id).
-    pub id: u64,
-    /// Chunk files.
-    pub data_dir: PathBuf,
+    /// The worker library's settings: `id`, `data_dir`, `target_partitions`.
+    #[serde(flatten)]
+    pub node: WorkerConfig,
     /// gRPC for the coordinator and loaders.
     pub grpc_listen: SocketAddr,
     /// Address others reach this worker at (default: `http://<grpc_listen>`).
     pub advertise_address: Option<String>,
     /// The coordinator's gRPC address.
     pub coordinator: String,
-    /// Parallelism of fragment execution.
-    pub target_partitions: usize,
 }
 
 impl Default for WorkerSection {
     fn default() -> Self {
         Self {
-            id: 1,
-            data_dir: PathBuf::from("almagest-data/worker-1"),
-            grpc_listen: ([127, 0, 0, 1], 7001).into(),
+            node: WorkerConfig::default(),
+            grpc_listen: DEFAULT_WORKER_GRPC,
             advertise_address: None,
-            coordinator: "http://127.0.0.1:7000".into(),
-            target_partitions: 2,
+            coordinator: default_coordinator_url(),
         }
+    }
+}
+
+/// `[standalone]`: `almagest standalone` and `almagest demo`, one coordinator (set up by
+/// `[coordinator]`, except for its node id, data directory and parallelism) and N workers
+/// in one process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StandaloneSection {
+    /// Where the catalog (`<data_dir>/coordinator`) and the chunk files
+    /// (`<data_dir>/worker-<id>`) live. None by default: `standalone` refuses to guess
+    /// where to keep data, and `demo` has a directory of its own.
+    pub data_dir: Option<PathBuf>,
+    /// Number of workers.
+    pub workers: u64,
+}
+
+impl Default for StandaloneSection {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            workers: 2,
+        }
+    }
+}
+
+/// Flags of `coordinator`, `standalone` and `demo`: the last layer over `[coordinator]`.
+/// None has a default of its own: a flag left out keeps what the defaults, the file and
+/// the environment said.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CoordinatorFlags {
+    /// Address to listen on, for gRPC, pgwire and HTTP alike [default: the addresses of
+    /// [coordinator] grpc_listen, pg_listen, http_listen].
+    #[arg(long)]
+    pub host: Option<IpAddr>,
+    /// Postgres wire protocol port [default: the port of [coordinator] pg_listen].
+    #[arg(long)]
+    pub pg_port: Option<u16>,
+    /// HTTP port [default: the port of [coordinator] http_listen].
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Coordinator gRPC port, where workers and `almagest load` connect [default: the port
+    /// of [coordinator] grpc_listen].
+    #[arg(long)]
+    pub grpc_port: Option<u16>,
+    /// HEALPix depth of the chunks of new databases, 3 being 768 chunks [default:
+    /// [coordinator] default_chunk_depth].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=12))]
+    pub chunk_depth: Option<u8>,
+    /// Memory for the merge side of queries, MiB [default: [coordinator] memory_limit_mb].
+    #[arg(long)]
+    pub memory_limit_mb: Option<usize>,
+    /// Let TAP fetch `UPLOAD=name,http(s)://...` tables (the server then requests any URL
+    /// a user gives it: see allow_http_upload in config/almagest.example.toml).
+    #[arg(long)]
+    pub allow_http_upload: bool,
+}
+
+impl CoordinatorFlags {
+    /// Overrides what the flags name, leaving the rest as loaded.
+    pub fn apply(&self, c: &mut CoordinatorSection) {
+        if let Some(host) = self.host {
+            for addr in [&mut c.grpc_listen, &mut c.pg_listen, &mut c.http_listen] {
+                addr.set_ip(host);
+            }
+        }
+        for (addr, port) in [
+            (&mut c.grpc_listen, self.grpc_port),
+            (&mut c.pg_listen, self.pg_port),
+            (&mut c.http_listen, self.http_port),
+        ] {
+            if let Some(port) = port {
+                addr.set_port(port);
+            }
+        }
+        if let Some(depth) = self.chunk_depth {
+            c.node.default_chunk_depth = depth;
+        }
+        if let Some(mb) = self.memory_limit_mb {
+            c.node.memory_limit_bytes = mb.saturating_mul(1 << 20);
+        }
+        // A switch can only turn the fetch on: off is the default, and a file that turned
+        // it on is not overridden by a flag's absence.
+        if self.allow_http_upload {
+            c.tap.allow_http_upload = true;
+        }
+    }
+}
+
+/// Flags of `standalone` and `demo`: the last layer over `[standalone]` and `[coordinator]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StandaloneFlags {
+    /// Where the catalog and the chunk files live [default: [standalone] data_dir; for
+    /// `demo`, almagest-demo].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Number of workers [default: [standalone] workers].
+    #[arg(long)]
+    pub workers: Option<u64>,
+    #[command(flatten)]
+    pub coordinator: CoordinatorFlags,
+}
+
+impl StandaloneFlags {
+    /// Overrides what the flags name, leaving the rest as loaded.
+    pub fn apply(&self, c: &mut AlmagestConfig) {
+        if let Some(dir) = &self.data_dir {
+            c.standalone.data_dir = Some(dir.clone());
+        }
+        if let Some(workers) = self.workers {
+            c.standalone.workers = workers;
+        }
+        self.coordinator.apply(&mut c.coordinator);
     }
 }
 
 impl AlmagestConfig {
     /// Defaults, then the TOML file (if given), then `ALMAGEST__*` variables.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_with(file, |_| {})
+    }
+
+    /// Defaults, then the TOML file (if given), then `ALMAGEST__*` variables, then `cli`
+    /// (the command line's flags), then `validate()`.
+    pub fn load_with(file: Option<&Path>, cli: impl FnOnce(&mut Self)) -> anyhow::Result<Self> {
         let mut fig = Figment::from(Serialized::defaults(AlmagestConfig::default()));
         if let Some(path) = file {
             if !path.exists() {
@@ -189,26 +272,27 @@ impl AlmagestConfig {
             fig = fig.merge(Toml::file(path));
         }
         fig = fig.merge(Env::prefixed("ALMAGEST__").split("__"));
-        let config: AlmagestConfig = fig.extract().context("invalid configuration")?;
+        let mut config: AlmagestConfig = fig.extract().context("invalid configuration")?;
+        cli(&mut config);
         config.validate()?;
         Ok(config)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
         let c = &self.coordinator;
-        if !(1..=12).contains(&c.default_chunk_depth) {
+        if !(1..=12).contains(&c.node.default_chunk_depth) {
             bail!(
                 "coordinator.default_chunk_depth must be within 1..=12, got {}",
-                c.default_chunk_depth
+                c.node.default_chunk_depth
             );
         }
-        if c.memory_limit_mb < 64 {
+        if c.node.memory_limit_bytes < 64 << 20 {
             bail!("coordinator.memory_limit_mb must be at least 64");
         }
-        if c.jobs.concurrency == 0 {
+        if c.node.jobs.concurrency == 0 {
             bail!("coordinator.jobs.concurrency must be at least 1");
         }
-        if c.jobs.sweep_interval_s == 0 {
+        if c.node.jobs.sweep_interval.is_zero() {
             bail!("coordinator.jobs.sweep_interval_s must be at least 1");
         }
         if c.tap.default_maxrec > c.tap.hard_maxrec {
@@ -224,7 +308,7 @@ impl AlmagestConfig {
         if c.tap.http_upload_timeout_s == 0 {
             bail!("coordinator.tap.http_upload_timeout_s must be at least 1");
         }
-        if self.worker.id == 0 {
+        if self.worker.node.id == 0 {
             bail!("worker.id must be positive");
         }
         if !self.worker.coordinator.starts_with("http://") {
@@ -254,7 +338,7 @@ mod tests {
             jail.set_env("ALMAGEST__WORKER__ID", "4");
             let c = AlmagestConfig::load(Some(&path)).unwrap();
             assert_eq!(c.coordinator.pg_listen.port(), 6543);
-            assert_eq!(c.worker.id, 4);
+            assert_eq!(c.worker.node.id, 4);
             assert_eq!(c.coordinator.grpc_listen.port(), 7000);
             Ok(())
         });
@@ -263,7 +347,7 @@ mod tests {
     #[test]
     fn t11_invalid_values_are_refused() {
         let mut c = AlmagestConfig::default();
-        c.coordinator.default_chunk_depth = 40;
+        c.coordinator.node.default_chunk_depth = 40;
         assert!(c.validate().is_err());
         let mut c = AlmagestConfig::default();
         c.coordinator.tap.default_maxrec = c.coordinator.tap.hard_maxrec + 1;
@@ -324,6 +408,144 @@ default_maxrec = 500
             jail.set_env("ALMAGEST__COORDINATOR__TAP__ALLOW_HTTP_UPLOAD", "true");
             let c = AlmagestConfig::load(None).unwrap();
             assert!(c.coordinator.tap.to_config().allow_http_upload);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn t14_cli_flags_override_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(
+            &path,
+            "[coordinator]\npg_listen = \"127.0.0.1:6543\"\ngrpc_listen = \"127.0.0.1:7100\"\nmemory_limit_mb = 2048\n[coordinator.tap]\nallow_http_upload = true\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ALMAGEST__COORDINATOR__HTTP_LISTEN", "127.0.0.1:8181");
+            let flags = CoordinatorFlags {
+                host: Some([0, 0, 0, 0].into()),
+                pg_port: Some(7777),
+                chunk_depth: Some(5),
+                ..Default::default()
+            };
+            let c = AlmagestConfig::load_with(Some(&path), |c| flags.apply(&mut c.coordinator))
+                .unwrap()
+                .coordinator;
+            // A flag wins over the file; a flag left out keeps the file's or env's value.
+            assert_eq!(c.pg_listen, "0.0.0.0:7777".parse().unwrap());
+            assert_eq!(c.grpc_listen, "0.0.0.0:7100".parse().unwrap());
+            assert_eq!(c.http_listen, "0.0.0.0:8181".parse().unwrap());
+            assert_eq!(c.node.default_chunk_depth, 5);
+            assert_eq!(c.node.memory_limit_bytes, 2048 << 20);
+            assert!(
+                c.tap.allow_http_upload,
+                "an absent switch does not turn it off"
+            );
+            Ok(())
+        });
+        figment::Jail::expect_with(|_| {
+            let flags = CoordinatorFlags {
+                memory_limit_mb: Some(10),
+                ..Default::default()
+            };
+            let e = AlmagestConfig::load_with(None, |c| flags.apply(&mut c.coordinator))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("memory_limit_mb"),
+                "flags are validated too: {e}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn t15_standalone_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(
+            &path,
+            "[standalone]\ndata_dir = \"/tmp/x\"\nworkers = 3\n[coordinator.jobs]\nconcurrency = 5\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|_| {
+            let c = AlmagestConfig::load_with(Some(&path), |_| {}).unwrap();
+            assert_eq!(c.standalone.data_dir, Some(PathBuf::from("/tmp/x")));
+            assert_eq!(c.standalone.workers, 3);
+            assert_eq!(c.coordinator.node.jobs.concurrency, 5);
+            let flags = StandaloneFlags {
+                workers: Some(1),
+                ..Default::default()
+            };
+            let c = AlmagestConfig::load_with(Some(&path), |c| flags.apply(c)).unwrap();
+            assert_eq!(c.standalone.workers, 1);
+            assert_eq!(c.standalone.data_dir, Some(PathBuf::from("/tmp/x")));
+            let c = AlmagestConfig::load(None).unwrap();
+            assert_eq!(c.standalone, StandaloneSection::default());
+            Ok(())
+        });
+    }
+
+    /// Every key path of a JSON value, `section.key`, nulls included.
+    fn key_paths(
+        prefix: &str,
+        v: &serde_json::Value,
+        out: &mut std::collections::BTreeSet<String>,
+    ) {
+        if let serde_json::Value::Object(map) = v {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_object() {
+                    key_paths(&path, v, out);
+                } else {
+                    out.insert(path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn t16_example_file_is_the_model() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/almagest.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The keys the example documents, set or commented out, under their section.
+        let mut documented = std::collections::BTreeSet::new();
+        let mut section = String::new();
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_string();
+            } else {
+                let line = line.strip_prefix("# ").unwrap_or(line);
+                if let Some((key, _)) = line.split_once(" = ") {
+                    if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                        documented.insert(format!("{section}.{key}"));
+                    }
+                }
+            }
+        }
+        let mut model = std::collections::BTreeSet::new();
+        key_paths(
+            "",
+            &serde_json::to_value(AlmagestConfig::default()).unwrap(),
+            &mut model,
+        );
+        assert_eq!(
+            documented, model,
+            "the example documents every key of the model"
+        );
+
+        figment::Jail::expect_with(|_| {
+            let example = AlmagestConfig::load(Some(&path)).unwrap();
+            // The example says its values are the defaults, except the two data_dir paths.
+            let mut expected = AlmagestConfig::default();
+            expected.coordinator.node.data_dir = "/var/lib/almagest/coordinator".into();
+            expected.worker.node.data_dir = "/var/lib/almagest/worker-1".into();
+            assert_eq!(example, expected);
             Ok(())
         });
     }

@@ -11,16 +11,19 @@ mod tap;
 #[cfg(test)]
 mod upload_tests;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use almagest_coordinator::ingest::{self, LoadOptions};
-use almagest_coordinator::CoordinatorConfig;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing::info;
 
-use crate::cluster::{CoordinatorListen, Shutdown, StandaloneOptions, WorkerRole};
+use crate::cluster::Shutdown;
+use crate::config::{AlmagestConfig, CoordinatorFlags, StandaloneFlags};
+
+/// Where `demo` keeps its cluster when neither `--data-dir` nor the file names a place.
+const DEMO_DATA_DIR: &str = "almagest-demo";
 
 #[derive(Parser)]
 #[command(
@@ -44,9 +47,9 @@ enum Command {
     /// Load CSV or Parquet files into a table of a running cluster.
     Load(LoadArgs),
     /// Run a coordinator (catalog, planning, pgwire, HTTP).
-    Coordinator(RoleArgs),
+    Coordinator(CoordinatorArgs),
     /// Run a worker (chunk storage and fragment execution).
-    Worker(RoleArgs),
+    Worker(ConfigArg),
 }
 
 #[derive(Args)]
@@ -65,43 +68,12 @@ struct GenArgs {
     edge_cases: bool,
 }
 
-#[derive(Args, Clone)]
-struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// Postgres wire protocol port.
-    #[arg(long, default_value_t = 5433)]
-    pg_port: u16,
-    /// HTTP port.
-    #[arg(long, default_value_t = 8080)]
-    http_port: u16,
-    /// Coordinator gRPC port (workers and `almagest load` connect here).
-    #[arg(long, default_value_t = 7000)]
-    grpc_port: u16,
-    /// HEALPix depth of the chunks of new databases (3: 768 chunks).
-    #[arg(long, default_value_t = almagest_coordinator::catalog::DEFAULT_CHUNK_DEPTH,
-          value_parser = clap::value_parser!(u8).range(1..=12))]
-    chunk_depth: u8,
-    /// Memory for the merge side of queries, MiB.
-    #[arg(long, default_value_t = 4096)]
-    memory_limit_mb: usize,
-    /// Let TAP fetch `UPLOAD=name,http(s)://...` tables (the server then requests any URL
-    /// a user gives it: see allow_http_upload in config/almagest.example.toml).
-    #[arg(long)]
-    allow_http_upload: bool,
-}
-
 #[derive(Args)]
 struct StandaloneArgs {
-    /// Where the catalog and the chunk files live.
-    #[arg(long)]
-    data_dir: PathBuf,
-    /// Number of workers.
-    #[arg(long, default_value_t = 2)]
-    workers: u64,
     #[command(flatten)]
-    serve: ServeArgs,
+    config: ConfigArg,
+    #[command(flatten)]
+    flags: StandaloneFlags,
 }
 
 #[derive(Args)]
@@ -109,17 +81,21 @@ struct DemoArgs {
     /// Rows of the sample catalog.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
-    /// Where the catalog and the chunk files live.
-    #[arg(long, default_value = "almagest-demo")]
-    data_dir: PathBuf,
-    /// Number of workers.
-    #[arg(long, default_value_t = 2)]
-    workers: u64,
     /// Random seed of the sample catalog.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[command(flatten)]
-    serve: ServeArgs,
+    config: ConfigArg,
+    #[command(flatten)]
+    flags: StandaloneFlags,
+}
+
+#[derive(Args)]
+struct CoordinatorArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    flags: CoordinatorFlags,
 }
 
 #[derive(Args)]
@@ -137,7 +113,7 @@ struct LoadArgs {
     #[arg(long)]
     key: Option<String>,
     /// Coordinator gRPC address.
-    #[arg(long, default_value = "http://127.0.0.1:7000")]
+    #[arg(long, default_value_t = config::default_coordinator_url())]
     coordinator: String,
     /// Chunk depth, if this load creates the database.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=12))]
@@ -163,11 +139,19 @@ struct LoadArgs {
     files: Vec<PathBuf>,
 }
 
+/// The configuration file every serving subcommand reads.
 #[derive(Args)]
-struct RoleArgs {
-    /// TOML configuration file (see config/almagest.example.toml).
+struct ConfigArg {
+    /// TOML configuration file (see config/almagest.example.toml); each subcommand reads
+    /// its sections.
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> Option<&std::path::Path> {
+        self.config.as_deref()
+    }
 }
 
 fn init_tracing() {
@@ -181,29 +165,6 @@ fn init_tracing() {
         builder.json().init();
     } else {
         builder.init();
-    }
-}
-
-fn listen(serve: &ServeArgs) -> CoordinatorListen {
-    CoordinatorListen {
-        grpc: SocketAddr::new(serve.host, serve.grpc_port),
-        pg: SocketAddr::new(serve.host, serve.pg_port),
-        http: SocketAddr::new(serve.host, serve.http_port),
-    }
-}
-
-fn standalone_options(data_dir: PathBuf, workers: u64, serve: &ServeArgs) -> StandaloneOptions {
-    StandaloneOptions {
-        data_dir,
-        workers,
-        listen: listen(serve),
-        default_chunk_depth: serve.chunk_depth,
-        memory_limit_mb: serve.memory_limit_mb,
-        jobs: config::JobsSection::default().to_config(),
-        tap: crate::tap::TapConfig {
-            allow_http_upload: serve.allow_http_upload,
-            ..config::TapSection::default().to_config()
-        },
     }
 }
 
@@ -244,9 +205,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Standalone(args) => {
+            let config = AlmagestConfig::load_with(args.config.path(), |c| args.flags.apply(c))?;
             let (tx, shutdown) = Shutdown::new();
-            let opts = standalone_options(args.data_dir, args.workers, &args.serve);
-            let cluster = cluster::start_standalone(opts, shutdown).await?;
+            let cluster = cluster::start_standalone(&config, shutdown).await?;
             let c = &cluster.coordinator;
             print_connect(c.pg_addr, c.http_addr, c.grpc_addr);
             cluster::termination_signal().await;
@@ -282,28 +243,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Coordinator(args) => {
-            let config = config::AlmagestConfig::load(args.config.as_deref())?;
-            let c = config.coordinator;
+            let config = AlmagestConfig::load_with(args.config.path(), |c| {
+                args.flags.apply(&mut c.coordinator)
+            })?;
             let (tx, shutdown) = Shutdown::new();
-            let running = cluster::start_coordinator(
-                CoordinatorConfig {
-                    node_id: c.node_id,
-                    data_dir: c.data_dir.clone(),
-                    advertise_address: String::new(),
-                    default_chunk_depth: c.default_chunk_depth,
-                    memory_limit_bytes: c.memory_limit_mb * 1024 * 1024,
-                    target_partitions: c.target_partitions,
-                    jobs: c.jobs.to_config(),
-                },
-                CoordinatorListen {
-                    grpc: c.grpc_listen,
-                    pg: c.pg_listen,
-                    http: c.http_listen,
-                },
-                c.tap.to_config(),
-                shutdown,
-            )
-            .await?;
+            let running = cluster::start_coordinator(config.coordinator, shutdown).await?;
             print_connect(running.pg_addr, running.http_addr, running.grpc_addr);
             cluster::termination_signal().await;
             info!("shutting down");
@@ -311,22 +255,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             running.join().await
         }
         Command::Worker(args) => {
-            let config = config::AlmagestConfig::load(args.config.as_deref())?;
+            let config = AlmagestConfig::load(args.path())?;
             let w = config.worker;
+            let (id, listen) = (w.node.id, w.grpc_listen);
             let (tx, shutdown) = Shutdown::new();
-            let handle = cluster::start_worker(
-                WorkerRole {
-                    id: w.id,
-                    data_dir: w.data_dir,
-                    listen: w.grpc_listen,
-                    advertise_address: w.advertise_address,
-                    coordinator: w.coordinator,
-                    target_partitions: w.target_partitions,
-                },
-                shutdown.clone(),
-            )
-            .await?;
-            println!("worker {} serving on {}", w.id, w.grpc_listen);
+            let handle = cluster::start_worker(w, shutdown.clone()).await?;
+            println!("worker {id} serving on {listen}");
             tokio::select! {
                 _ = cluster::termination_signal() => {},
                 _ = shutdown.wait() => {},
@@ -340,11 +274,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Generates the sample catalog (once), starts the cluster, loads it (once), and serves.
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let mut config = AlmagestConfig::load_with(args.config.path(), |c| args.flags.apply(c))?;
+    let data_dir = config
+        .standalone
+        .data_dir
+        .get_or_insert_with(|| PathBuf::from(DEMO_DATA_DIR))
+        .clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let (tx, shutdown) = Shutdown::new();
-    let opts = standalone_options(args.data_dir.clone(), args.workers, &args.serve);
-    let cluster = cluster::start_standalone(opts, shutdown).await?;
+    let cluster = cluster::start_standalone(&config, shutdown).await?;
     let c = &cluster.coordinator;
     if c.coordinator
         .catalog()
@@ -352,11 +291,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .tables
         .contains_key("demo.gaia")
     {
-        println!("demo.gaia is already loaded in {}", args.data_dir.display());
+        println!("demo.gaia is already loaded in {}", data_dir.display());
     } else {
-        let file = args
-            .data_dir
-            .join(format!("gaia-{}-{}.parquet", args.rows, args.seed));
+        let file = data_dir.join(format!("gaia-{}-{}.parquet", args.rows, args.seed));
         if !file.exists() {
             println!("generating {} rows into {}", args.rows, file.display());
             let opts = gen::GenOptions {
@@ -376,13 +313,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             dec_column: Some("dec".into()),
             key_column: Some("source_id".into()),
             files: vec![file],
-            chunk_depth: None,
-            overlap_deg: None,
-            spill_dir: Some(args.data_dir.clone()),
-            memory_rows: 1_000_000,
+            spill_dir: Some(data_dir.clone()),
             progress: true,
-            // The generated Parquet file carries units, UCDs and descriptions itself.
-            metadata: None,
+            // The generated Parquet file carries units, UCDs and descriptions itself, so
+            // there is no metadata file (the default).
+            ..LoadOptions::default()
         })
         .await?;
         println!(

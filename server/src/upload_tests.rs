@@ -19,7 +19,8 @@ use datafusion::prelude::SessionContext;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::cluster::{self, CoordinatorListen, Shutdown, StandaloneOptions};
+use crate::cluster::{self, Shutdown};
+use crate::config::AlmagestConfig;
 use crate::gen;
 
 const ARCSEC: f64 = 1.0 / 3600.0;
@@ -44,25 +45,15 @@ impl TestCluster {
     async fn start_with(rows: u64, edge_cases: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+        let mut config = AlmagestConfig::default();
+        config.standalone.data_dir = Some(dir.path().join("cluster"));
+        config.standalone.workers = 2;
+        let c = &mut config.coordinator;
+        (c.grpc_listen, c.pg_listen, c.http_listen) = (any, any, any);
+        c.node.default_chunk_depth = 3;
+        c.node.memory_limit_bytes = 1024 << 20;
         let (stop, shutdown) = Shutdown::new();
-        let cluster = cluster::start_standalone(
-            StandaloneOptions {
-                data_dir: dir.path().join("cluster"),
-                workers: 2,
-                listen: CoordinatorListen {
-                    grpc: any,
-                    pg: any,
-                    http: any,
-                },
-                default_chunk_depth: 3,
-                memory_limit_mb: 1024,
-                jobs: Default::default(),
-                tap: Default::default(),
-            },
-            shutdown,
-        )
-        .await
-        .unwrap();
+        let cluster = cluster::start_standalone(&config, shutdown).await.unwrap();
         let coordinator = cluster.coordinator.coordinator.clone();
         wait_for_workers(&coordinator, 2).await;
         let file = dir.path().join("gaia.parquet");

@@ -34,13 +34,28 @@ use crate::store::{ChunkFile, ChunkStore};
 /// Largest gRPC message a worker accepts (one chunk file of a load).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
-/// Settings of one worker.
-#[derive(Debug, Clone)]
+/// Settings of one worker: the library's part of `[worker]` in the configuration file
+/// (the server adds the addresses it listens on and registers at). The `Default` impl is
+/// the one place the defaults live.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct WorkerConfig {
+    /// Unique id of this worker in the cluster (its chunks are placed by id).
     pub id: u64,
+    /// Chunk files.
     pub data_dir: PathBuf,
     /// Threads of DataFusion's per-fragment parallelism.
     pub target_partitions: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            id: 1,
+            data_dir: PathBuf::from("almagest-data/worker-1"),
+            target_partitions: 2,
+        }
+    }
 }
 
 /// The worker's state shared by its gRPC handlers.

@@ -24,6 +24,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -35,8 +36,10 @@ use crate::Catalog;
 pub use crate::catalog::{JobLang, JobPhase, JobRecord};
 pub use store::ResultStore;
 
-/// Settings of the job system.
-#[derive(Debug, Clone)]
+/// Settings of the job system: `[coordinator.jobs]` in the configuration file, whose keys
+/// name their unit. The `Default` impl is the one place the defaults live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JobsConfig {
     /// Execution-duration limit of a job that asks for none, in seconds (0 = unlimited).
     pub default_execution_duration_s: u64,
@@ -44,13 +47,17 @@ pub struct JobsConfig {
     /// or for an unlimited run, gets this.
     pub max_execution_duration_s: u64,
     /// How long a job and its result are kept after creation, unless its destruction time
-    /// is changed.
+    /// is changed (`retention_hours` in the file).
+    #[serde(rename = "retention_hours", with = "crate::serde_units::hours")]
     pub retention: Duration,
     /// Jobs executing at once; more wait QUEUED.
     pub concurrency: usize,
-    /// How often jobs past their destruction time are deleted.
+    /// How often jobs past their destruction time are deleted (`sweep_interval_s`).
+    #[serde(rename = "sweep_interval_s", with = "crate::serde_units::seconds")]
     pub sweep_interval: Duration,
-    /// Rows per Parquet row group of a result: bounds the writer's memory.
+    /// Rows per Parquet row group of a result: bounds the writer's memory. Not a key of
+    /// the file: it tunes the result writer, the code's business rather than an operator's.
+    #[serde(skip)]
     pub row_group_rows: usize,
 }
 

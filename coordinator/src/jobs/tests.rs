@@ -491,3 +491,15 @@ fn t60_times_format_and_parse() {
     assert_eq!(parse_time("1970-01-01T01:00:00+01:00").unwrap(), 0);
     assert!(parse_time("tomorrow").is_err());
 }
+
+#[test]
+fn t90_jobs_config_reads_units_and_keeps_defaults() {
+    // The keys name their unit; a key left out keeps the one default of `Default`.
+    let config: JobsConfig = toml::from_str("retention_hours = 2\nsweep_interval_s = 5\n").unwrap();
+    assert_eq!(config.retention, Duration::from_secs(2 * 3600));
+    assert_eq!(config.sweep_interval, Duration::from_secs(5));
+    let defaults = JobsConfig::default();
+    assert_eq!(config.concurrency, defaults.concurrency);
+    assert_eq!(config.row_group_rows, defaults.row_group_rows);
+    assert_eq!(toml::from_str::<JobsConfig>("").unwrap(), defaults);
+}
