@@ -2,26 +2,25 @@
 //! dispatch of fragments to workers, the merge, and load orchestration.
 //!
 //! A query goes: front end -> `almagest_adql::translate_sql` -> DataFusion planning over
-//! the [`table::AlmagestCatalog`] -> the [`distribute::DistributeRule`] cuts the optimized
-//! plan into fragments ([`fragment::FragmentSpec`], run by workers) and a merge plan (run
-//! here) -> [`fragment::FragmentExec`] streams Arrow batches from the workers.
+//! the [`table::AlmagestCatalog`] -> the [`plan::DistributeRule`] cuts the optimized plan
+//! into fragments ([`fragment::FragmentSpec`], run by workers) and a merge plan (run here)
+//! -> [`fragment::FragmentExec`] streams Arrow batches from the workers.
 //!
 //! Asynchronous jobs ([`jobs::JobManager`], reached with [`Coordinator::jobs`]) keep their
 //! records in the catalog and their results as Parquet under `<data_dir>/results/`.
 
 pub mod catalog;
-pub mod distribute;
 pub mod error;
 pub mod fragment;
 pub mod ingest;
 pub mod jobs;
+pub mod plan;
 pub mod serde_units;
 pub mod service;
 pub mod session;
 pub mod table;
 pub mod tap_schema;
 pub mod workers;
-pub mod xmatch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -216,7 +215,7 @@ fn build_session(
         .with_table_factories(std::collections::HashMap::new())
         .build();
     let ctx = SessionContext::new_with_state(state);
-    ctx.add_optimizer_rule(Arc::new(distribute::DistributeRule::new(
+    ctx.add_optimizer_rule(Arc::new(plan::DistributeRule::new(
         catalog.clone(),
         pool.clone(),
     )));
@@ -225,6 +224,6 @@ fn build_session(
         Arc::new(table::AlmagestCatalog::new(catalog, pool)),
     );
     almagest_adql::register_udfs(&ctx);
-    ctx.register_udf(xmatch::cells_udf());
+    ctx.register_udf(plan::cells_udf());
     Ok(ctx)
 }

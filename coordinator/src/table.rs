@@ -212,16 +212,11 @@ impl TableProvider for CatalogTable {
             .cloned()
             .map(unqualify)
             .collect::<datafusion::error::Result<Vec<_>>>()?;
-        let spec = FragmentSpec::new(
-            self.meta.clone(),
-            self.chunk_depth,
-            select,
-            filters,
-            vec![],
-            vec![],
-            limit,
-            self.schema.clone(),
-        )?;
+        let spec = FragmentSpec::builder(self.meta.clone(), self.chunk_depth, self.schema.clone())
+            .select(select)
+            .filters(filters)
+            .limit(limit)
+            .build();
         Ok(Arc::new(FragmentExec::try_new(
             spec,
             projection.cloned(),

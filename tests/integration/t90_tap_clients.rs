@@ -305,7 +305,7 @@ async fn t91_pyvo_astroquery_taplint() -> Result<()> {
 
     // The cross-match: 10,000 upload targets against the whole partitioned table, half
     // within an arcsecond of a source, half anywhere (a hash join on HEALPix cells; see
-    // coordinator/src/xmatch.rs).
+    // coordinator/src/plan/xmatch.rs).
     let xm_rows = &rows;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let mut targets = Vec::new();

@@ -1,24 +1,21 @@
-//! Fragments: the part of a query that runs on the workers, chunk-locally. A
-//! [`FragmentSpec`] is the SQL every worker runs over its chunks of one table plus the
-//! chunks the spatial constraint leaves; [`FragmentExec`] dispatches it and streams the
-//! workers' Arrow batches back into the coordinator's merge plan.
+//! Running a fragment: [`FragmentTable`] lets the merge plan read a fragment like a table,
+//! and [`FragmentExec`] dispatches it to the workers holding its chunks and streams their
+//! Arrow batches back into the coordinator's merge plan.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
 use almagest_proto::v1;
-use almagest_sky::Region;
 use datafusion::arrow::array::RecordBatchOptions;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DataFusionError};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::DataFusionError;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Expr, SortExpr, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -26,212 +23,13 @@ use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
     PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
 };
-use datafusion::sql::unparser::dialect::PostgreSqlDialect;
-use datafusion::sql::unparser::Unparser;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::catalog::{CatalogState, TableKind, TableMeta};
+use super::spec::FragmentSpec;
+use crate::catalog::CatalogState;
 use crate::error::CoordinatorError;
 use crate::workers::{worker_error, WorkerPool};
 use crate::Catalog;
-
-/// Name of the table that fragment SQL reads on a worker (the chunk files).
-pub const CHUNK_TABLE: &str = "chunk";
-/// The hidden per-row HEALPix index column (depth 29, nested) of partitioned tables.
-pub const HPX_COLUMN: &str = "_hpx";
-/// Most depth-29 index ranges a fragment carries for row-group pruning.
-const MAX_HPX_RANGES: usize = 16;
-
-/// What one fragment computes, over raw table columns.
-#[derive(Debug, Clone)]
-pub struct FragmentSpec {
-    pub table: Arc<TableMeta>,
-    /// Output expressions and their names (the names of `schema`'s fields).
-    pub select: Vec<(Expr, String)>,
-    pub filters: Vec<Expr>,
-    pub group_by: Vec<Expr>,
-    pub order_by: Vec<SortExpr>,
-    pub limit: Option<usize>,
-    /// Schema of the rows the fragment returns.
-    pub schema: SchemaRef,
-    /// The spatial constraint of the filters, if any.
-    pub region: Option<Region>,
-    /// Chunks to read (non-empty chunks of the table that the region touches).
-    pub chunks: Vec<u64>,
-    /// Chunks of the table in all.
-    pub table_chunks: usize,
-    /// Output rows the workers keep, if not all (see [`KeepRows`]).
-    pub keep_rows: Option<Arc<KeepRows>>,
-}
-
-/// The output rows a fragment's workers send: those whose Int64 output column `column`
-/// holds one of `values`. A cross-match sends the cells its targets' cones touch, so the
-/// workers drop every row no target can be near before it crosses the network. Only for
-/// fragments without LIMIT or aggregation, whose rows are independent.
-#[derive(Debug)]
-pub struct KeepRows {
-    pub column: String,
-    pub values: Vec<i64>,
-}
-
-/// Strips table qualifiers: a fragment reads one table, named `chunk` on the worker.
-pub fn unqualify(expr: Expr) -> datafusion::error::Result<Expr> {
-    expr.transform(|e| match e {
-        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
-            Column::new_unqualified(c.name),
-        ))),
-        other => Ok(Transformed::no(other)),
-    })
-    .map(|t| t.data)
-}
-
-fn sql_of(unparser: &Unparser, e: &Expr) -> datafusion::error::Result<String> {
-    Ok(unparser.expr_to_sql(e)?.to_string())
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-impl FragmentSpec {
-    /// A fragment over `table` with the given output, filters and shape; computes the
-    /// region and the chunks to read.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        table: Arc<TableMeta>,
-        chunk_depth: u8,
-        select: Vec<(Expr, String)>,
-        filters: Vec<Expr>,
-        group_by: Vec<Expr>,
-        order_by: Vec<SortExpr>,
-        limit: Option<usize>,
-        schema: SchemaRef,
-    ) -> Result<Self, CoordinatorError> {
-        let region = match (table.kind, &table.ra_column, &table.dec_column) {
-            (TableKind::Director, Some(ra), Some(dec)) => {
-                almagest_adql::extract_region(&filters, ra, dec)
-            }
-            _ => None,
-        };
-        let chunks: Vec<u64> = match &region {
-            Some(region) => region
-                .chunks(chunk_depth)
-                .into_iter()
-                .filter(|c| table.chunks.contains_key(c))
-                .collect(),
-            None => table.chunks.keys().copied().collect(),
-        };
-        Ok(Self {
-            table_chunks: table.chunks.len(),
-            table,
-            select,
-            filters,
-            group_by,
-            order_by,
-            limit,
-            schema,
-            region,
-            chunks,
-            keep_rows: None,
-        })
-    }
-
-    /// Reads only those of its chunks that are in `keep` (a caller that knows no other
-    /// chunk holds a row it needs, such as a cross-match with known centres).
-    pub fn keep_chunks(&mut self, keep: &BTreeSet<u64>) {
-        self.chunks.retain(|c| keep.contains(c));
-    }
-
-    /// The SQL each worker runs over its chunks.
-    pub fn sql(&self) -> datafusion::error::Result<String> {
-        let unparser = Unparser::new(&PostgreSqlDialect {});
-        let mut sql = String::from("SELECT ");
-        if self.select.is_empty() {
-            // Only the row count matters (e.g. `SELECT count(*)` over a join input).
-            sql.push_str("1 AS \"__row\"");
-        } else {
-            let items: Vec<String> = self
-                .select
-                .iter()
-                .map(|(e, name)| {
-                    Ok(format!(
-                        "{} AS {}",
-                        sql_of(&unparser, e)?,
-                        quote_ident(name)
-                    ))
-                })
-                .collect::<datafusion::error::Result<_>>()?;
-            sql.push_str(&items.join(", "));
-        }
-        sql.push_str(" FROM ");
-        sql.push_str(CHUNK_TABLE);
-        let mut conds: Vec<String> = self
-            .filters
-            .iter()
-            .map(|f| Ok(format!("({})", sql_of(&unparser, f)?)))
-            .collect::<datafusion::error::Result<_>>()?;
-        if let Some(region) = &self.region {
-            // The sorted hidden index turns the region into a few ranges that prune row
-            // groups and pages; the exact predicate above still decides every row.
-            let ranges = region.hpx29_ranges(MAX_HPX_RANGES);
-            if !ranges.is_empty() {
-                let parts: Vec<String> = ranges
-                    .iter()
-                    .map(|r| format!("({HPX_COLUMN} >= {} AND {HPX_COLUMN} < {})", r.start, r.end))
-                    .collect();
-                conds.push(format!("({})", parts.join(" OR ")));
-            }
-        }
-        if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
-        }
-        if !self.group_by.is_empty() {
-            let items: Vec<String> = self
-                .group_by
-                .iter()
-                .map(|e| sql_of(&unparser, e))
-                .collect::<datafusion::error::Result<_>>()?;
-            sql.push_str(" GROUP BY ");
-            sql.push_str(&items.join(", "));
-        }
-        if !self.order_by.is_empty() {
-            let items: Vec<String> = self
-                .order_by
-                .iter()
-                .map(|s| {
-                    Ok(format!(
-                        "{} {} {}",
-                        sql_of(&unparser, &s.expr)?,
-                        if s.asc { "ASC" } else { "DESC" },
-                        if s.nulls_first {
-                            "NULLS FIRST"
-                        } else {
-                            "NULLS LAST"
-                        }
-                    ))
-                })
-                .collect::<datafusion::error::Result<_>>()?;
-            sql.push_str(" ORDER BY ");
-            sql.push_str(&items.join(", "));
-        }
-        if let Some(n) = self.limit {
-            sql.push_str(&format!(" LIMIT {n}"));
-        }
-        Ok(sql)
-    }
-
-    /// Chunks grouped by the worker holding them.
-    fn chunks_by_worker(&self) -> BTreeMap<u64, Vec<u64>> {
-        let mut by_worker: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for c in &self.chunks {
-            if let Some(meta) = self.table.chunks.get(c) {
-                by_worker.entry(meta.worker_id).or_default().push(*c);
-            }
-        }
-        by_worker
-    }
-}
 
 /// A table provider over a fragment: lets the merge plan read the fragment's output like a
 /// table (`TableScan` in the logical plan, [`FragmentExec`] in the physical plan).

@@ -7,8 +7,8 @@
 //! [`almagest_sky::cone_cell_depth`] of r:
 //!
 //! - the small side gets a list of the cells its cone of radius r may touch
-//!   ([`almagest_sky::cone_cells`], through the UDF [`CELLS_UDF`]) and is unnested into one
-//!   row per cell;
+//!   ([`almagest_sky::cone_cells`], through the UDF [`super::cells::CELLS_UDF`]) and is
+//!   unnested into one row per cell;
 //! - the partitioned table's fragment returns `_hpx / 4^(29 - depth)`, the one cell at that
 //!   depth holding each row, computed on the workers from the hidden depth-29 index;
 //! - the join matches equal cells and keeps the original condition as its filter, so the
@@ -31,126 +31,36 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use almagest_sky::{cone_cell_depth, cone_cells, HPX_DEPTH};
-use datafusion::arrow::array::{Array, AsArray, Int64Builder, ListBuilder};
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type};
-use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::NullHandling;
-use datafusion::common::{
-    exec_err, plan_err, Column, DFSchema, NullEquality, Result, ScalarValue, UnnestOptions,
-};
-use datafusion::datasource::{source_as_provider, MemTable};
+use datafusion::common::{Column, DFSchema, NullEquality, Result, ScalarValue, UnnestOptions};
+use datafusion::datasource::MemTable;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::ExprFunctionExt;
 use datafusion::logical_expr::{
-    lit, BinaryExpr, ColumnarValue, Expr, Join, JoinConstraint, JoinType, LogicalPlan,
-    LogicalPlanBuilder, Operator, Projection, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    lit, BinaryExpr, Expr, Join, JoinConstraint, JoinType, LogicalPlan, LogicalPlanBuilder,
+    Operator, Projection, Volatility,
 };
 
+use super::build::{Fragments, RowsShape};
+use super::cells::cells_udf;
+use super::chain::{match_rows, provider_of, raw_col, substitute, RowsChain};
 use crate::catalog::TableKind;
-use crate::distribute::{match_rows, raw_col, substitute, DistributeRule, RowsChain};
 use crate::fragment::{FragmentTable, HPX_COLUMN};
 use crate::table::CatalogTable;
 
-/// The UDF listing the cells a cone may touch: `almagest_xmatch_cells(ra, dec, radius)`,
-/// degrees, the radius a constant; a `List<Int64>` of nested cells at
-/// [`cone_cell_depth`]`(radius)`.
-pub const CELLS_UDF: &str = "almagest_xmatch_cells";
 /// The cell column added to the small side (one row per cell of its cone).
 const SMALL_CELL: &str = "__xmatch_small_cell";
 /// The cell column added to the partitioned table's fragment.
 const CATALOG_CELL: &str = "__xmatch_catalog_cell";
 /// The number of a small-side row, when an outer join preserves the small side.
 const SMALL_ROW: &str = "__xmatch_small_row";
-
-/// [`CELLS_UDF`] as a DataFusion function.
-pub fn cells_udf() -> ScalarUDF {
-    ScalarUDF::new_from_impl(CellsUdf {
-        signature: Signature::user_defined(Volatility::Immutable),
-    })
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct CellsUdf {
-    signature: Signature,
-}
-
-fn cell_list_type() -> DataType {
-    DataType::List(Arc::new(Field::new("item", DataType::Int64, true)))
-}
-
-impl ScalarUDFImpl for CellsUdf {
-    fn name(&self) -> &str {
-        CELLS_UDF
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        if arg_types.len() != 3 {
-            return plan_err!("{CELLS_UDF}(ra, dec, radius) takes 3 arguments");
-        }
-        arg_types
-            .iter()
-            .map(|t| {
-                if t.is_numeric() || *t == DataType::Null {
-                    Ok(DataType::Float64)
-                } else {
-                    plan_err!("{CELLS_UDF}: arguments must be numbers, got {t}")
-                }
-            })
-            .collect()
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(cell_list_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [ra, dec, radius] = args.args.as_slice() else {
-            return exec_err!("{CELLS_UDF}(ra, dec, radius) takes 3 arguments");
-        };
-        // The depth follows the radius, and every row must use the partitioned side's depth.
-        let ColumnarValue::Scalar(radius) = radius else {
-            return exec_err!("{CELLS_UDF}: the radius must be a constant");
-        };
-        let radius = match radius.cast_to(&DataType::Float64)? {
-            ScalarValue::Float64(Some(r)) => r,
-            _ => return exec_err!("{CELLS_UDF}: the radius must be a number"),
-        };
-        let depth = cone_cell_depth(radius);
-        let rows = args.number_rows;
-        let ra = ra.to_array(rows)?;
-        let dec = dec.to_array(rows)?;
-        let ra = cast(&ra, &DataType::Float64)?;
-        let dec = cast(&dec, &DataType::Float64)?;
-        let (ra, dec) = (
-            ra.as_primitive::<Float64Type>(),
-            dec.as_primitive::<Float64Type>(),
-        );
-        let mut out = ListBuilder::new(Int64Builder::with_capacity(rows * 9))
-            .with_field(Arc::new(Field::new("item", DataType::Int64, true)));
-        for row in 0..rows {
-            if ra.is_null(row) || dec.is_null(row) {
-                out.append_null();
-                continue;
-            }
-            for cell in cone_cells(ra.value(row), dec.value(row), radius, depth) {
-                // Cells are below 12 * 4^29 < 2^63, like `_hpx`.
-                out.values().append_value(cell as i64);
-            }
-            out.append(true);
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-}
 
 /// "Position A is within `radius` degrees of position B", read from one conjunct of a join
 /// condition. A and B are interchangeable: every form compares `angular_distance_deg`,
@@ -335,8 +245,7 @@ fn reads_partitioned_table(plan: &LogicalPlan) -> bool {
     let mut found = false;
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
-            if let Ok(provider) = source_as_provider(&scan.source) {
-                let provider: Arc<dyn TableProvider> = provider;
+            if let Some(provider) = provider_of(scan) {
                 let any: &dyn std::any::Any = provider.as_ref();
                 let kind = if let Some(t) = any.downcast_ref::<CatalogTable>() {
                     Some(t.meta.kind)
@@ -392,7 +301,7 @@ fn chunks_touched(
     if !std::ptr::eq(*scan, *other) {
         return None;
     }
-    let provider: Arc<dyn TableProvider> = source_as_provider(&scan.source).ok()?;
+    let provider = provider_of(scan)?;
     let any: &dyn std::any::Any = provider.as_ref();
     let table = any.downcast_ref::<MemTable>()?;
     let mut batches = Vec::new();
@@ -510,10 +419,18 @@ fn find_match(join: &Join) -> Result<Option<Match<'_>>> {
     Ok(None)
 }
 
+/// [`rewrite_join`] for a node that is a join, `None` for any other node.
+pub(crate) fn rewrite(fragments: &Fragments, node: &LogicalPlan) -> Result<Option<LogicalPlan>> {
+    match node {
+        LogicalPlan::Join(join) => rewrite_join(fragments, join),
+        _ => Ok(None),
+    }
+}
+
 /// The join rewritten into a hash join on cells (see the module documentation), or `None`
 /// when it is not an inner positional cross-match of a small input with a partitioned
 /// table. The result has the join's schema.
-pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<LogicalPlan>> {
+fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan>> {
     let Some(found) = find_match(join)? else {
         return Ok(None);
     };
@@ -618,7 +535,14 @@ pub(crate) fn rewrite_join(rule: &DistributeRule, join: &Join) -> Result<Option<
             }),
         None => None,
     };
-    let catalog = rule.rows_fragment_in(chain, vec![], None, keep.as_ref(), keep_rows)?;
+    let catalog = fragments.rows(
+        chain,
+        RowsShape {
+            only_chunks: keep,
+            keep_rows,
+            ..RowsShape::default()
+        },
+    )?;
 
     let cell_join = Join::try_new(
         Arc::new(small_cells),
@@ -692,57 +616,6 @@ fn collapse_unmatched(joined: LogicalPlan) -> Result<LogicalPlan> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Float64Array, ListArray};
-    use datafusion::arrow::datatypes::Field;
-    use datafusion::config::ConfigOptions;
-
-    fn invoke(ra: Vec<Option<f64>>, dec: Vec<Option<f64>>, radius: f64) -> ListArray {
-        let rows = ra.len();
-        let args = ScalarFunctionArgs {
-            args: vec![
-                ColumnarValue::Array(Arc::new(Float64Array::from(ra))),
-                ColumnarValue::Array(Arc::new(Float64Array::from(dec))),
-                ColumnarValue::Scalar(ScalarValue::Float64(Some(radius))),
-            ],
-            arg_fields: vec![Arc::new(Field::new("x", DataType::Float64, true)); 3],
-            number_rows: rows,
-            return_field: Arc::new(Field::new("c", cell_list_type(), true)),
-            config_options: Arc::new(ConfigOptions::default()),
-        };
-        match cells_udf().invoke_with_args(args).unwrap() {
-            ColumnarValue::Array(a) => a.as_list::<i32>().clone(),
-            ColumnarValue::Scalar(_) => panic!("expected an array"),
-        }
-    }
-
-    #[test]
-    fn t10_cells_udf_lists_cone_cells() {
-        let r = 1.0 / 3600.0;
-        let out = invoke(
-            vec![Some(10.0), None, Some(0.0), Some(f64::NAN)],
-            vec![Some(20.0), Some(1.0), Some(90.0), Some(0.0)],
-            r,
-        );
-        assert_eq!(out.len(), 4);
-        let depth = cone_cell_depth(r);
-        let cells = |i: usize| -> Vec<i64> {
-            out.value(i)
-                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                .values()
-                .to_vec()
-        };
-        let want: Vec<i64> = cone_cells(10.0, 20.0, r, depth)
-            .into_iter()
-            .map(|c| c as i64)
-            .collect();
-        assert_eq!(cells(0), want);
-        assert!(
-            cells(0).contains(&((almagest_sky::hpx29(10.0, 20.0) >> (2 * (29 - depth))) as i64))
-        );
-        assert!(out.is_null(1));
-        assert!(!cells(2).is_empty());
-        assert!(cells(3).is_empty());
-    }
 
     #[test]
     fn t10_cone_forms() {

@@ -1,0 +1,9 @@
+//! Fragments: the part of a query that runs on the workers, chunk-locally. [`spec`] says
+//! what a fragment is ([`FragmentSpec`]: its SQL, chunks and region, made with
+//! [`FragmentBuilder`]); [`exec`] runs it ([`FragmentTable`], [`FragmentExec`]).
+
+pub mod exec;
+pub mod spec;
+
+pub use exec::{FragmentExec, FragmentTable};
+pub use spec::{unqualify, FragmentBuilder, FragmentSpec, KeepRows, CHUNK_TABLE, HPX_COLUMN};

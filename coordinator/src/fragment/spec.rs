@@ -1,0 +1,294 @@
+//! What a fragment is: the SQL every worker runs over its chunks of one table, the chunks
+//! the spatial constraint leaves, and its region. [`FragmentBuilder`] makes one; running it
+//! is `super::exec`'s business.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use almagest_sky::Region;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::Column;
+use datafusion::logical_expr::{Expr, SortExpr};
+use datafusion::sql::unparser::dialect::PostgreSqlDialect;
+use datafusion::sql::unparser::Unparser;
+
+use crate::catalog::{TableKind, TableMeta};
+
+/// Name of the table that fragment SQL reads on a worker (the chunk files).
+pub const CHUNK_TABLE: &str = "chunk";
+/// The hidden per-row HEALPix index column (depth 29, nested) of partitioned tables.
+pub const HPX_COLUMN: &str = "_hpx";
+/// Most depth-29 index ranges a fragment carries for row-group pruning.
+const MAX_HPX_RANGES: usize = 16;
+
+/// What one fragment computes, over raw table columns.
+#[derive(Debug, Clone)]
+pub struct FragmentSpec {
+    pub table: Arc<TableMeta>,
+    /// Output expressions and their names (the names of `schema`'s fields).
+    pub select: Vec<(Expr, String)>,
+    pub filters: Vec<Expr>,
+    pub group_by: Vec<Expr>,
+    pub order_by: Vec<SortExpr>,
+    pub limit: Option<usize>,
+    /// Schema of the rows the fragment returns.
+    pub schema: SchemaRef,
+    /// The spatial constraint of the filters, if any.
+    pub region: Option<Region>,
+    /// Chunks to read (non-empty chunks of the table that the region touches).
+    pub chunks: Vec<u64>,
+    /// Chunks of the table in all.
+    pub table_chunks: usize,
+    /// Output rows the workers keep, if not all (see [`KeepRows`]).
+    pub keep_rows: Option<Arc<KeepRows>>,
+}
+
+/// The output rows a fragment's workers send: those whose Int64 output column `column`
+/// holds one of `values`. A cross-match sends the cells its targets' cones touch, so the
+/// workers drop every row no target can be near before it crosses the network. Only for
+/// fragments without LIMIT or aggregation, whose rows are independent.
+#[derive(Debug)]
+pub struct KeepRows {
+    pub column: String,
+    pub values: Vec<i64>,
+}
+
+/// Strips table qualifiers: a fragment reads one table, named `chunk` on the worker.
+pub fn unqualify(expr: Expr) -> datafusion::error::Result<Expr> {
+    expr.transform(|e| match e {
+        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+            Column::new_unqualified(c.name),
+        ))),
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
+
+fn sql_of(unparser: &Unparser, e: &Expr) -> datafusion::error::Result<String> {
+    Ok(unparser.expr_to_sql(e)?.to_string())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl FragmentSpec {
+    /// A fragment over `table` (whose database has chunks at `chunk_depth`) returning rows
+    /// of `schema`; the builder sets the rest.
+    pub fn builder(table: Arc<TableMeta>, chunk_depth: u8, schema: SchemaRef) -> FragmentBuilder {
+        FragmentBuilder {
+            table,
+            chunk_depth,
+            schema,
+            select: Vec::new(),
+            filters: Vec::new(),
+            group_by: Vec::new(),
+            order_by: Vec::new(),
+            limit: None,
+            only_chunks: None,
+            keep_rows: None,
+        }
+    }
+
+    /// The SQL each worker runs over its chunks.
+    pub fn sql(&self) -> datafusion::error::Result<String> {
+        let unparser = Unparser::new(&PostgreSqlDialect {});
+        let mut sql = String::from("SELECT ");
+        if self.select.is_empty() {
+            // Only the row count matters (e.g. `SELECT count(*)` over a join input).
+            sql.push_str("1 AS \"__row\"");
+        } else {
+            let items: Vec<String> = self
+                .select
+                .iter()
+                .map(|(e, name)| {
+                    Ok(format!(
+                        "{} AS {}",
+                        sql_of(&unparser, e)?,
+                        quote_ident(name)
+                    ))
+                })
+                .collect::<datafusion::error::Result<_>>()?;
+            sql.push_str(&items.join(", "));
+        }
+        sql.push_str(" FROM ");
+        sql.push_str(CHUNK_TABLE);
+        let mut conds: Vec<String> = self
+            .filters
+            .iter()
+            .map(|f| Ok(format!("({})", sql_of(&unparser, f)?)))
+            .collect::<datafusion::error::Result<_>>()?;
+        if let Some(region) = &self.region {
+            // The sorted hidden index turns the region into a few ranges that prune row
+            // groups and pages; the exact predicate above still decides every row.
+            let ranges = region.hpx29_ranges(MAX_HPX_RANGES);
+            if !ranges.is_empty() {
+                let parts: Vec<String> = ranges
+                    .iter()
+                    .map(|r| format!("({HPX_COLUMN} >= {} AND {HPX_COLUMN} < {})", r.start, r.end))
+                    .collect();
+                conds.push(format!("({})", parts.join(" OR ")));
+            }
+        }
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        if !self.group_by.is_empty() {
+            let items: Vec<String> = self
+                .group_by
+                .iter()
+                .map(|e| sql_of(&unparser, e))
+                .collect::<datafusion::error::Result<_>>()?;
+            sql.push_str(" GROUP BY ");
+            sql.push_str(&items.join(", "));
+        }
+        if !self.order_by.is_empty() {
+            let items: Vec<String> = self
+                .order_by
+                .iter()
+                .map(|s| {
+                    Ok(format!(
+                        "{} {} {}",
+                        sql_of(&unparser, &s.expr)?,
+                        if s.asc { "ASC" } else { "DESC" },
+                        if s.nulls_first {
+                            "NULLS FIRST"
+                        } else {
+                            "NULLS LAST"
+                        }
+                    ))
+                })
+                .collect::<datafusion::error::Result<_>>()?;
+            sql.push_str(" ORDER BY ");
+            sql.push_str(&items.join(", "));
+        }
+        if let Some(n) = self.limit {
+            sql.push_str(&format!(" LIMIT {n}"));
+        }
+        Ok(sql)
+    }
+
+    /// Chunks grouped by the worker holding them.
+    pub fn chunks_by_worker(&self) -> BTreeMap<u64, Vec<u64>> {
+        let mut by_worker: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for c in &self.chunks {
+            if let Some(meta) = self.table.chunks.get(c) {
+                by_worker.entry(meta.worker_id).or_default().push(*c);
+            }
+        }
+        by_worker
+    }
+}
+
+/// Builds a [`FragmentSpec`] field by field, so that a call says which part it sets; `build`
+/// computes the region and the chunks to read.
+#[derive(Debug)]
+pub struct FragmentBuilder {
+    table: Arc<TableMeta>,
+    chunk_depth: u8,
+    schema: SchemaRef,
+    select: Vec<(Expr, String)>,
+    filters: Vec<Expr>,
+    group_by: Vec<Expr>,
+    order_by: Vec<SortExpr>,
+    limit: Option<usize>,
+    only_chunks: Option<BTreeSet<u64>>,
+    keep_rows: Option<(usize, Vec<i64>)>,
+}
+
+impl FragmentBuilder {
+    /// The output expressions and their names (the names of the schema's fields).
+    pub fn select(mut self, select: Vec<(Expr, String)>) -> Self {
+        self.select = select;
+        self
+    }
+
+    /// The filters, over raw table columns; they also give the region.
+    pub fn filters(mut self, filters: Vec<Expr>) -> Self {
+        self.filters = filters;
+        self
+    }
+
+    /// Group keys of a partial aggregate.
+    pub fn group_by(mut self, group_by: Vec<Expr>) -> Self {
+        self.group_by = group_by;
+        self
+    }
+
+    /// The per-chunk order (of a top-n, with [`Self::limit`]).
+    pub fn order_by(mut self, order_by: Vec<SortExpr>) -> Self {
+        self.order_by = order_by;
+        self
+    }
+
+    /// At most `limit` rows; a smaller limit set before stays, since both must hold.
+    pub fn limit(mut self, limit: Option<usize>) -> Self {
+        self.limit = match (self.limit, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+
+    /// Reads only those of its chunks that are in `keep` (a caller that knows no other
+    /// chunk holds a row it needs, such as a cross-match with known centres).
+    pub fn only_chunks(mut self, keep: BTreeSet<u64>) -> Self {
+        self.only_chunks = Some(keep);
+        self
+    }
+
+    /// The workers send only the rows whose output expression number `index` (an Int64)
+    /// holds one of `values` (see [`KeepRows`]). Ignored when the fragment has a LIMIT, or
+    /// when there is no such output, since then every row may matter.
+    pub fn keep_rows(mut self, index: usize, values: Vec<i64>) -> Self {
+        self.keep_rows = Some((index, values));
+        self
+    }
+
+    pub fn build(self) -> FragmentSpec {
+        let table = self.table;
+        let region = match (table.kind, &table.ra_column, &table.dec_column) {
+            (TableKind::Director, Some(ra), Some(dec)) => {
+                almagest_adql::extract_region(&self.filters, ra, dec)
+            }
+            _ => None,
+        };
+        let mut chunks: Vec<u64> = match &region {
+            Some(region) => region
+                .chunks(self.chunk_depth)
+                .into_iter()
+                .filter(|c| table.chunks.contains_key(c))
+                .collect(),
+            None => table.chunks.keys().copied().collect(),
+        };
+        if let Some(keep) = &self.only_chunks {
+            chunks.retain(|c| keep.contains(c));
+        }
+        let keep_rows = match self.keep_rows {
+            Some((index, values)) if self.limit.is_none() => {
+                self.select.get(index).map(|(_, column)| {
+                    Arc::new(KeepRows {
+                        column: column.clone(),
+                        values,
+                    })
+                })
+            }
+            _ => None,
+        };
+        FragmentSpec {
+            table_chunks: table.chunks.len(),
+            table,
+            select: self.select,
+            filters: self.filters,
+            group_by: self.group_by,
+            order_by: self.order_by,
+            limit: self.limit,
+            schema: self.schema,
+            region,
+            chunks,
+            keep_rows,
+        }
+    }
+}

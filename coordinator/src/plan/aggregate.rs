@@ -1,0 +1,175 @@
+//! Aggregates split in two: decomposable aggregates (count, sum, min, max, avg) over a rows
+//! chain become partial aggregates in the fragment, one row per group and chunk, and the
+//! final aggregate over them at the coordinator.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::Column;
+use datafusion::functions_aggregate::expr_fn::{max, min, sum};
+use datafusion::logical_expr::expr::{AggregateFunction, Cast};
+use datafusion::logical_expr::{lit, Aggregate, Expr, LogicalPlan, Projection};
+
+use super::build::Fragments;
+use super::chain::{match_rows, strip_alias, substitute, DFResult, RowsChain};
+use crate::fragment::FragmentSpec;
+
+/// The aggregate split into partial and final aggregates, or `None` when it is not an
+/// aggregate over a rows chain or some aggregate does not decompose.
+pub(crate) fn rewrite(fragments: &Fragments, node: &LogicalPlan) -> DFResult<Option<LogicalPlan>> {
+    let LogicalPlan::Aggregate(agg) = node else {
+        return Ok(None);
+    };
+    match match_rows(&agg.input)? {
+        Some(chain) => split(fragments, agg, chain),
+        None => Ok(None),
+    }
+}
+
+/// Splits a decomposable aggregate into partial aggregates on the workers and the
+/// final aggregate at the coordinator. `None` if some aggregate does not decompose.
+fn split(
+    fragments: &Fragments,
+    agg: &Aggregate,
+    chain: RowsChain,
+) -> DFResult<Option<LogicalPlan>> {
+    if chain.fetch.is_some() {
+        return Ok(None);
+    }
+    let mut select: Vec<(Expr, String)> = Vec::new();
+    let mut partial_fields: Vec<Field> = Vec::new();
+    let mut group_by = Vec::new();
+    let out_fields: Vec<_> = agg.schema.iter().collect();
+    for (i, g) in agg.group_expr.iter().enumerate() {
+        let Some(raw) = substitute(g, &chain.schema, &chain.exprs) else {
+            return Ok(None);
+        };
+        let raw = strip_alias(raw);
+        let name = format!("k{i}");
+        select.push((raw.clone(), name.clone()));
+        partial_fields.push(Field::new(&name, out_fields[i].1.data_type().clone(), true));
+        group_by.push(raw);
+    }
+    enum Merge {
+        Count(String),
+        Same(&'static str, String),
+        Avg(String, String),
+    }
+    let mut merges = Vec::new();
+    for (j, e) in agg.aggr_expr.iter().enumerate() {
+        let out_type = out_fields[agg.group_expr.len() + j].1.data_type().clone();
+        let Expr::AggregateFunction(f) = strip_alias(e.clone()) else {
+            return Ok(None);
+        };
+        let p = &f.params;
+        if p.distinct || p.filter.is_some() || !p.order_by.is_empty() || p.args.len() != 1 {
+            return Ok(None);
+        }
+        let Some(arg) = substitute(&p.args[0], &chain.schema, &chain.exprs) else {
+            return Ok(None);
+        };
+        let partial = |func: &Arc<datafusion::logical_expr::AggregateUDF>, arg: Expr| {
+            Expr::AggregateFunction(AggregateFunction::new_udf(
+                func.clone(),
+                vec![arg],
+                false,
+                None,
+                vec![],
+                None,
+            ))
+        };
+        let name = format!("p{}", select.len());
+        match f.func.name() {
+            "count" => {
+                select.push((partial(&f.func, arg), name.clone()));
+                partial_fields.push(Field::new(&name, DataType::Int64, true));
+                merges.push(Merge::Count(name));
+            }
+            n @ ("sum" | "min" | "max") => {
+                let n: &'static str = match n {
+                    "sum" => "sum",
+                    "min" => "min",
+                    _ => "max",
+                };
+                select.push((partial(&f.func, arg), name.clone()));
+                partial_fields.push(Field::new(&name, out_type, true));
+                merges.push(Merge::Same(n, name));
+            }
+            "avg" if out_type == DataType::Float64 => {
+                let sum_name = name;
+                let count_name = format!("p{}", select.len() + 1);
+                let as_double = Expr::Cast(Cast::new(Box::new(arg.clone()), DataType::Float64));
+                select.push((sum(as_double), sum_name.clone()));
+                select.push((
+                    datafusion::functions_aggregate::expr_fn::count(arg),
+                    count_name.clone(),
+                ));
+                partial_fields.push(Field::new(&sum_name, DataType::Float64, true));
+                partial_fields.push(Field::new(&count_name, DataType::Int64, true));
+                merges.push(Merge::Avg(sum_name, count_name));
+            }
+            _ => return Ok(None),
+        }
+    }
+    let schema = Arc::new(Schema::new(partial_fields));
+    let spec = FragmentSpec::builder(chain.table.meta.clone(), chain.table.chunk_depth, schema)
+        .select(select)
+        .filters(chain.filters)
+        .group_by(group_by)
+        .build();
+    let (scan, reference) = fragments.scan(spec)?;
+    let pcol = |n: &str| Expr::Column(Column::new(Some(reference.clone()), n));
+    let final_groups: Vec<Expr> = (0..agg.group_expr.len())
+        .map(|i| pcol(&format!("k{i}")))
+        .collect();
+    let mut final_aggs = Vec::new();
+    let mut finals = Vec::new();
+    for (j, m) in merges.iter().enumerate() {
+        let f = |k: usize| Expr::Column(Column::new_unqualified(format!("f{j}_{k}")));
+        match m {
+            Merge::Count(p) => {
+                final_aggs.push(sum(pcol(p)).alias(format!("f{j}_0")));
+                finals.push(datafusion::functions::core::expr_fn::coalesce(vec![
+                    f(0),
+                    lit(0i64),
+                ]));
+            }
+            Merge::Same(func, p) => {
+                let e = match *func {
+                    "sum" => sum(pcol(p)),
+                    "min" => min(pcol(p)),
+                    _ => max(pcol(p)),
+                };
+                final_aggs.push(e.alias(format!("f{j}_0")));
+                finals.push(f(0));
+            }
+            Merge::Avg(s, c) => {
+                final_aggs.push(sum(pcol(s)).alias(format!("f{j}_0")));
+                final_aggs.push(sum(pcol(c)).alias(format!("f{j}_1")));
+                finals.push(
+                    Expr::Cast(Cast::new(Box::new(f(0)), DataType::Float64))
+                        / Expr::Cast(Cast::new(Box::new(f(1)), DataType::Float64)),
+                );
+            }
+        }
+    }
+    let final_agg = LogicalPlan::Aggregate(Aggregate::try_new(
+        Arc::new(scan),
+        final_groups.clone(),
+        final_aggs,
+    )?);
+    let mut exprs = Vec::new();
+    for (i, (q, field)) in agg.schema.iter().enumerate() {
+        let e = if i < final_groups.len() {
+            final_groups[i].clone()
+        } else {
+            finals[i - final_groups.len()].clone()
+        };
+        let e = Expr::Cast(Cast::new(Box::new(e), field.data_type().clone()));
+        exprs.push(e.alias_qualified(q.cloned(), field.name()));
+    }
+    Ok(Some(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(final_agg),
+    )?)))
+}
