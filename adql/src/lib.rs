@@ -14,6 +14,8 @@
 //!   `almagest-sky`, registered by the coordinator and every worker.
 //! - [`region`]: the region implied by the filters of an optimized logical plan
 //!   ([`plan_filters`] collects them, [`extract_region`] reads them), for chunk pruning.
+//! - [`cells`]: the internal UDF listing the HEALPix cells a cone may touch (cross-matches
+//!   and chunk-local joins hash-join on them).
 //! - [`areaspec`]: the coordinator's rewrite of Qserv's `qserv_areaspec_*` pseudo-functions.
 //!
 //! Architecture invariants: this crate does no I/O and keeps no state; a region it extracts
@@ -22,6 +24,7 @@
 pub mod access;
 pub mod adql21;
 pub mod areaspec;
+pub mod cells;
 pub mod error;
 mod geometry;
 pub mod geometry_values;
@@ -34,6 +37,7 @@ pub use adql21::{
     adql_to_sql, adql_to_sql_with, parse_query, parse_query_with, ParseOptions, UserFunction,
 };
 pub use areaspec::{contains_areaspec, rewrite_areaspec};
+pub use cells::{cells_udf, CELLS_UDF};
 pub use error::{AdqlError, Position, Result};
 pub use region::{extract_region, plan_filters};
 pub use translate::translate_sql;

@@ -32,6 +32,12 @@ pub enum ProtoError {
 
 pub type Result<T, E = ProtoError> = std::result::Result<T, E>;
 
+/// The table fragment SQL reads on a worker: the requested chunks' primary rows.
+pub const CHUNK_TABLE: &str = "chunk";
+/// The second table of a chunk-local join fragment ([`v1::FragmentRequest::near`]): one
+/// chunk's primary and overlap rows of the near table.
+pub const NEAR_TABLE: &str = "chunk_near";
+
 /// Encodes one record batch as a self-contained Arrow IPC stream.
 pub fn encode_batch(batch: &RecordBatch) -> Result<v1::ArrowBatch> {
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() + 1024);

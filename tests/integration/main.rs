@@ -13,3 +13,4 @@ mod t60_tap_sync;
 mod t70_tap_schema;
 mod t80_jobs;
 mod t90_tap_clients;
+mod t92_sky_joins;

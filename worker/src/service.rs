@@ -28,6 +28,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
 
+use almagest_proto::{CHUNK_TABLE, NEAR_TABLE};
+
 use crate::error::{Result, WorkerError};
 use crate::store::{ChunkFile, ChunkStore};
 
@@ -94,6 +96,8 @@ impl WorkerService {
         opts.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         let ctx = SessionContext::new_with_config(session_config);
         almagest_adql::register_udfs(&ctx);
+        // Chunk-local join fragments list the cells of each row's cone.
+        ctx.register_udf(almagest_adql::cells_udf());
         let base = ctx.state();
         Ok(Self {
             config,
@@ -128,38 +132,43 @@ impl WorkerService {
             .await
     }
 
-    /// A DataFusion session over the requested chunk files, registered as table `chunk`.
-    async fn fragment_session(&self, req: &v1::FragmentRequest) -> Result<SessionContext> {
-        if req.chunks.is_empty() {
-            return Err(WorkerError::InvalidRequest(
-                "a fragment needs at least one chunk".into(),
-            ));
+    /// The path of a chunk file that must exist.
+    async fn existing(&self, table: &str, version: &str, chunk: u64) -> Result<PathBuf> {
+        let path = self
+            .store
+            .chunk_path(table, version, chunk, ChunkFile::Primary)?;
+        if !tokio::fs::try_exists(&path).await? {
+            return Err(WorkerError::MissingChunk {
+                table: table.to_string(),
+                load_id: version.to_string(),
+                chunk,
+            });
         }
-        let mut urls = Vec::with_capacity(req.chunks.len());
-        for &chunk in &req.chunks {
-            let path =
-                self.store
-                    .chunk_path(&req.table, &req.version, chunk, ChunkFile::Primary)?;
-            if !tokio::fs::try_exists(&path).await? {
-                return Err(WorkerError::MissingChunk {
-                    table: req.table.clone(),
-                    load_id: req.version.clone(),
-                    chunk,
-                });
-            }
-            let url = ListingTableUrl::parse(path.to_string_lossy())?;
-            urls.push(url);
-        }
+        Ok(path)
+    }
+
+    /// The Parquet files at `paths` as one table.
+    async fn listing(&self, paths: &[PathBuf]) -> Result<ListingTable> {
+        let urls = paths
+            .iter()
+            .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let options =
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .infer_schema(&self.base)
             .await?;
-        let table = ListingTable::try_new(config)?;
-        // A catalog of its own per fragment: the only table is `chunk`.
+        Ok(ListingTable::try_new(config)?)
+    }
+
+    /// A DataFusion session whose only tables are `tables`.
+    fn session(&self, tables: Vec<(&str, ListingTable)>) -> Result<SessionContext> {
+        // A catalog of its own per fragment.
         let schema = Arc::new(MemorySchemaProvider::new());
-        schema.register_table("chunk".to_string(), Arc::new(table))?;
+        for (name, table) in tables {
+            schema.register_table(name.to_string(), Arc::new(table))?;
+        }
         let names = &self.base.config().options().catalog;
         let catalog = Arc::new(MemoryCatalogProvider::new());
         catalog.register_schema(&names.default_schema, schema)?;
@@ -171,41 +180,140 @@ impl WorkerService {
         Ok(SessionContext::new_with_state(state))
     }
 
+    /// A DataFusion session over the requested chunk files, registered as table `chunk`.
+    async fn fragment_session(&self, req: &v1::FragmentRequest) -> Result<SessionContext> {
+        if req.chunks.is_empty() {
+            return Err(WorkerError::InvalidRequest(
+                "a fragment needs at least one chunk".into(),
+            ));
+        }
+        let mut paths = Vec::with_capacity(req.chunks.len());
+        for &chunk in &req.chunks {
+            paths.push(self.existing(&req.table, &req.version, chunk).await?);
+        }
+        let table = self.listing(&paths).await?;
+        self.session(vec![(CHUNK_TABLE, table)])
+    }
+
+    /// The session of one chunk of a chunk-local join: `chunk` holds the chunk's primary
+    /// rows of the request's table, `chunk_near` its primary and overlap rows of the near
+    /// table. Overlap files exist only where a neighbour's rows fell in the margin.
+    async fn join_session(
+        &self,
+        req: &v1::FragmentRequest,
+        near: &v1::NearTable,
+        chunk: u64,
+    ) -> Result<SessionContext> {
+        let primary = self.existing(&req.table, &req.version, chunk).await?;
+        let mut near_paths = vec![self.existing(&near.table, &near.version, chunk).await?];
+        let overlap =
+            self.store
+                .chunk_path(&near.table, &near.version, chunk, ChunkFile::Overlap)?;
+        if tokio::fs::try_exists(&overlap).await? {
+            near_paths.push(overlap);
+        }
+        let tables = vec![
+            (CHUNK_TABLE, self.listing(&[primary]).await?),
+            (NEAR_TABLE, self.listing(&near_paths).await?),
+        ];
+        self.session(tables)
+    }
+
     async fn execute(&self, req: v1::FragmentRequest) -> Result<BatchStream> {
+        if let Some(near) = req.near.clone() {
+            return self.execute_join(req, near).await;
+        }
         let ctx = self.fragment_session(&req).await?;
         debug!(query_id = %req.query_id, table = %req.table, chunks = req.chunks.len(), sql = %req.sql, "fragment");
         let keep = KeepRows::of(&req);
         let df = ctx.sql(&req.sql).await?;
-        let mut stream = df.execute_stream().await?;
-        // The producer stops as soon as the receiver is gone: a cancelled query (client
-        // cancel, satisfied LIMIT, failed sibling) drops the gRPC stream and with it the
-        // DataFusion execution.
+        let stream = df.execute_stream().await?;
         let (tx, rx) = mpsc::channel::<Result<v1::ArrowBatch, Status>>(4);
         let query_id = req.query_id.clone();
         tokio::spawn(async move {
-            while let Some(item) = stream.next().await {
-                let item = match (&keep, item) {
-                    (Some(keep), Ok(batch)) => keep.apply(batch),
-                    (_, item) => item.map_err(WorkerError::from),
+            forward(stream, keep.as_ref(), &tx, &query_id).await;
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    /// A chunk-local join: the SQL runs once per chunk, one chunk after the other, and the
+    /// results stream back in that order. The first chunk is planned before the call
+    /// returns, so that an error in the SQL is the call's error.
+    async fn execute_join(
+        &self,
+        req: v1::FragmentRequest,
+        near: v1::NearTable,
+    ) -> Result<BatchStream> {
+        let Some((&first, rest)) = req.chunks.split_first() else {
+            return Err(WorkerError::InvalidRequest(
+                "a fragment needs at least one chunk".into(),
+            ));
+        };
+        debug!(query_id = %req.query_id, table = %req.table, near = %near.table, chunks = req.chunks.len(), sql = %req.sql, "join fragment");
+        let ctx = self.join_session(&req, &near, first).await?;
+        let stream = ctx.sql(&req.sql).await?.execute_stream().await?;
+        let (tx, rx) = mpsc::channel::<Result<v1::ArrowBatch, Status>>(4);
+        let this = self.clone();
+        let rest = rest.to_vec();
+        tokio::spawn(async move {
+            let keep = KeepRows::of(&req);
+            if !forward(stream, keep.as_ref(), &tx, &req.query_id).await {
+                return;
+            }
+            for chunk in rest {
+                let stream = async {
+                    let ctx = this.join_session(&req, &near, chunk).await?;
+                    Ok::<_, WorkerError>(ctx.sql(&req.sql).await?.execute_stream().await?)
                 };
-                let msg = match item {
-                    Ok(batch) if batch.num_rows() == 0 => continue,
-                    Ok(batch) => almagest_proto::encode_batch(&batch)
-                        .map_err(|e| Status::from(WorkerError::from(e))),
-                    Err(e) => Err(Status::from(e)),
-                };
-                let failed = msg.is_err();
-                if tx.send(msg).await.is_err() {
-                    debug!(%query_id, "fragment cancelled by the coordinator");
-                    return;
-                }
-                if failed {
-                    return;
+                match stream.await {
+                    Ok(stream) => {
+                        if !forward(stream, keep.as_ref(), &tx, &req.query_id).await {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
                 }
             }
         });
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
+}
+
+/// Sends the batches of `stream` (filtered by `keep`) to `tx` as they come; false once the
+/// receiver is gone or an error was sent, which ends the fragment. A cancelled query
+/// (client cancel, satisfied LIMIT, failed sibling) drops the gRPC stream and with it the
+/// DataFusion execution.
+async fn forward(
+    mut stream: datafusion::physical_plan::SendableRecordBatchStream,
+    keep: Option<&KeepRows>,
+    tx: &mpsc::Sender<Result<v1::ArrowBatch, Status>>,
+    query_id: &str,
+) -> bool {
+    while let Some(item) = stream.next().await {
+        let item = match (keep, item) {
+            (Some(keep), Ok(batch)) => keep.apply(batch),
+            (_, item) => item.map_err(WorkerError::from),
+        };
+        let msg = match item {
+            Ok(batch) if batch.num_rows() == 0 => continue,
+            Ok(batch) => {
+                almagest_proto::encode_batch(&batch).map_err(|e| Status::from(WorkerError::from(e)))
+            }
+            Err(e) => Err(Status::from(e)),
+        };
+        let failed = msg.is_err();
+        if tx.send(msg).await.is_err() {
+            debug!(%query_id, "fragment cancelled by the coordinator");
+            return false;
+        }
+        if failed {
+            return false;
+        }
+    }
+    true
 }
 
 /// The request's row filter (`keep_column`, `keep_values`), applied to each result batch

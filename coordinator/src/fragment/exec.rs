@@ -149,10 +149,14 @@ impl DisplayAs for FragmentExec {
         match t {
             DisplayFormatType::TreeRender => write!(
                 f,
-                "table={}\nchunks={}/{}",
+                "table={}\nchunks={}/{}{}",
                 self.spec.table.qualified_name(),
                 self.spec.chunks.len(),
-                self.spec.table_chunks
+                self.spec.table_chunks,
+                match &self.spec.near {
+                    Some(near) => format!("\nnear={}", near.spec.table.qualified_name()),
+                    None => String::new(),
+                }
             ),
             _ => {
                 write!(
@@ -164,6 +168,13 @@ impl DisplayAs for FragmentExec {
                     workers,
                     self.sql
                 )?;
+                if let Some(near) = &self.spec.near {
+                    write!(
+                        f,
+                        ", chunk-local join with {} (primary and overlap rows, chunk by chunk)",
+                        near.spec.table.qualified_name()
+                    )?;
+                }
                 if let Some(keep) = &self.spec.keep_rows {
                     write!(f, ", keep={} values of {}", keep.values.len(), keep.column)?;
                 }
@@ -288,6 +299,10 @@ impl ExecutionPlan for FragmentExec {
                     .as_ref()
                     .map(|k| k.values.clone())
                     .unwrap_or_default(),
+                near: self.spec.near.as_ref().map(|near| v1::NearTable {
+                    table: near.spec.table.qualified_name(),
+                    version: near.spec.table.load_id.clone(),
+                }),
             };
             tracing::debug!(%query_id, worker_id, "dispatching fragment");
             let spec_schema = self.spec.schema.clone();

@@ -6,4 +6,7 @@ pub mod exec;
 pub mod spec;
 
 pub use exec::{FragmentExec, FragmentTable};
-pub use spec::{unqualify, FragmentBuilder, FragmentSpec, KeepRows, CHUNK_TABLE, HPX_COLUMN};
+pub use spec::{
+    unqualify, FragmentBuilder, FragmentSpec, KeepRows, NearSide, CHUNK_TABLE, HPX_COLUMN,
+    NEAR_TABLE,
+};

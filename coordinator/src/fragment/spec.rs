@@ -15,8 +15,7 @@ use datafusion::sql::unparser::Unparser;
 
 use crate::catalog::{TableKind, TableMeta};
 
-/// Name of the table that fragment SQL reads on a worker (the chunk files).
-pub const CHUNK_TABLE: &str = "chunk";
+pub use almagest_proto::{CHUNK_TABLE, NEAR_TABLE};
 /// The hidden per-row HEALPix index column (depth 29, nested) of partitioned tables.
 pub const HPX_COLUMN: &str = "_hpx";
 /// Most depth-29 index ranges a fragment carries for row-group pruning.
@@ -42,6 +41,31 @@ pub struct FragmentSpec {
     pub table_chunks: usize,
     /// Output rows the workers keep, if not all (see [`KeepRows`]).
     pub keep_rows: Option<Arc<KeepRows>>,
+    /// When set, a chunk-local join (see [`NearSide`]): `select`, `group_by`, `order_by`
+    /// are over the join's two sides, `l` and `r`, and `filters` over the table's raw
+    /// columns restrict the left side.
+    pub near: Option<Arc<NearSide>>,
+}
+
+/// The right side of a chunk-local join fragment. Per chunk c, each worker joins c's
+/// primary rows of the fragment's table (`l`: `left_select` over [`CHUNK_TABLE`], under
+/// the fragment's filters) with c's primary and overlap rows of `spec.table` (`r`: the
+/// rows of `spec`, run over [`NEAR_TABLE`]), on equal cells (`l`'s column `cell` lists the
+/// cells of its cone, unnested; `r`'s is its one cell) and `condition`. Each pair within the
+/// overlap margin is found exactly once: its left row is primary in exactly one chunk, and
+/// its right row is in that chunk's primary or overlap rows.
+#[derive(Debug, Clone)]
+pub struct NearSide {
+    pub spec: FragmentSpec,
+    /// The left side's columns, over the raw columns of [`CHUNK_TABLE`].
+    pub left_select: Vec<(Expr, String)>,
+    /// The left side's cell list (`almagest_xmatch_cells(ra, dec, r)`), unnested into
+    /// column `cell` of both sides.
+    pub left_cells: Expr,
+    /// The name of both sides' cell column.
+    pub cell: String,
+    /// The join condition over `l.<column>` and `r.<column>`.
+    pub condition: Expr,
 }
 
 /// The output rows a fragment's workers send: those whose Int64 output column `column`
@@ -91,33 +115,29 @@ impl FragmentSpec {
         }
     }
 
-    /// The SQL each worker runs over its chunks.
-    pub fn sql(&self) -> datafusion::error::Result<String> {
-        let unparser = Unparser::new(&PostgreSqlDialect {});
-        let mut sql = String::from("SELECT ");
-        if self.select.is_empty() {
+    /// `SELECT items FROM chunk WHERE filters` (with the region's index ranges), the part
+    /// of the SQL that reads the table.
+    fn scan_sql(
+        &self,
+        unparser: &Unparser,
+        select: &[(Expr, String)],
+        extra: Option<String>,
+        from: &str,
+    ) -> datafusion::error::Result<String> {
+        let mut items: Vec<String> = select
+            .iter()
+            .map(|(e, name)| Ok(format!("{} AS {}", sql_of(unparser, e)?, quote_ident(name))))
+            .collect::<datafusion::error::Result<_>>()?;
+        items.extend(extra);
+        if items.is_empty() {
             // Only the row count matters (e.g. `SELECT count(*)` over a join input).
-            sql.push_str("1 AS \"__row\"");
-        } else {
-            let items: Vec<String> = self
-                .select
-                .iter()
-                .map(|(e, name)| {
-                    Ok(format!(
-                        "{} AS {}",
-                        sql_of(&unparser, e)?,
-                        quote_ident(name)
-                    ))
-                })
-                .collect::<datafusion::error::Result<_>>()?;
-            sql.push_str(&items.join(", "));
+            items.push("1 AS \"__row\"".into());
         }
-        sql.push_str(" FROM ");
-        sql.push_str(CHUNK_TABLE);
+        let mut sql = format!("SELECT {} FROM {from}", items.join(", "));
         let mut conds: Vec<String> = self
             .filters
             .iter()
-            .map(|f| Ok(format!("({})", sql_of(&unparser, f)?)))
+            .map(|f| Ok(format!("({})", sql_of(unparser, f)?)))
             .collect::<datafusion::error::Result<_>>()?;
         if let Some(region) = &self.region {
             // The sorted hidden index turns the region into a few ranges that prune row
@@ -135,6 +155,50 @@ impl FragmentSpec {
             sql.push_str(" WHERE ");
             sql.push_str(&conds.join(" AND "));
         }
+        Ok(sql)
+    }
+
+    /// The SQL each worker runs over its chunks (over each chunk, for a join).
+    pub fn sql(&self) -> datafusion::error::Result<String> {
+        let unparser = Unparser::new(&PostgreSqlDialect {});
+        let mut sql = match &self.near {
+            None => self.scan_sql(&unparser, &self.select, None, CHUNK_TABLE)?,
+            Some(near) => {
+                let cell = quote_ident(&near.cell);
+                let left = self.scan_sql(
+                    &unparser,
+                    &near.left_select,
+                    Some(format!(
+                        "unnest({}) AS {cell}",
+                        sql_of(&unparser, &near.left_cells)?
+                    )),
+                    CHUNK_TABLE,
+                )?;
+                let right = near
+                    .spec
+                    .scan_sql(&unparser, &near.spec.select, None, NEAR_TABLE)?;
+                let items: Vec<String> = self
+                    .select
+                    .iter()
+                    .map(|(e, name)| {
+                        Ok(format!(
+                            "{} AS {}",
+                            sql_of(&unparser, e)?,
+                            quote_ident(name)
+                        ))
+                    })
+                    .collect::<datafusion::error::Result<_>>()?;
+                let items = if items.is_empty() {
+                    "1 AS \"__row\"".to_string()
+                } else {
+                    items.join(", ")
+                };
+                format!(
+                    "SELECT {items} FROM ({left}) AS l JOIN ({right}) AS r ON l.{cell} = r.{cell} AND ({})",
+                    sql_of(&unparser, &near.condition)?
+                )
+            }
+        };
         if !self.group_by.is_empty() {
             let items: Vec<String> = self
                 .group_by
@@ -289,6 +353,7 @@ impl FragmentBuilder {
             region,
             chunks,
             keep_rows,
+            near: None,
         }
     }
 }

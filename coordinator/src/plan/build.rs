@@ -44,6 +44,11 @@ impl Fragments {
         Self { catalog, pool }
     }
 
+    /// The catalog the fragments read.
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     /// A scan of the fragment's output, and the name its columns are qualified with.
     pub(crate) fn scan(&self, spec: FragmentSpec) -> DFResult<(LogicalPlan, TableReference)> {
         let reference = TableReference::bare(format!("{}#fragment", spec.table.qualified_name()));

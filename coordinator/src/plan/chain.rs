@@ -11,9 +11,9 @@ use datafusion::common::{Column, DFSchemaRef, DataFusionError};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 
-use super::cells::CELLS_UDF;
 use crate::fragment::unqualify;
 use crate::table::CatalogTable;
+use almagest_adql::CELLS_UDF;
 
 pub(crate) type DFResult<T> = datafusion::error::Result<T>;
 
@@ -36,7 +36,7 @@ pub(crate) fn raw_col(name: &str) -> Expr {
 /// Expressions a worker can evaluate on its own: no subqueries, outer references,
 /// windows, aggregates, unbound parameters, or functions only the coordinator has (the
 /// cross-match's cell lists).
-fn pushable(e: &Expr) -> bool {
+pub(crate) fn pushable(e: &Expr) -> bool {
     !e.exists(|e| {
         Ok(match e {
             Expr::ScalarSubquery(_)

@@ -13,24 +13,26 @@
 //!   or `None`: [`xmatch`] (a positional cross-match as a hash join on HEALPix cells),
 //!   [`count`] (`count(*)` from the catalog), [`aggregate`] (partial aggregates on the
 //!   workers, the final one here), [`topn`] (a Sort with a fetch pushed into the fragment).
-//!   Chunk-local joins, which come next, get their own module `plan/joins.rs`, called from
-//!   [`rule`] right after [`xmatch`] (the place is marked there).
+//!   [`joins`] (a near-neighbour join of partitioned tables, run chunk by chunk on the
+//!   workers over the overlap margins) is tried right after [`xmatch`].
+//! - [`cone`]: the one recogniser of "position A within r of position B" in join
+//!   conditions, shared by [`xmatch`] and [`joins`].
 //! - [`build`]: the fragment builder the rewrites share, turning a fragment spec or a
 //!   whole rows chain into a scan of the workers' output.
 //! - [`chain`]: the shared chain matching ([`chain::RowsChain`], `match_rows`,
 //!   `substitute`): a chain of row-wise operators over a catalog table, over raw columns.
-//! - [`cells`]: the UDF listing a cone's cells, which only the coordinator has.
 //!
 //! No rewrite depends on [`rule`] or on another rewrite.
 
 pub(crate) mod aggregate;
 pub(crate) mod build;
-pub mod cells;
 pub(crate) mod chain;
+pub(crate) mod cone;
 pub(crate) mod count;
+pub(crate) mod joins;
 pub mod rule;
 pub(crate) mod topn;
 pub(crate) mod xmatch;
 
-pub use cells::{cells_udf, CELLS_UDF};
+pub use almagest_adql::{cells_udf, CELLS_UDF};
 pub use rule::DistributeRule;

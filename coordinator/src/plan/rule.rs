@@ -8,7 +8,7 @@ use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::build::{Fragments, RowsShape};
 use super::chain::{match_rows, DFResult};
-use super::{aggregate, count, topn, xmatch};
+use super::{aggregate, count, joins, topn, xmatch};
 use crate::workers::WorkerPool;
 use crate::Catalog;
 
@@ -36,11 +36,14 @@ impl DistributeRule {
             Ok(None) => {}
             Err(e) => tracing::warn!("cross-match rewrite failed (a bug), kept the join: {e}"),
         }
-        // Chunk-local joins (a join of two partitioned tables on their chunks) go here,
-        // beside the cross-match: see the module documentation of `plan`.
-
         // The rewrites below replace the whole subtree, so its nodes are not visited again.
         let jump = |p| Ok(Transformed::new(p, true, TreeNodeRecursion::Jump));
+        // A near-neighbour join of two partitioned tables runs chunk by chunk.
+        match joins::rewrite(fragments, &node) {
+            Ok(Some(p)) => return jump(p),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("chunk-local join rewrite failed (a bug), kept the join: {e}"),
+        }
         // The catalog's row count is cheaper than any fragment, so it is tried first.
         if let Some(p) = count::rewrite(&node)? {
             return jump(p);

@@ -1,6 +1,7 @@
-//! The UDF listing the HEALPix cells a cone may touch, `almagest_xmatch_cells`. Only the
-//! coordinator has it: the cross-match calls it on the small side, and chain matching keeps
-//! it out of fragments.
+//! The UDF listing the HEALPix cells a cone may touch, `almagest_xmatch_cells`: the
+//! coordinator's cross-match calls it on the small side, and a chunk-local join fragment on
+//! the workers calls it on one side of the join. It is internal (registered by the
+//! coordinator and the workers, not listed in [`crate::udfs`] or TAP capabilities).
 
 use std::sync::Arc;
 

@@ -1,0 +1,237 @@
+//! Chunk-local joins of partitioned tables: a near-neighbour join (a self-join, or a join of
+//! two tables of the same database) whose condition bounds the angular distance of the two
+//! positions by a constant r no larger than the database's overlap margin runs on the
+//! workers, chunk by chunk, instead of as a nested loop over two streamed tables here.
+//!
+//! For chunk c, the left input is c's primary rows of the left table and the right input
+//! c's primary and overlap rows of the right table (see [`crate::fragment::NearSide`]).
+//! A pair (a, b) within r has a primary in exactly one chunk c, and b, within r <= margin
+//! of a position in c, is among c's primary or overlap rows: each pair is found exactly
+//! once, and the merge only unions the chunks' results. Inside a chunk the pairs are found
+//! by a hash join on HEALPix cells at [`cone_cell_depth`]`(r)`, as for a cross-match: the
+//! left row lists the cells its cone may touch, the right row has one cell, and the
+//! original condition filters the candidates.
+//!
+//! Only inner joins are rewritten so far, and only when every chunk the left side reads is
+//! a chunk of the right table on the same worker (always true of a self-join; a chunk
+//! holding only overlap rows of the right table is not stored, so another table may lack
+//! rows the join needs). Everything else keeps the plan it had, which is slower but exact.
+
+use std::sync::Arc;
+
+use almagest_sky::{cone_cell_depth, HPX_DEPTH};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchemaRef, Result};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{lit, Expr, Join, JoinType, LogicalPlan, Projection};
+
+use super::build::Fragments;
+use super::chain::{match_rows, pushable, raw_col, RowsChain};
+use super::cone::{cone_of, is_raw_column};
+use crate::catalog::TableKind;
+use crate::fragment::{FragmentSpec, NearSide, HPX_COLUMN};
+
+/// The cell column of both sides of a join fragment.
+const CELL: &str = "__near_cell";
+
+/// [`rewrite_join`] for a node that is a join, `None` for any other node.
+pub(crate) fn rewrite(fragments: &Fragments, node: &LogicalPlan) -> Result<Option<LogicalPlan>> {
+    match node {
+        LogicalPlan::Join(join) => rewrite_join(fragments, join),
+        _ => Ok(None),
+    }
+}
+
+/// The position columns of a director table's chain.
+fn position(chain: &RowsChain) -> Option<(String, String)> {
+    let meta = &chain.table.meta;
+    match (meta.kind, &meta.ra_column, &meta.dec_column) {
+        (TableKind::Director, Some(ra), Some(dec)) if chain.fetch.is_none() => {
+            Some((ra.clone(), dec.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// `e` over the join's inputs, with the left input's column i as `l.c{i}` and the right
+/// input's column j as `r.c{j}`; `None` if it reads anything else or cannot run on a
+/// worker.
+fn over_sides(e: &Expr, left: &DFSchemaRef, right: &DFSchemaRef) -> Option<Expr> {
+    if !pushable(e) {
+        return None;
+    }
+    let mut failed = false;
+    let out = e
+        .clone()
+        .transform_up(|e| match e {
+            Expr::Column(c) => {
+                let side = match (left.index_of_column(&c), right.index_of_column(&c)) {
+                    (Ok(i), Err(_)) => Some(("l", i)),
+                    (Err(_), Ok(j)) => Some(("r", j)),
+                    _ => None,
+                };
+                match side {
+                    Some((side, i)) => Ok(Transformed::yes(Expr::Column(Column::new(
+                        Some(side),
+                        format!("c{i}"),
+                    )))),
+                    None => {
+                        failed = true;
+                        Ok(Transformed::no(Expr::Column(c)))
+                    }
+                }
+            }
+            other => Ok(Transformed::no(other)),
+        })
+        .ok()?
+        .data;
+    (!failed).then_some(out)
+}
+
+fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan>> {
+    if join.join_type != JoinType::Inner || !join.on.is_empty() || join.null_aware {
+        return Ok(None);
+    }
+    let Some(filter) = &join.filter else {
+        return Ok(None);
+    };
+    let (Some(left), Some(right)) = (match_rows(&join.left)?, match_rows(&join.right)?) else {
+        return Ok(None);
+    };
+    let (Some((l_ra, l_dec)), Some((r_ra, r_dec))) = (position(&left), position(&right)) else {
+        return Ok(None);
+    };
+    let (l_meta, r_meta) = (&left.table.meta, &right.table.meta);
+    if l_meta.database != r_meta.database {
+        // Different databases may have different chunkings: the join stays here.
+        return Ok(None);
+    }
+    let state = fragments.catalog().state();
+    let Some(database) = state.databases.get(&l_meta.database) else {
+        return Ok(None);
+    };
+    let margin = database.overlap_deg;
+    // The radius of the first conjunct that bounds the distance of the two positions.
+    let radius = split_conjunction(filter).into_iter().find_map(|conjunct| {
+        let cone = cone_of(conjunct)?;
+        [(cone.a, cone.b), (cone.b, cone.a)]
+            .into_iter()
+            .any(|(a, b)| {
+                is_raw_column(a[0], &left, &l_ra)
+                    && is_raw_column(a[1], &left, &l_dec)
+                    && is_raw_column(b[0], &right, &r_ra)
+                    && is_raw_column(b[1], &right, &r_dec)
+            })
+            .then_some(cone.radius)
+    });
+    let Some(radius) = radius else {
+        return Ok(None);
+    };
+    if radius > margin {
+        tracing::debug!(
+            radius,
+            margin,
+            "near-neighbour join radius above the overlap margin: joined on the coordinator"
+        );
+        return Ok(None);
+    }
+    let Some(condition) = over_sides(filter, join.left.schema(), join.right.schema()) else {
+        return Ok(None);
+    };
+
+    let depth = cone_cell_depth(radius);
+    let divisor = 1i64 << (2 * u32::from(HPX_DEPTH - depth));
+    let columns = |chain: &RowsChain| -> Vec<(Expr, String)> {
+        chain
+            .exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.clone(), format!("c{i}")))
+            .collect()
+    };
+    let left_select = columns(&left);
+    let mut right_select = columns(&right);
+    right_select.push((raw_col(HPX_COLUMN) / lit(divisor), CELL.to_string()));
+    let left_cells = Arc::new(almagest_adql::cells_udf()).call(vec![
+        raw_col(&l_ra),
+        raw_col(&l_dec),
+        lit(radius),
+    ]);
+
+    // The fragment's output: the join's columns, left then right, as c0, c1, ...
+    let n_left = join.left.schema().fields().len();
+    let mut select = Vec::with_capacity(join.schema.fields().len());
+    let mut fields = Vec::with_capacity(join.schema.fields().len());
+    for (k, (_, field)) in join.schema.iter().enumerate() {
+        let (side, i) = if k < n_left {
+            ("l", k)
+        } else {
+            ("r", k - n_left)
+        };
+        select.push((
+            Expr::Column(Column::new(Some(side), format!("c{i}"))),
+            format!("c{k}"),
+        ));
+        fields.push(Field::new(format!("c{k}"), field.data_type().clone(), true));
+    }
+    let schema = Arc::new(Schema::new(fields));
+
+    let near_spec = FragmentSpec::builder(
+        r_meta.clone(),
+        right.table.chunk_depth,
+        Arc::new(Schema::empty()),
+    )
+    .select(right_select)
+    .filters(right.filters.clone())
+    .build();
+    let mut spec = FragmentSpec::builder(l_meta.clone(), left.table.chunk_depth, schema)
+        .select(select)
+        .filters(left.filters.clone())
+        .build();
+    // Every chunk read must be the right table's, on the same worker (see the module
+    // documentation); a left chunk without right rows nearby has no pair at all, but that
+    // is known only for a chunk the right table has.
+    let colocated =
+        spec.chunks
+            .iter()
+            .all(|c| match (l_meta.chunks.get(c), r_meta.chunks.get(c)) {
+                (Some(l), Some(r)) => l.worker_id == r.worker_id,
+                _ => false,
+            });
+    if !colocated {
+        tracing::debug!(
+            left = %l_meta.qualified_name(),
+            right = %r_meta.qualified_name(),
+            "near-neighbour join of tables whose chunks differ: joined on the coordinator"
+        );
+        return Ok(None);
+    }
+    spec.near = Some(Arc::new(NearSide {
+        spec: near_spec,
+        left_select,
+        left_cells,
+        cell: CELL.to_string(),
+        condition,
+    }));
+    tracing::debug!(
+        radius,
+        depth,
+        chunks = spec.chunks.len(),
+        "near-neighbour join planned chunk-locally"
+    );
+    let (scan, reference) = fragments.scan(spec)?;
+    let exprs: Vec<Expr> = join
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(k, (qualifier, field))| {
+            Expr::Column(Column::new(Some(reference.clone()), format!("c{k}")))
+                .alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect();
+    Ok(Some(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(scan),
+    )?)))
+}
