@@ -36,7 +36,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::NullHandling;
-use datafusion::common::{Column, DFSchema, NullEquality, Result, ScalarValue, UnnestOptions};
+use datafusion::common::{Column, DFSchema, NullEquality, Result, UnnestOptions};
 use datafusion::datasource::MemTable;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_window::expr_fn::row_number;
@@ -44,8 +44,8 @@ use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::ExprFunctionExt;
 use datafusion::logical_expr::{
-    lit, BinaryExpr, Expr, Join, JoinConstraint, JoinType, LogicalPlan, LogicalPlanBuilder,
-    Operator, Projection, Volatility,
+    lit, Expr, Join, JoinConstraint, JoinType, LogicalPlan, LogicalPlanBuilder, Projection,
+    Volatility,
 };
 
 use super::build::{Fragments, RowsShape};

@@ -335,19 +335,20 @@ mod tests {
         assert_eq!(login(port, "bob", Some("b")).await, Ok(42));
 
         // psql, the way a user types it.
-        let out = std::process::Command::new("psql")
+        // Awaited, not blocking: the server psql talks to runs on this test's runtime.
+        let out = tokio::process::Command::new("psql")
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "ann"])
             .args(["-d", "almagest", "-tAc", "SELECT 6 * 7"])
             .env("PGPASSWORD", "s3cret pass")
-            .output();
-        if let Ok(out) = out {
-            assert_eq!(
-                String::from_utf8_lossy(&out.stdout).trim(),
-                "42",
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+            .output()
+            .await
+            .expect("psql (scripts/deps.sh installs it)");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "42",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[tokio::test]
