@@ -26,7 +26,12 @@ struct SuiteFile {
 }
 
 fn suite_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/adql-lyonetia")
+    // The directory cargo runs the test in, not the one it was compiled in: a shared
+    // target directory may hold a binary built from another clone of the same sources.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest.join("../../shared/conformance/adql-lyonetia")
 }
 
 fn xml_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -34,9 +34,14 @@ pub type Result<T, E = ProtoError> = std::result::Result<T, E>;
 
 /// The table fragment SQL reads on a worker: the requested chunks' primary rows.
 pub const CHUNK_TABLE: &str = "chunk";
-/// The second table of a chunk-local join fragment ([`v1::FragmentRequest::near`]): one
-/// chunk's primary and overlap rows of the near table.
+/// The second table of a chunk-local join fragment ([`v1::FragmentRequest::near`]): the
+/// requested chunks' primary and overlap rows of the near table.
 pub const NEAR_TABLE: &str = "chunk_near";
+/// The column both tables of a join fragment carry besides the file's own: the chunk whose
+/// file a row was read from (for an overlap row, the chunk whose margin holds it). A join
+/// fragment pairs rows of equal `CHUNK_COLUMN`, so that each worker can join many chunks in
+/// one plan and still find each pair once.
+pub const CHUNK_COLUMN: &str = "__chunk";
 
 /// Encodes one record batch as a self-contained Arrow IPC stream.
 pub fn encode_batch(batch: &RecordBatch) -> Result<v1::ArrowBatch> {

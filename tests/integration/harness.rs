@@ -12,6 +12,17 @@ use tokio_postgres::{Client, NoTls};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_almagest");
 
+/// `rel`, a path relative to the project's root, in the clone cargo runs the tests in (not
+/// the one they were compiled in: a shared target directory may hold a binary built from
+/// another clone of the same sources).
+pub fn project_file(rel: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("..")
+        .join(rel)
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -85,12 +85,9 @@ impl sqllogictest::AsyncDB for PgDb {
 async fn t20_sqllogictest_files() -> Result<()> {
     let dir = harness::test_dir("t20");
     let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
-    let points = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/points.csv"
-    ));
+    let points = harness::project_file("tests/data/points.csv");
     cluster.load("test.points", Some(("ra", "dec", "id")), &[&points])?;
-    let slt_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/slt"));
+    let slt_dir = harness::project_file("tests/slt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&slt_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))

@@ -78,10 +78,7 @@ async fn t30_psql_and_psycopg() -> Result<()> {
     let python = std::env::var("ALMAGEST_TEST_PYTHON").context(
         "ALMAGEST_TEST_PYTHON must name a Python with psycopg (tests/run.sh creates the venv)",
     )?;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/clients/psycopg_client.py"
-    );
+    let script = harness::project_file("tests/clients/psycopg_client.py");
     let out = Command::new(&python)
         .arg(script)
         .arg(port.to_string())

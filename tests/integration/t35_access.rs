@@ -46,7 +46,7 @@ fn forbidden(target: &Path, dir: &Path) -> Vec<String> {
 async fn t35_no_file_system_access_from_queries() -> Result<()> {
     let dir = harness::test_dir("t35");
     let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
-    let points = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/points.csv");
+    let points = harness::project_file("tests/data/points.csv");
     cluster.load("test.points", Some(("ra", "dec", "id")), &[&points])?;
     let client = cluster.client().await?;
     let count = "SELECT COUNT(*) AS n, SUM(id) AS s FROM test.points";

@@ -117,12 +117,9 @@ impl sqllogictest::AsyncDB for TapDb {
 async fn t90_adql_slt_over_tap() -> Result<()> {
     let dir = harness::test_dir("t90slt");
     let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
-    let points = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/points.csv"
-    ));
+    let points = harness::project_file("tests/data/points.csv");
     cluster.load("test.points", Some(("ra", "dec", "id")), &[&points])?;
-    let slt_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/slt/tap"));
+    let slt_dir = harness::project_file("tests/slt/tap");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&slt_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
@@ -334,10 +331,7 @@ async fn t91_pyvo_astroquery_taplint() -> Result<()> {
     let python = std::env::var("ALMAGEST_TEST_PYTHON").context(
         "ALMAGEST_TEST_PYTHON must name a Python with pyvo and astroquery (tests/run.sh creates the venv)",
     )?;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/clients/tap_clients.py"
-    );
+    let script = harness::project_file("tests/clients/tap_clients.py");
     let out = Command::new(&python)
         .arg(script)
         .arg(cluster.tap_url())

@@ -7,6 +7,7 @@
 //! database's overlap margin). A load writes into its own `<load_id>` directory, so an
 //! aborted load is removed by deleting one directory and readers never see partial data.
 
+pub mod chunk_files;
 pub mod error;
 pub mod service;
 pub mod store;

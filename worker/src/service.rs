@@ -13,7 +13,7 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
-    MemorySchemaProvider, SchemaProvider,
+    MemorySchemaProvider, SchemaProvider, TableProvider,
 };
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -29,6 +29,8 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
 
 use almagest_proto::{CHUNK_TABLE, NEAR_TABLE};
+
+use crate::chunk_files::{ChunkFileRef, ChunkFiles};
 
 use crate::error::{Result, WorkerError};
 use crate::store::{ChunkFile, ChunkStore};
@@ -163,11 +165,11 @@ impl WorkerService {
     }
 
     /// A DataFusion session whose only tables are `tables`.
-    fn session(&self, tables: Vec<(&str, ListingTable)>) -> Result<SessionContext> {
+    fn session(&self, tables: Vec<(&str, Arc<dyn TableProvider>)>) -> Result<SessionContext> {
         // A catalog of its own per fragment.
         let schema = Arc::new(MemorySchemaProvider::new());
         for (name, table) in tables {
-            schema.register_table(name.to_string(), Arc::new(table))?;
+            schema.register_table(name.to_string(), table)?;
         }
         let names = &self.base.config().options().catalog;
         let catalog = Arc::new(MemoryCatalogProvider::new());
@@ -192,31 +194,80 @@ impl WorkerService {
             paths.push(self.existing(&req.table, &req.version, chunk).await?);
         }
         let table = self.listing(&paths).await?;
-        self.session(vec![(CHUNK_TABLE, table)])
+        self.session(vec![(CHUNK_TABLE, Arc::new(table))])
     }
 
-    /// The session of one chunk of a chunk-local join: `chunk` holds the chunk's primary
-    /// rows of the request's table, `chunk_near` its primary and overlap rows of the near
-    /// table. Overlap files exist only where a neighbour's rows fell in the margin.
-    async fn join_session(
+    /// The session of a group of chunks of a chunk-local join: `chunk` holds the chunks'
+    /// primary rows of the request's table, `chunk_near` their primary and overlap rows of
+    /// the near table, both with [`almagest_proto::CHUNK_COLUMN`] saying which chunk a row was read for.
+    /// Overlap files exist only where a neighbour's rows fell in the margin.
+    async fn join_session(&self, group: &JoinGroup) -> Result<SessionContext> {
+        let left_schema = self.listing(&[group.left[0].path.clone()]).await?.schema();
+        let near_schema = self.listing(&[group.near[0].path.clone()]).await?.schema();
+        let tables: Vec<(&str, Arc<dyn TableProvider>)> = vec![
+            (
+                CHUNK_TABLE,
+                Arc::new(ChunkFiles::new(left_schema, group.left.clone())),
+            ),
+            (
+                NEAR_TABLE,
+                Arc::new(ChunkFiles::new(near_schema, group.near.clone())),
+            ),
+        ];
+        self.session(tables)
+    }
+
+    /// The files of a join request's chunks, in groups of at most [`JOIN_GROUP_BYTES`]
+    /// (a chunk larger than that is a group of its own): one plan per group bounds the
+    /// memory of the join's hash table and spreads a plan's fixed cost over many small
+    /// chunks.
+    async fn join_groups(
         &self,
         req: &v1::FragmentRequest,
         near: &v1::NearTable,
-        chunk: u64,
-    ) -> Result<SessionContext> {
-        let primary = self.existing(&req.table, &req.version, chunk).await?;
-        let mut near_paths = vec![self.existing(&near.table, &near.version, chunk).await?];
-        let overlap =
-            self.store
-                .chunk_path(&near.table, &near.version, chunk, ChunkFile::Overlap)?;
-        if tokio::fs::try_exists(&overlap).await? {
-            near_paths.push(overlap);
+    ) -> Result<Vec<JoinGroup>> {
+        let mut groups = Vec::new();
+        let mut group = JoinGroup::default();
+        let mut bytes = 0u64;
+        for &chunk in &req.chunks {
+            let mut files = vec![];
+            let primary = self.existing(&req.table, &req.version, chunk).await?;
+            let near_primary = self.existing(&near.table, &near.version, chunk).await?;
+            let overlap =
+                self.store
+                    .chunk_path(&near.table, &near.version, chunk, ChunkFile::Overlap)?;
+            for (path, left) in [(primary, true), (near_primary, false), (overlap, false)] {
+                match tokio::fs::metadata(&path).await {
+                    Ok(meta) => files.push((
+                        ChunkFileRef {
+                            path,
+                            size: meta.len(),
+                            chunk,
+                        },
+                        left,
+                    )),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let size: u64 = files.iter().map(|(f, _)| f.size).sum();
+            if !group.left.is_empty() && bytes + size > JOIN_GROUP_BYTES {
+                groups.push(std::mem::take(&mut group));
+                bytes = 0;
+            }
+            bytes += size;
+            for (file, left) in files {
+                if left {
+                    group.left.push(file);
+                } else {
+                    group.near.push(file);
+                }
+            }
         }
-        let tables = vec![
-            (CHUNK_TABLE, self.listing(&[primary]).await?),
-            (NEAR_TABLE, self.listing(&near_paths).await?),
-        ];
-        self.session(tables)
+        if !group.left.is_empty() {
+            groups.push(group);
+        }
+        Ok(groups)
     }
 
     async fn execute(&self, req: v1::FragmentRequest) -> Result<BatchStream> {
@@ -236,33 +287,36 @@ impl WorkerService {
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
 
-    /// A chunk-local join: the SQL runs once per chunk, one chunk after the other, and the
-    /// results stream back in that order. The first chunk is planned before the call
-    /// returns, so that an error in the SQL is the call's error.
+    /// A chunk-local join: the SQL runs once per group of chunks (see [`Self::join_groups`]),
+    /// one group after the other, and the results stream back in that order. The first
+    /// group is planned before the call returns, so that an error in the SQL is the call's
+    /// error.
     async fn execute_join(
         &self,
         req: v1::FragmentRequest,
         near: v1::NearTable,
     ) -> Result<BatchStream> {
-        let Some((&first, rest)) = req.chunks.split_first() else {
+        if req.chunks.is_empty() {
             return Err(WorkerError::InvalidRequest(
                 "a fragment needs at least one chunk".into(),
             ));
-        };
-        debug!(query_id = %req.query_id, table = %req.table, near = %near.table, chunks = req.chunks.len(), sql = %req.sql, "join fragment");
-        let ctx = self.join_session(&req, &near, first).await?;
+        }
+        let groups = self.join_groups(&req, &near).await?;
+        debug!(query_id = %req.query_id, table = %req.table, near = %near.table, chunks = req.chunks.len(), groups = groups.len(), sql = %req.sql, "join fragment");
+        let mut groups = groups.into_iter();
+        let first = groups.next().expect("at least one chunk, so one group");
+        let ctx = self.join_session(&first).await?;
         let stream = ctx.sql(&req.sql).await?.execute_stream().await?;
         let (tx, rx) = mpsc::channel::<Result<v1::ArrowBatch, Status>>(4);
         let this = self.clone();
-        let rest = rest.to_vec();
         tokio::spawn(async move {
             let keep = KeepRows::of(&req);
             if !forward(stream, keep.as_ref(), &tx, &req.query_id).await {
                 return;
             }
-            for chunk in rest {
+            for group in groups {
                 let stream = async {
-                    let ctx = this.join_session(&req, &near, chunk).await?;
+                    let ctx = this.join_session(&group).await?;
                     Ok::<_, WorkerError>(ctx.sql(&req.sql).await?.execute_stream().await?)
                 };
                 match stream.await {
@@ -281,6 +335,17 @@ impl WorkerService {
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
 }
+
+/// Chunk files a join fragment reads in one plan: the left table's primary files and the
+/// near table's primary and overlap files of the same chunks.
+#[derive(Debug, Default)]
+struct JoinGroup {
+    left: Vec<ChunkFileRef>,
+    near: Vec<ChunkFileRef>,
+}
+
+/// Bytes of chunk files one join plan reads at most, unless a single chunk is larger.
+const JOIN_GROUP_BYTES: u64 = 64 << 20;
 
 /// Sends the batches of `stream` (filtered by `keep`) to `tx` as they come; false once the
 /// receiver is gone or an error was sent, which ends the fragment. A cancelled query

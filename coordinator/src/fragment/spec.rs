@@ -15,7 +15,7 @@ use datafusion::sql::unparser::Unparser;
 
 use crate::catalog::{TableKind, TableMeta};
 
-pub use almagest_proto::{CHUNK_TABLE, NEAR_TABLE};
+pub use almagest_proto::{CHUNK_COLUMN, CHUNK_TABLE, NEAR_TABLE};
 /// The hidden per-row HEALPix index column (depth 29, nested) of partitioned tables.
 pub const HPX_COLUMN: &str = "_hpx";
 /// Most depth-29 index ranges a fragment carries for row-group pruning.
@@ -53,7 +53,9 @@ pub struct FragmentSpec {
 /// rows of `spec`, run over [`NEAR_TABLE`]), on equal cells (`l`'s column `cell` lists the
 /// cells of its cone, unnested; `r`'s is its one cell) and `condition`. Each pair within the
 /// overlap margin is found exactly once: its left row is primary in exactly one chunk, and
-/// its right row is in that chunk's primary or overlap rows.
+/// its right row is in that chunk's primary or overlap rows. A worker joins many chunks in
+/// one plan: both sides carry [`CHUNK_COLUMN`], the chunk a row was read for, and only rows
+/// read for the same chunk pair up.
 #[derive(Debug, Clone)]
 pub struct NearSide {
     pub spec: FragmentSpec,
@@ -165,18 +167,22 @@ impl FragmentSpec {
             None => self.scan_sql(&unparser, &self.select, None, CHUNK_TABLE)?,
             Some(near) => {
                 let cell = quote_ident(&near.cell);
+                let chunk = quote_ident(CHUNK_COLUMN);
                 let left = self.scan_sql(
                     &unparser,
                     &near.left_select,
                     Some(format!(
-                        "unnest({}) AS {cell}",
+                        "unnest({}) AS {cell}, {chunk}",
                         sql_of(&unparser, &near.left_cells)?
                     )),
                     CHUNK_TABLE,
                 )?;
-                let right = near
-                    .spec
-                    .scan_sql(&unparser, &near.spec.select, None, NEAR_TABLE)?;
+                let right = near.spec.scan_sql(
+                    &unparser,
+                    &near.spec.select,
+                    Some(chunk.clone()),
+                    NEAR_TABLE,
+                )?;
                 let items: Vec<String> = self
                     .select
                     .iter()
@@ -194,7 +200,8 @@ impl FragmentSpec {
                     items.join(", ")
                 };
                 format!(
-                    "SELECT {items} FROM ({left}) AS l JOIN ({right}) AS r ON l.{cell} = r.{cell} AND ({})",
+                    "SELECT {items} FROM ({left}) AS l JOIN ({right}) AS r \
+                     ON l.{chunk} = r.{chunk} AND l.{cell} = r.{cell} AND ({})",
                     sql_of(&unparser, &near.condition)?
                 )
             }

@@ -1,0 +1,100 @@
+//! A table over chunk files that says which chunk each row was read from: column
+//! [`CHUNK_COLUMN`] holds the chunk of the row's file, a partition value of the scan rather
+//! than data stored in the file. A join fragment reads the primary files of many chunks and
+//! the primary and overlap files of the near table as two such tables and joins them on
+//! equal chunks: one plan for many chunks, each pair still found in its left row's chunk.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use almagest_proto::CHUNK_COLUMN;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::TableType;
+use datafusion::error::Result;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+/// One file of a [`ChunkFiles`] table.
+#[derive(Debug, Clone)]
+pub struct ChunkFileRef {
+    pub path: PathBuf,
+    pub size: u64,
+    pub chunk: u64,
+}
+
+/// Parquet chunk files of one schema, with [`CHUNK_COLUMN`] appended.
+#[derive(Debug)]
+pub struct ChunkFiles {
+    file_schema: SchemaRef,
+    schema: SchemaRef,
+    files: Vec<ChunkFileRef>,
+}
+
+impl ChunkFiles {
+    pub fn new(file_schema: SchemaRef, files: Vec<ChunkFileRef>) -> Self {
+        let mut fields: Vec<Arc<Field>> = file_schema.fields().iter().cloned().collect();
+        fields.push(Arc::new(chunk_field()));
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            file_schema.metadata().clone(),
+        ));
+        Self {
+            file_schema,
+            schema,
+            files,
+        }
+    }
+}
+
+fn chunk_field() -> Field {
+    Field::new(CHUNK_COLUMN, DataType::UInt64, false)
+}
+
+#[async_trait]
+impl TableProvider for ChunkFiles {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Filters are not pushed into the scan: DataFusion applies them above it.
+        let table_schema = TableSchema::builder(Arc::clone(&self.file_schema))
+            .with_table_partition_cols(vec![Arc::new(chunk_field())])
+            .build();
+        let source = ParquetSource::new(table_schema)
+            .with_table_parquet_options(state.table_options().parquet.clone());
+        let partitions = state.config().target_partitions().max(1);
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions];
+        for (i, f) in self.files.iter().enumerate() {
+            let file = PartitionedFile::new(f.path.to_string_lossy().into_owned(), f.size)
+                .with_partition_values(vec![ScalarValue::UInt64(Some(f.chunk))]);
+            groups[i % partitions].push(file);
+        }
+        groups.retain(|g| !g.is_empty());
+        let config =
+            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+                .with_projection_indices(projection.cloned())?
+                .with_limit(limit)
+                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+                .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+}
