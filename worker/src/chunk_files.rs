@@ -98,3 +98,81 @@ impl TableProvider for ChunkFiles {
         Ok(DataSourceExec::from_data_source(config))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{Int64Type, UInt64Type};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    fn write(path: &std::path::Path, ids: &[i64]) -> ChunkFileRef {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from(ids.to_vec()))],
+        )
+        .unwrap();
+        let mut writer =
+            ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        ChunkFileRef {
+            path: path.to_path_buf(),
+            size: std::fs::metadata(path).unwrap().len(),
+            chunk: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn t10_rows_carry_the_chunk_of_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ChunkFileRef {
+            chunk: 3,
+            ..write(&dir.path().join("chunk_3.parquet"), &[1, 2])
+        };
+        let b = ChunkFileRef {
+            chunk: 7,
+            ..write(&dir.path().join("overlap_7.parquet"), &[5])
+        };
+        // The same file read for two chunks, as an overlap row is for each margin it is in.
+        let c = ChunkFileRef {
+            chunk: 9,
+            ..b.clone()
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let ctx = SessionContext::new();
+        ctx.register_table("t", Arc::new(ChunkFiles::new(schema, vec![a, b, c])))
+            .unwrap();
+        let rows = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+                let mut out = Vec::new();
+                for batch in batches {
+                    let ids = batch.column(0).as_primitive::<Int64Type>();
+                    let chunks = batch.column(1).as_primitive::<UInt64Type>();
+                    for i in 0..batch.num_rows() {
+                        out.push((ids.value(i), chunks.value(i)));
+                    }
+                }
+                out
+            }
+        };
+        assert_eq!(
+            rows("SELECT id, __chunk FROM t ORDER BY id, __chunk").await,
+            vec![(1, 3), (2, 3), (5, 7), (5, 9)]
+        );
+        assert_eq!(
+            rows("SELECT id, __chunk FROM t WHERE __chunk = 7").await,
+            vec![(5, 7)]
+        );
+        // Only the chunk column projected, the file columns not read.
+        assert_eq!(
+            rows("SELECT count(*) AS n, __chunk FROM t GROUP BY __chunk ORDER BY __chunk").await,
+            vec![(2, 3), (1, 7), (1, 9)]
+        );
+    }
+}
