@@ -729,6 +729,9 @@ class AlmagestSystem(System):
         args = [str(self.bin), "standalone", "--data-dir", str(self.datadir),
                 "--workers", str(ctx.args.almagest_workers),
                 "--pg-port", str(self.pg_port), "--http-port", str(self.http_port)]
+        if "--pg-auth" in helptext:
+            # The benchmark connects on loopback without a password.
+            args += ["--pg-auth", "trust"]
         if "--grpc-port" in helptext:
             args += ["--grpc-port", str(self.grpc_port)]
         else:

@@ -26,6 +26,8 @@ pub enum ErrorKind {
     /// The statement is not allowed to this client: it would write files, change the
     /// catalog, or read what it may not (42501).
     InsufficientPrivilege,
+    /// The client did not say who it is, or its credentials are wrong (28000; HTTP 401).
+    InvalidAuthorization,
     UndefinedTable,
     UndefinedColumn,
     UndefinedFunction,
@@ -67,10 +69,11 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for tables and their tests.
-    pub const ALL: [ErrorKind; 28] = [
+    pub const ALL: [ErrorKind; 29] = [
         ErrorKind::SyntaxError,
         ErrorKind::AccessRuleViolation,
         ErrorKind::InsufficientPrivilege,
+        ErrorKind::InvalidAuthorization,
         ErrorKind::UndefinedTable,
         ErrorKind::UndefinedColumn,
         ErrorKind::UndefinedFunction,
@@ -104,6 +107,7 @@ impl ErrorKind {
             ErrorKind::SyntaxError => "42601",
             ErrorKind::AccessRuleViolation => "42000",
             ErrorKind::InsufficientPrivilege => "42501",
+            ErrorKind::InvalidAuthorization => "28000",
             ErrorKind::UndefinedTable => "42P01",
             ErrorKind::UndefinedColumn => "42703",
             ErrorKind::UndefinedFunction => "42883",
@@ -139,10 +143,12 @@ impl ErrorKind {
     }
 
     /// The HTTP status a TAP or UWS client is told: the HTTP table. The client's mistakes
-    /// are 400 (DALI), an unknown job 404, what it may not do 403, a request too large
-    /// 413, a cluster that cannot serve it now 503, our failures 500.
+    /// are 400 (DALI), missing or wrong credentials 401, an unknown job 404, what it may
+    /// not do 403, a request too large 413, a cluster that cannot serve it now 503, our
+    /// failures 500.
     pub fn http_status(self) -> u16 {
         match self {
+            ErrorKind::InvalidAuthorization => 401,
             ErrorKind::InsufficientPrivilege => 403,
             ErrorKind::UndefinedObject => 404,
             ErrorKind::ProgramLimitExceeded => 413,
@@ -158,6 +164,7 @@ impl ErrorKind {
             ErrorKind::SyntaxError => "syntax_error",
             ErrorKind::AccessRuleViolation => "access_rule_violation",
             ErrorKind::InsufficientPrivilege => "insufficient_privilege",
+            ErrorKind::InvalidAuthorization => "invalid_authorization_specification",
             ErrorKind::UndefinedTable => "undefined_table",
             ErrorKind::UndefinedColumn => "undefined_column",
             ErrorKind::UndefinedFunction => "undefined_function",

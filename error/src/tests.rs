@@ -32,6 +32,7 @@ fn t10_tables_are_one_to_one() {
 #[test]
 fn t20_http_statuses_of_note() {
     assert_eq!(ErrorKind::InsufficientPrivilege.http_status(), 403);
+    assert_eq!(ErrorKind::InvalidAuthorization.http_status(), 401);
     assert_eq!(ErrorKind::UndefinedObject.http_status(), 404);
     assert_eq!(ErrorKind::ProgramLimitExceeded.http_status(), 413);
     // A dead worker is not the client's mistake.

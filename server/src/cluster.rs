@@ -15,7 +15,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::{AlmagestConfig, CoordinatorSection, WorkerSection};
+use crate::config::{AlmagestConfig, CoordinatorSection, PgAuthMode, WorkerSection};
+use crate::pgwire::auth::PgAuth;
+use crate::users::{TokensFile, UsersFile};
 
 /// Fires once when the process is asked to stop.
 #[derive(Clone)]
@@ -90,6 +92,35 @@ pub async fn start_coordinator(
     let (grpc_addr, pg_addr, http_addr) =
         (grpc.local_addr()?, pg.local_addr()?, http.local_addr()?);
     let tap = config.tap.to_config();
+    let users = Arc::new(UsersFile::new(config.users_file()));
+    let credentials = crate::tap::identity::Credentials {
+        users: Arc::clone(&users),
+        tokens: Arc::new(TokensFile::new(config.tokens_file())),
+    };
+    if !tap.anonymous {
+        info!("TAP requests must authenticate (HTTP Basic or a bearer token)");
+    }
+    let pg_auth = match config.pg_auth {
+        PgAuthMode::Scram => {
+            let path = users.path();
+            info!(users_file = %path.display(), "pgwire clients authenticate with SCRAM-SHA-256");
+            if !path.exists() {
+                warn!(
+                    users_file = %path.display(),
+                    "no users yet: nobody can connect over pgwire until `almagest user add NAME` adds one"
+                );
+            }
+            PgAuth::Scram(Arc::clone(&users))
+        }
+        PgAuthMode::Trust => {
+            if pg_addr.ip().is_loopback() {
+                info!("pgwire clients are trusted without a password (loopback only)");
+            } else {
+                warn!(%pg_addr, "pg_auth = trust: clients on other addresses than loopback will be refused");
+            }
+            PgAuth::TrustLoopback
+        }
+    };
     let mut node = config.node;
     if node.advertise_address.is_empty() {
         node.advertise_address = format!("http://{grpc_addr}");
@@ -118,12 +149,14 @@ pub async fn start_coordinator(
     let pg_coordinator = coordinator.clone();
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = crate::pgwire::serve_coordinator(pg, pg_coordinator, sd.wait()).await {
+        if let Err(e) =
+            crate::pgwire::serve_coordinator(pg, pg_coordinator, pg_auth, sd.wait()).await
+        {
             warn!(error = %e, "pgwire server stopped");
         }
     }));
 
-    let app = crate::http::router(coordinator.clone(), tap);
+    let app = crate::http::router(coordinator.clone(), tap, credentials);
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app)
@@ -220,6 +253,28 @@ async fn register_worker(
         }
         delay = (delay * 2).min(Duration::from_secs(2));
     }
+}
+
+/// The users file of a standalone cluster in `data_dir`: `[coordinator] users_file`, else
+/// the coordinator's `<data_dir>/coordinator/users`.
+pub fn standalone_users_file(
+    c: &CoordinatorSection,
+    data_dir: &std::path::Path,
+) -> std::path::PathBuf {
+    c.users_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join("coordinator").join("users"))
+}
+
+/// The tokens file of a standalone cluster in `data_dir`: `[coordinator] tokens_file`,
+/// else `<data_dir>/coordinator/tokens`.
+pub fn standalone_tokens_file(
+    c: &CoordinatorSection,
+    data_dir: &std::path::Path,
+) -> std::path::PathBuf {
+    c.tokens_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join("coordinator").join("tokens"))
 }
 
 /// A running standalone cluster.

@@ -55,8 +55,44 @@ pub struct CoordinatorSection {
     pub pg_listen: SocketAddr,
     /// HTTP: health, status and the TAP service under `/tap`.
     pub http_listen: SocketAddr,
+    /// How pgwire clients authenticate: `scram` (SCRAM-SHA-256 against the users file)
+    /// or `trust` (no password, loopback clients only).
+    pub pg_auth: PgAuthMode,
+    /// The users file of `scram` (written by `almagest user add`); default
+    /// `<data_dir>/users`.
+    pub users_file: Option<PathBuf>,
+    /// The bearer tokens TAP accepts (written by `almagest token add`); default
+    /// `<data_dir>/tokens`.
+    pub tokens_file: Option<PathBuf>,
     /// `[coordinator.tap]`: limits of the TAP service.
     pub tap: TapSection,
+}
+
+/// `[coordinator] pg_auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PgAuthMode {
+    /// SCRAM-SHA-256 against the users file.
+    #[default]
+    Scram,
+    /// Everyone is let in without a password, from loopback addresses only.
+    Trust,
+}
+
+impl CoordinatorSection {
+    /// Where the users file is: `users_file`, or `<data_dir>/users`.
+    pub fn users_file(&self) -> PathBuf {
+        self.users_file
+            .clone()
+            .unwrap_or_else(|| self.node.data_dir.join("users"))
+    }
+
+    /// Where the tokens file is: `tokens_file`, or `<data_dir>/tokens`.
+    pub fn tokens_file(&self) -> PathBuf {
+        self.tokens_file
+            .clone()
+            .unwrap_or_else(|| self.node.data_dir.join("tokens"))
+    }
 }
 
 impl Default for CoordinatorSection {
@@ -66,6 +102,9 @@ impl Default for CoordinatorSection {
             grpc_listen: DEFAULT_COORDINATOR_GRPC,
             pg_listen: DEFAULT_PG,
             http_listen: DEFAULT_HTTP,
+            pg_auth: PgAuthMode::default(),
+            users_file: None,
+            tokens_file: None,
             tap: TapSection::default(),
         }
     }
@@ -88,6 +127,8 @@ pub struct TapSection {
     pub allow_http_upload: bool,
     /// The longest one upload fetch may take, seconds.
     pub http_upload_timeout_s: u64,
+    /// Whether requests without credentials are served (as the anonymous user).
+    pub anonymous: bool,
 }
 
 impl Default for TapSection {
@@ -99,6 +140,7 @@ impl Default for TapSection {
             max_upload_mb: d.max_upload_bytes >> 20,
             allow_http_upload: d.allow_http_upload,
             http_upload_timeout_s: d.http_upload_timeout.as_secs(),
+            anonymous: d.anonymous,
         }
     }
 }
@@ -112,6 +154,7 @@ impl TapSection {
             max_upload_bytes: self.max_upload_mb.saturating_mul(1 << 20),
             allow_http_upload: self.allow_http_upload,
             http_upload_timeout: std::time::Duration::from_secs(self.http_upload_timeout_s),
+            anonymous: self.anonymous,
         }
     }
 }
@@ -195,6 +238,14 @@ pub struct CoordinatorFlags {
     /// a user gives it: see allow_http_upload in config/almagest.example.toml).
     #[arg(long)]
     pub allow_http_upload: bool,
+    /// How pgwire clients authenticate: scram (users added with `almagest user add`) or
+    /// trust (no password, loopback clients only) [default: [coordinator] pg_auth].
+    #[arg(long, value_enum)]
+    pub pg_auth: Option<PgAuthMode>,
+    /// Whether TAP serves requests without credentials [default: [coordinator.tap]
+    /// anonymous].
+    #[arg(long)]
+    pub tap_anonymous: Option<bool>,
 }
 
 impl CoordinatorFlags {
@@ -224,6 +275,12 @@ impl CoordinatorFlags {
         // it on is not overridden by a flag's absence.
         if self.allow_http_upload {
             c.tap.allow_http_upload = true;
+        }
+        if let Some(mode) = self.pg_auth {
+            c.pg_auth = mode;
+        }
+        if let Some(anonymous) = self.tap_anonymous {
+            c.tap.anonymous = anonymous;
         }
     }
 }

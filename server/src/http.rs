@@ -8,10 +8,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-pub fn router(coordinator: Arc<Coordinator>, tap: crate::tap::TapConfig) -> Router {
+pub fn router(
+    coordinator: Arc<Coordinator>,
+    tap: crate::tap::TapConfig,
+    credentials: crate::tap::identity::Credentials,
+) -> Router {
     let tap_state = Arc::new(crate::tap::TapState {
         coordinator: coordinator.clone(),
         config: tap,
+        credentials,
     });
     Router::new()
         .route("/health", get(|| async { "ok\n" }))

@@ -10,6 +10,7 @@ mod pgwire;
 mod tap;
 #[cfg(test)]
 mod upload_tests;
+mod users;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +21,8 @@ use clap::{Args, Parser, Subcommand};
 use tracing::info;
 
 use crate::cluster::Shutdown;
-use crate::config::{AlmagestConfig, CoordinatorFlags, StandaloneFlags};
+use crate::config::{AlmagestConfig, CoordinatorFlags, PgAuthMode, StandaloneFlags};
+use crate::users::{generate_password, TokensFile, UsersFile};
 
 /// Where `demo` keeps its cluster when neither `--data-dir` nor the file names a place.
 const DEMO_DATA_DIR: &str = "almagest-demo";
@@ -50,6 +52,71 @@ enum Command {
     Coordinator(CoordinatorArgs),
     /// Run a worker (chunk storage and fragment execution).
     Worker(ConfigArg),
+    /// Manage who may connect: users (pgwire SCRAM-SHA-256 and TAP HTTP Basic).
+    User(UserArgs),
+    /// Manage the bearer tokens TAP clients may authenticate with.
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a new bearer token for a user and print it (only its hash is kept).
+    Add(TokenAddArgs),
+}
+
+#[derive(Args)]
+struct TokenAddArgs {
+    /// The user the token authenticates as.
+    name: String,
+    /// The tokens file [default: [coordinator] tokens_file, else <data_dir>/tokens of
+    /// [coordinator]].
+    #[arg(long)]
+    tokens_file: Option<PathBuf>,
+    /// The data directory of a standalone cluster or of the demo, whose tokens file is
+    /// <DIR>/coordinator/tokens (unless [coordinator] tokens_file names another).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+#[derive(Args)]
+struct UserArgs {
+    #[command(subcommand)]
+    command: UserCommand,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user, or set the password of one; takes effect at the next login, also on a
+    /// running server.
+    Add(UserAddArgs),
+}
+
+#[derive(Args)]
+struct UserAddArgs {
+    /// The user name.
+    name: String,
+    /// Read the password from the first line of standard input [default: generate one
+    /// and print it].
+    #[arg(long)]
+    password_stdin: bool,
+    /// The users file [default: [coordinator] users_file, else <data_dir>/users of
+    /// [coordinator]].
+    #[arg(long)]
+    users_file: Option<PathBuf>,
+    /// The data directory of a standalone cluster or of the demo, whose users file is
+    /// <DIR>/coordinator/users (unless [coordinator] users_file names another).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 #[derive(Args)]
@@ -168,13 +235,33 @@ fn init_tracing() {
     }
 }
 
-fn print_connect(pg: SocketAddr, http: SocketAddr, grpc: SocketAddr) {
+/// Who the connect line of `print_connect` logs in as.
+enum Login {
+    /// A user of the users file whose password is not known here.
+    AnyUser,
+    /// `pg_auth = "trust"`: any user name, no password.
+    Trust,
+    /// The demo's user and password.
+    Password(String, String),
+}
+
+fn print_connect(pg: SocketAddr, http: SocketAddr, grpc: SocketAddr, login: &Login) {
     println!("Almagest is ready.");
-    println!(
-        "  psql:  psql -h {} -p {} -U almagest almagest",
-        pg.ip(),
-        pg.port()
-    );
+    let (host, port) = (pg.ip(), pg.port());
+    match login {
+        Login::AnyUser => {
+            println!("  psql:  psql -h {host} -p {port} -U NAME almagest");
+            println!("         (a user added with `almagest user add NAME`; SCRAM-SHA-256)");
+        }
+        Login::Trust => {
+            println!("  psql:  psql -h {host} -p {port} -U almagest almagest");
+            println!("         (pg_auth = trust: no password, loopback clients only)");
+        }
+        Login::Password(user, password) => {
+            println!("  psql:  PGPASSWORD={password} psql -h {host} -p {port} -U {user} almagest");
+            println!("  URL:   postgresql://{user}:{password}@{host}:{port}/almagest");
+        }
+    }
     println!("  HTTP:  http://{http}/status");
     println!("  load:  almagest load --coordinator http://{grpc} --table db.table --ra ra --dec dec --key id FILE...");
     println!("Press Ctrl-C to stop.");
@@ -209,7 +296,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (tx, shutdown) = Shutdown::new();
             let cluster = cluster::start_standalone(&config, shutdown).await?;
             let c = &cluster.coordinator;
-            print_connect(c.pg_addr, c.http_addr, c.grpc_addr);
+            print_connect(
+                c.pg_addr,
+                c.http_addr,
+                c.grpc_addr,
+                &login_of(&config.coordinator),
+            );
             cluster::termination_signal().await;
             info!("shutting down");
             let _ = tx.send(true);
@@ -247,8 +339,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 args.flags.apply(&mut c.coordinator)
             })?;
             let (tx, shutdown) = Shutdown::new();
+            let login = login_of(&config.coordinator);
             let running = cluster::start_coordinator(config.coordinator, shutdown).await?;
-            print_connect(running.pg_addr, running.http_addr, running.grpc_addr);
+            print_connect(
+                running.pg_addr,
+                running.http_addr,
+                running.grpc_addr,
+                &login,
+            );
             cluster::termination_signal().await;
             info!("shutting down");
             let _ = tx.send(true);
@@ -269,7 +367,71 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _ = handle.await;
             Ok(())
         }
+        Command::User(UserArgs {
+            command: UserCommand::Add(args),
+        }) => user_add(args),
+        Command::Token(TokenArgs {
+            command: TokenCommand::Add(args),
+        }) => token_add(args),
     }
+}
+
+/// `almagest token add`.
+fn token_add(args: TokenAddArgs) -> anyhow::Result<()> {
+    let path = match &args.tokens_file {
+        Some(path) => path.clone(),
+        None => {
+            let config = AlmagestConfig::load(args.config.path())?;
+            match &args.data_dir {
+                Some(dir) => cluster::standalone_tokens_file(&config.coordinator, dir),
+                None => config.coordinator.tokens_file(),
+            }
+        }
+    };
+    let token = TokensFile::new(&path)
+        .add(&args.name)
+        .with_context(|| format!("cannot write the tokens file {}", path.display()))?;
+    println!("token for {} added to {}", args.name, path.display());
+    println!("token: {token}");
+    Ok(())
+}
+
+fn login_of(c: &config::CoordinatorSection) -> Login {
+    match c.pg_auth {
+        PgAuthMode::Scram => Login::AnyUser,
+        PgAuthMode::Trust => Login::Trust,
+    }
+}
+
+/// `almagest user add`.
+fn user_add(args: UserAddArgs) -> anyhow::Result<()> {
+    let path = match &args.users_file {
+        Some(path) => path.clone(),
+        None => {
+            let config = AlmagestConfig::load(args.config.path())?;
+            match &args.data_dir {
+                Some(dir) => cluster::standalone_users_file(&config.coordinator, dir),
+                None => config.coordinator.users_file(),
+            }
+        }
+    };
+    let (password, generated) = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        (line.trim_end_matches(['\r', '\n']).to_string(), false)
+    } else {
+        (generate_password(), true)
+    };
+    UsersFile::new(&path)
+        .set_password(&args.name, &password)
+        .with_context(|| format!("cannot write the users file {}", path.display()))?;
+    println!("user {} set in {}", args.name, path.display());
+    if generated {
+        println!("password: {password}");
+    }
+    Ok(())
 }
 
 /// Generates the sample catalog (once), starts the cluster, loads it (once), and serves.
@@ -282,6 +444,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    // Before the cluster starts, so that it starts with a user.
+    let login = match config.coordinator.pg_auth {
+        PgAuthMode::Trust => Login::Trust,
+        PgAuthMode::Scram => demo_login(&config.coordinator, &data_dir)?,
+    };
     let (tx, shutdown) = Shutdown::new();
     let cluster = cluster::start_standalone(&config, shutdown).await?;
     let c = &cluster.coordinator;
@@ -327,10 +494,40 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             report.elapsed.as_secs_f64()
         );
     }
-    print_connect(c.pg_addr, c.http_addr, c.grpc_addr);
+    print_connect(c.pg_addr, c.http_addr, c.grpc_addr, &login);
     println!("Try: SELECT source_id, ra, dec FROM demo.gaia WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 266.4, -28.9, 0.2));");
     cluster::termination_signal().await;
     info!("shutting down");
     let _ = tx.send(true);
     cluster.join().await
+}
+
+/// The demo's pgwire user, `almagest`, with a password generated at the first run and
+/// kept in `<data_dir>/demo-password` (owner-readable only), so that every run of the demo
+/// prints the same credentials.
+fn demo_login(c: &config::CoordinatorSection, data_dir: &std::path::Path) -> anyhow::Result<Login> {
+    const USER: &str = "almagest";
+    let users = UsersFile::new(cluster::standalone_users_file(c, data_dir));
+    let kept = data_dir.join("demo-password");
+    let known = std::fs::read_to_string(&kept)
+        .ok()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty());
+    let password = match known {
+        Some(p) if users.contains(USER)? => p,
+        _ => {
+            let p = generate_password();
+            users.set_password(USER, &p).with_context(|| {
+                format!("cannot write the users file {}", users.path().display())
+            })?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(&mut options.open(&kept)?, format!("{p}\n").as_bytes())
+                .with_context(|| format!("cannot write {}", kept.display()))?;
+            p
+        }
+    };
+    Ok(Login::Password(USER.into(), password))
 }

@@ -49,6 +49,38 @@ pub fn almagest(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `almagest user add NAME --data-dir DIR` for the cluster in `data_dir`, the password
+/// given on standard input (or generated, when `None`); returns the command's output.
+pub fn user_add(data_dir: &Path, name: &str, password: Option<&str>) -> Result<String> {
+    use std::io::Write;
+    let data = data_dir.display().to_string();
+    let mut args = vec!["user", "add", name, "--data-dir", &data];
+    if password.is_some() {
+        args.push("--password-stdin");
+    }
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run almagest user add")?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    if let Some(p) = password {
+        writeln!(stdin, "{p}")?;
+    }
+    drop(stdin);
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "almagest user add failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
 /// A child process killed on drop.
 pub struct Proc {
     pub child: Child,
@@ -56,10 +88,22 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str], log: &Path) -> Result<Self> {
+        Self::spawn_with_env(name, args, &[], log)
+    }
+
+    /// [`Proc::spawn`] with environment variables set for the child (e.g.
+    /// `ALMAGEST_LOG_FORMAT=json`).
+    pub fn spawn_with_env(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Self> {
         let log_file = std::fs::File::create(log)?;
         let child = Command::new(BIN)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -113,6 +157,16 @@ impl Cluster {
     /// Starts a cluster with `extra` options of `almagest standalone` (e.g.
     /// `--allow-http-upload`).
     pub async fn start_with_args(data_dir: &Path, workers: u32, extra: &[&str]) -> Result<Self> {
+        Self::start_with_env(data_dir, workers, extra, &[]).await
+    }
+
+    /// [`Cluster::start_with_args`] with environment variables for the server process.
+    pub async fn start_with_env(
+        data_dir: &Path,
+        workers: u32,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let (pg, grpc, http) = (free_port(), free_port(), free_port());
         let (data, workers) = (data_dir.display().to_string(), workers.to_string());
@@ -130,10 +184,16 @@ impl Cluster {
             "--http-port",
             &http_arg,
         ];
+        // Tests connect on loopback without a password unless they ask for SCRAM
+        // (`--pg-auth scram` in `extra`, which then is used instead).
+        if !extra.contains(&"--pg-auth") {
+            args.extend(["--pg-auth", "trust"]);
+        }
         args.extend_from_slice(extra);
-        let proc = Proc::spawn(
+        let proc = Proc::spawn_with_env(
             "standalone",
             &args,
+            env,
             &data_dir.join(format!("standalone-{pg}.log")),
         )?;
         let cluster = Self {
@@ -145,6 +205,12 @@ impl Cluster {
         };
         wait_for_pg(pg, &data_dir.join(format!("standalone-{pg}.log"))).await?;
         Ok(cluster)
+    }
+
+    /// The server's log file (its standard error).
+    pub fn log_file(&self) -> PathBuf {
+        self.data_dir
+            .join(format!("standalone-{}.log", self.pg_port))
     }
 
     pub fn coordinator(&self) -> String {
@@ -204,27 +270,49 @@ impl Cluster {
     }
 }
 
-/// Connects to pgwire on `port`.
+/// Connects to pgwire on `port` as `almagest` without a password (the harness's clusters
+/// trust loopback clients).
 pub async fn connect(port: u16) -> Result<Client> {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user=almagest dbname=almagest"),
-        NoTls,
-    )
-    .await?;
+    Ok(connect_as(port, "almagest", None).await?)
+}
+
+/// Connects to pgwire on `port` as `user`, with `password` if given.
+pub async fn connect_as(
+    port: u16,
+    user: &str,
+    password: Option<&str>,
+) -> std::result::Result<Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user(user)
+        .dbname("almagest");
+    if let Some(p) = password {
+        config.password(p);
+    }
+    let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
     Ok(client)
 }
 
-/// Waits until pgwire answers `SELECT 1`.
+/// Waits until pgwire answers: `SELECT 1` runs, or (on a server that asks for passwords)
+/// a login with a made-up password is refused as such.
 pub async fn wait_for_pg(port: u16, log: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(c) = connect(port).await {
-            if c.simple_query("SELECT 1").await.is_ok() {
-                return Ok(());
+        match connect_as(port, "almagest", Some("harness-probe")).await {
+            Ok(c) => {
+                if c.simple_query("SELECT 1").await.is_ok() {
+                    return Ok(());
+                }
             }
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD) => {
+                return Ok(())
+            }
+            Err(_) => {}
         }
         if Instant::now() > deadline {
             bail!(

@@ -7,6 +7,7 @@ mod t10_queries;
 mod t20_slt;
 mod t30_clients;
 mod t35_access;
+mod t36_pg_auth;
 mod t40_multiprocess;
 mod t50_load_errors;
 mod t60_tap_sync;

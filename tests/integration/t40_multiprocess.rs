@@ -26,7 +26,7 @@ fn start_all(dir: &Path, p: &Ports) -> Result<Vec<Proc>> {
     write_config(
         &coord_cfg,
         &format!(
-            "[coordinator]\nnode_id = 1\ndata_dir = \"{}\"\ngrpc_listen = \"127.0.0.1:{}\"\npg_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\n",
+            "[coordinator]\nnode_id = 1\ndata_dir = \"{}\"\ngrpc_listen = \"127.0.0.1:{}\"\npg_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\npg_auth = \"trust\"\n",
             dir.join("coordinator").display(),
             p.grpc,
             p.pg,

@@ -53,6 +53,10 @@ fn element<'a>(doc: &'a str, name: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t80_jobs_over_pgwire_and_uws() -> Result<()> {
     let dir = harness::test_dir("t80_jobs");
+    // The pgwire connections are trusted as user almagest; over TAP the same user signs
+    // in with HTTP Basic, so that both sides see the same user's jobs.
+    let password = "t80 secret";
+    harness::user_add(&dir.join("cluster"), "almagest", Some(password))?;
     let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
     cluster.load(
         "test.gaia",
@@ -60,8 +64,21 @@ async fn t80_jobs_over_pgwire_and_uws() -> Result<()> {
         &[harness::catalog_file()],
     )?;
     let client = cluster.client().await?;
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        format!(
+            "Basic {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("almagest:{password}")
+            )
+        )
+        .parse()?,
+    );
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .default_headers(auth)
         .build()?;
     let tap = cluster.tap_url();
 
@@ -375,6 +392,104 @@ async fn t80_jobs_over_pgwire_and_uws() -> Result<()> {
             .status()
             == StatusCode::NOT_FOUND
     );
+
+    // A job is its owner's. Anonymous TAP requests neither list nor reach almagest's.
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let theirs = format!("{tap}/async/{sql_job}");
+    for url in [
+        theirs.clone(),
+        format!("{theirs}/phase"),
+        format!("{theirs}/parameters"),
+        format!("{theirs}/results/result"),
+    ] {
+        let got = anonymous.get(&url).send().await?;
+        ensure!(
+            got.status() == StatusCode::FORBIDDEN,
+            "{url}: {}",
+            got.status()
+        );
+        ensure!(
+            !got.text().await?.contains("source_id % 97"),
+            "{url} leaks the query"
+        );
+    }
+    let refused = anonymous.delete(&theirs).send().await?;
+    ensure!(refused.status() == StatusCode::FORBIDDEN);
+    let refused = anonymous
+        .post(format!("{theirs}/phase"))
+        .form(&[("PHASE", "ABORT")])
+        .send()
+        .await?;
+    ensure!(refused.status() == StatusCode::FORBIDDEN);
+    let list = anonymous
+        .get(format!("{tap}/async"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        !list.contains(&sql_job),
+        "an anonymous list shows almagest's job"
+    );
+    ensure!(
+        http.get(&theirs).send().await?.status() == StatusCode::OK,
+        "still there"
+    );
+    // Wrong credentials are refused, not served as anonymous.
+    let wrong = anonymous
+        .get(format!("{tap}/async"))
+        .basic_auth("almagest", Some("not it"))
+        .send()
+        .await?;
+    ensure!(wrong.status() == StatusCode::UNAUTHORIZED);
+    ensure!(wrong
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.starts_with("Basic "))));
+    // A bearer token made while the server runs is almagest too.
+    let made = harness::almagest(&[
+        "token",
+        "add",
+        "almagest",
+        "--data-dir",
+        &dir.join("cluster").display().to_string(),
+    ])?;
+    let token = made
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .context("no token printed")?;
+    let list = anonymous
+        .get(format!("{tap}/async"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        list.contains(&sql_job),
+        "the token's list lacks the job: {list}"
+    );
+    let bad = anonymous
+        .get(format!("{tap}/async"))
+        .bearer_auth(format!("{token}x"))
+        .send()
+        .await?;
+    ensure!(bad.status() == StatusCode::UNAUTHORIZED);
+    // Over pgwire another user neither sees, reads nor cancels almagest's jobs.
+    let eve = harness::connect_as(cluster.pg_port, "eve", None).await?;
+    let listed = eve.query("SHOW JOBS", &[]).await?;
+    ensure!(listed.is_empty(), "eve sees {} jobs", listed.len());
+    for sql in [
+        format!("SELECT * FROM job_result('{sql_job}')"),
+        format!("CANCEL JOB '{sql_job}'"),
+    ] {
+        let e = eve.query(&sql, &[]).await.expect_err("another user's job");
+        ensure!(sqlstate(&e) == "42501", "{sql}: {e:?}");
+    }
+    ensure!(phase(&client, &sql_job).await? == "COMPLETED");
 
     // Ordinary SQL still works on the same connection.
     let one = client.query("SELECT 1::BIGINT", &[]).await?;

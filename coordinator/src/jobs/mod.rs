@@ -135,8 +135,9 @@ impl JobSpec {
 /// Which jobs [`JobManager::list`] returns.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
-    /// Only this owner's jobs.
-    pub owner: Option<String>,
+    /// Only the jobs of this owner (`Some(None)`: the jobs without one, the anonymous
+    /// user's); `None`: everyone's.
+    pub owner: Option<Option<String>>,
     /// Only jobs in one of these phases (empty: all).
     pub phases: Vec<JobPhase>,
     /// Only jobs created strictly after this time (unix ms).
@@ -425,7 +426,7 @@ impl JobManager {
             .jobs
             .jobs
             .values()
-            .filter(|j| filter.owner.is_none() || j.owner == filter.owner)
+            .filter(|j| filter.owner.as_ref().is_none_or(|owner| j.owner == *owner))
             .filter(|j| filter.phases.is_empty() || filter.phases.contains(&j.phase))
             .filter(|j| {
                 filter

@@ -182,10 +182,25 @@ async fn t10_pending_queued_executing_completed_with_results() {
     assert_eq!(errors.len(), 2);
     assert!(jobs
         .list(&JobFilter {
-            owner: Some("bob".into()),
+            owner: Some(Some("bob".into())),
             ..Default::default()
         })
         .is_empty());
+    // Every job of this test has an owner: none is the anonymous user's.
+    assert!(jobs
+        .list(&JobFilter {
+            owner: Some(None),
+            ..Default::default()
+        })
+        .is_empty());
+    assert_eq!(
+        jobs.list(&JobFilter {
+            owner: Some(Some("alice".into())),
+            ..Default::default()
+        })
+        .len(),
+        jobs.list(&JobFilter::default()).len()
+    );
     assert_eq!(
         jobs.list(&JobFilter {
             last: Some(2),

@@ -1,26 +1,17 @@
-//! Who may connect over pgwire: SCRAM-SHA-256 against a users file, or `trust`, which the
-//! operator must ask for and which then admits loopback clients only.
+//! Who may connect over pgwire: SCRAM-SHA-256 against the users file (`crate::users`), or
+//! `trust`, which the operator must ask for and which then admits loopback clients only.
 //!
-//! The users file holds one line per user, `name:SCRAM-SHA-256:4096:<salt>:<salted
-//! password>` (base64), written by `almagest user add` with mode 0600. It is read at every
-//! login, so a user added while the server runs can connect at once. The salted password
-//! is what pgwire's SCRAM exchange needs; like PostgreSQL's verifier it never holds the
-//! password itself, but it must be kept as secret as a password.
-//!
-//! An unknown user goes through the same exchange as a known one with a wrong password
-//! (a made-up salt and secret), so that a client cannot tell which user names exist.
+//! The salted password of the users file is what pgwire's SCRAM exchange needs. An unknown
+//! user goes through the same exchange as a known one with a wrong password (a made-up
+//! salt and secret), so that a client cannot tell which user names exist.
 
 use std::fmt::Debug;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use futures::Sink;
-use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth, SCRAM_ITERATIONS};
+use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
@@ -30,9 +21,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::cancel::{CancelRegistry, SessionCancel};
-
-/// The mechanism tag of a users-file line.
-const MECHANISM: &str = "SCRAM-SHA-256";
+use crate::users::{Secret, UsersFile};
 
 /// How pgwire clients authenticate.
 #[derive(Debug, Clone)]
@@ -43,119 +32,12 @@ pub enum PgAuth {
     Scram(Arc<UsersFile>),
 }
 
-/// The users file (see the module documentation).
-#[derive(Debug)]
-pub struct UsersFile {
-    path: PathBuf,
-}
-
-/// One user's SCRAM secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Secret {
-    salt: Vec<u8>,
-    salted_password: Vec<u8>,
-}
-
-impl UsersFile {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The secret of `user`, if the file names them.
-    fn secret(&self, user: &str) -> std::io::Result<Option<Secret>> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        Ok(text.lines().find_map(|line| {
-            let (name, secret) = parse_line(line)?;
-            (name == user).then_some(secret)
-        }))
-    }
-
-    /// Adds `user` with `password`, or changes their password; the file is replaced
-    /// atomically and readable by its owner only.
-    pub fn set_password(&self, user: &str, password: &str) -> std::io::Result<()> {
-        if user.is_empty() || user.contains([':', '\n', '\r']) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "invalid user name {user:?}: it must be non-empty, without ':' or newlines"
-                ),
-            ));
-        }
-        if password.is_empty() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the password must not be empty",
-            ));
-        }
-        let old = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e),
-        };
-        let mut lines: Vec<String> = old
-            .lines()
-            .filter(|line| parse_line(line).is_none_or(|(name, _)| name != user))
-            .map(str::to_owned)
-            .collect();
-        let salt: [u8; 16] = rand::random();
-        let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
-        lines.push(format!(
-            "{user}:{MECHANISM}:{SCRAM_ITERATIONS}:{}:{}",
-            STANDARD.encode(salt),
-            STANDARD.encode(salted)
-        ));
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&tmp)?;
-            for line in &lines {
-                writeln!(file, "{line}")?;
-            }
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)
-    }
-}
-
-/// `name` and secret of a users-file line; `None` for anything else (blank lines, comments,
-/// another mechanism or iteration count).
-fn parse_line(line: &str) -> Option<(&str, Secret)> {
-    let mut fields = line.trim().split(':');
-    let name = fields.next()?;
-    if fields.next()? != MECHANISM || fields.next()?.parse::<usize>().ok()? != SCRAM_ITERATIONS {
-        return None;
-    }
-    let salt = STANDARD.decode(fields.next()?).ok()?;
-    let salted_password = STANDARD.decode(fields.next()?).ok()?;
-    fields.next().is_none().then_some((
-        name,
-        Secret {
-            salt,
-            salted_password,
-        },
-    ))
-}
-
 #[async_trait]
 impl AuthSource for UsersFile {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
         let user = login.user().unwrap_or_default();
         let secret = self.secret(user).map_err(|e| {
-            tracing::error!(path = %self.path.display(), "cannot read the users file: {e}");
+            tracing::error!(path = %self.path().display(), "cannot read the users file: {e}");
             PgWireError::IoError(e)
         })?;
         let secret = secret.unwrap_or_else(|| {
@@ -249,6 +131,12 @@ impl StartupHandler for Startup {
             .get(pgwire::api::METADATA_USER)
             .cloned()
             .unwrap_or_default();
+        // SCRAM names the user of its client-first message, which clients leave empty (the
+        // startup message names the user, as in PostgreSQL): the error names that one.
+        let result = result.map_err(|e| match e {
+            PgWireError::InvalidPassword(_) => PgWireError::InvalidPassword(user.clone()),
+            e => e,
+        });
         if let Err(e) = &result {
             tracing::warn!(%peer, %user, "authentication failed: {e}");
         }
@@ -355,41 +243,5 @@ mod tests {
     async fn t30_trust_needs_no_password_on_loopback() {
         let (port, _stop) = start(PgAuth::TrustLoopback).await;
         assert_eq!(login(port, "anyone", None).await, Ok(42));
-    }
-
-    #[test]
-    fn t10_users_file_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let users = UsersFile::new(dir.path().join("users"));
-        assert_eq!(users.secret("ann").unwrap(), None);
-        users.set_password("ann", "first").unwrap();
-        users.set_password("bob", "other").unwrap();
-        let ann = users.secret("ann").unwrap().unwrap();
-        assert_eq!(
-            ann.salted_password,
-            gen_salted_password("first", &ann.salt, SCRAM_ITERATIONS)
-        );
-        users.set_password("ann", "second").unwrap();
-        let again = users.secret("ann").unwrap().unwrap();
-        assert_eq!(
-            again.salted_password,
-            gen_salted_password("second", &again.salt, SCRAM_ITERATIONS)
-        );
-        assert!(users.secret("bob").unwrap().is_some());
-        let text = std::fs::read_to_string(users.path()).unwrap();
-        assert_eq!(text.lines().count(), 2, "{text}");
-        assert!(!text.contains("second") && !text.contains("other"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(users.path())
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        assert!(users.set_password("a:b", "x").is_err());
-        assert!(users.set_password("", "x").is_err());
-        assert!(users.set_password("c", "").is_err());
     }
 }

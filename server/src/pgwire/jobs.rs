@@ -1,10 +1,13 @@
 //! Asynchronous jobs over the Postgres protocol:
 //!
 //! - `SUBMIT <query>` queues the query as a job and answers one row, `job_id`;
-//! - `SELECT * FROM job_result('<id>')` streams a COMPLETED job's result (any job,
-//!   whether submitted here or over TAP);
-//! - `SHOW JOBS` lists every job, newest first;
+//! - `SELECT * FROM job_result('<id>')` streams a COMPLETED job's result (whether
+//!   submitted here or over TAP);
+//! - `SHOW JOBS` lists the user's jobs, newest first;
 //! - `CANCEL JOB '<id>'` aborts a job.
+//!
+//! A job is its owner's: the connection's user sees, reads and cancels only the jobs it
+//! owns (another user's job is refused with 42501), as TAP answers 403.
 //!
 //! The three commands are rewritten into queries over table functions of this module
 //! (`almagest_submit`, `almagest_jobs`, `almagest_cancel_job`), so they work alike in the
@@ -69,18 +72,21 @@ pub(crate) fn register(ctx: &SessionContext, jobs: &Arc<JobManager>, owner: &Arc
         LIST_FUNCTION,
         Arc::new(ListFunction {
             jobs: Arc::clone(jobs),
+            owner: Arc::clone(owner),
         }),
     );
     ctx.register_udtf(
         CANCEL_FUNCTION,
         Arc::new(CancelFunction {
             jobs: Arc::clone(jobs),
+            owner: Arc::clone(owner),
         }),
     );
     ctx.register_udtf(
         RESULT_FUNCTION,
         Arc::new(ResultFunction {
             jobs: Arc::clone(jobs),
+            owner: Arc::clone(owner),
         }),
     );
 }
@@ -140,6 +146,23 @@ fn string_arg(function: &str, args: &TableFunctionArgs) -> Result<String> {
 
 fn job_error(e: CoordinatorError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
+}
+
+/// Fails unless the job `id` exists (42704) and belongs to `owner` (42501): a job is its
+/// owner's only, whichever front end created it.
+fn check_owner(jobs: &JobManager, owner: Option<&String>, id: &str) -> Result<()> {
+    let job = jobs
+        .get(id)
+        .ok_or_else(|| job_error(CoordinatorError::UnknownJob(id.to_owned())))?;
+    if job.owner.as_ref() != owner {
+        return Err(DataFusionError::External(Box::new(
+            almagest_error::Error::new(
+                almagest_error::ErrorKind::InsufficientPrivilege,
+                format!("job {id} belongs to another user"),
+            ),
+        )));
+    }
+    Ok(())
 }
 
 /// A one-partition table whose single stream is made by a closure when executed.
@@ -236,10 +259,11 @@ impl TableFunctionImpl for SubmitFunction {
     }
 }
 
-/// `almagest_jobs()`: every job, newest first (`SHOW JOBS`).
+/// `almagest_jobs()`: the connection's user's jobs, newest first (`SHOW JOBS`).
 #[derive(Debug)]
 struct ListFunction {
     jobs: Arc<JobManager>,
+    owner: Arc<JobOwner>,
 }
 
 fn list_schema() -> SchemaRef {
@@ -265,10 +289,14 @@ impl TableFunctionImpl for ListFunction {
             return plan_err!("{LIST_FUNCTION} takes no arguments");
         }
         let jobs = Arc::clone(&self.jobs);
+        let owner = Arc::clone(&self.owner);
         let schema = list_schema();
         let batch_schema = Arc::clone(&schema);
         action_table(schema, move || {
-            let listed = jobs.list(&JobFilter::default());
+            let listed = jobs.list(&JobFilter {
+                owner: Some(owner.get()),
+                ..JobFilter::default()
+            });
             let schema = Arc::clone(&batch_schema);
             Box::pin(async move {
                 let text =
@@ -304,10 +332,12 @@ impl TableFunctionImpl for ListFunction {
     }
 }
 
-/// `almagest_cancel_job('<id>')`: aborts a job (`CANCEL JOB`); answers its id and phase.
+/// `almagest_cancel_job('<id>')`: aborts a job of the connection's user (`CANCEL JOB`);
+/// answers its id and phase.
 #[derive(Debug)]
 struct CancelFunction {
     jobs: Arc<JobManager>,
+    owner: Arc<JobOwner>,
 }
 
 impl TableFunctionImpl for CancelFunction {
@@ -318,12 +348,15 @@ impl TableFunctionImpl for CancelFunction {
             Field::new("phase", DataType::Utf8, false),
         ]));
         let jobs = Arc::clone(&self.jobs);
+        let owner = Arc::clone(&self.owner);
         let batch_schema = Arc::clone(&schema);
         action_table(schema, move || {
             let jobs = Arc::clone(&jobs);
+            let owner = owner.get();
             let id = id.clone();
             let schema = Arc::clone(&batch_schema);
             Box::pin(async move {
+                check_owner(&jobs, owner.as_ref(), &id)?;
                 let job = jobs.abort(&id).await.map_err(job_error)?;
                 let columns: Vec<ArrayRef> = vec![
                     Arc::new(StringArray::from(vec![job.id])),
@@ -335,16 +368,20 @@ impl TableFunctionImpl for CancelFunction {
     }
 }
 
-/// `job_result('<id>')`: a COMPLETED job's result, streamed from its Parquet file.
+/// `job_result('<id>')`: the result of a COMPLETED job of the connection's user, streamed
+/// from its Parquet file.
 #[derive(Debug)]
 struct ResultFunction {
     jobs: Arc<JobManager>,
+    owner: Arc<JobOwner>,
 }
 
 impl TableFunctionImpl for ResultFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let id = string_arg(RESULT_FUNCTION, &args)?;
-        // Unknown (42704) and unfinished (55000) jobs fail here, at planning.
+        // Unknown (42704), another user's (42501) and unfinished (55000) jobs fail here,
+        // at planning.
+        check_owner(&self.jobs, self.owner.get().as_ref(), &id)?;
         let schema = self.jobs.result_schema(&id).map_err(job_error)?;
         let jobs = Arc::clone(&self.jobs);
         let stream_schema = Arc::clone(&schema);

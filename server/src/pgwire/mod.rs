@@ -5,6 +5,8 @@
 //! `SessionContext` (simple and extended protocol, `SET`/`SHOW`, transactions as no-ops);
 //! datafusion-pg-catalog emulates `pg_catalog` for client introspection. This module adds:
 //!
+//! - `audit`: one structured log record per statement (user, client, duration, rows,
+//!   outcome);
 //! - `access`: the allow-list every statement passes first (no file system access, no
 //!   DDL or DML: 42501);
 //! - `catalog`: the session the front end plans with, the coordinator's catalogs with
@@ -16,13 +18,15 @@
 //! - `jobs`: asynchronous jobs (`SUBMIT`, `SHOW JOBS`, `CANCEL JOB`, `job_result`).
 //!
 //! Connections: SSL requests are refused with `N` (no TLS is configured yet); users
-//! authenticate with SCRAM-SHA-256 against the users file, or are trusted when the operator
-//! configured `trust`, from loopback only (`auth`). Each connection runs in its own task on
+//! authenticate with SCRAM-SHA-256 against the users file (`crate::users`, written by
+//! `almagest user add`), or are trusted when the operator configured `trust`, from loopback
+//! only (`auth`). Each connection runs in its own task on
 //! its own copy of the session state.
 //!
 //! Architecture invariant: only this module knows the Postgres protocol.
 
 mod access;
+mod audit;
 pub mod auth;
 mod cancel;
 mod catalog;
@@ -160,14 +164,16 @@ pub async fn serve(
 }
 
 /// Serves the Postgres wire protocol for `coordinator` (its query session and its job
-/// system) on `listener` until `shutdown` resolves.
+/// system) on `listener` until `shutdown` resolves, authenticating clients as `auth` says.
 pub async fn serve_coordinator(
     listener: TcpListener,
     coordinator: Arc<Coordinator>,
+    auth: PgAuth,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let server = PgServer::new(&coordinator.session_context())
         .map_err(std::io::Error::other)?
+        .with_auth(auth)
         .with_jobs(Arc::clone(coordinator.jobs()));
     server.serve(listener, shutdown).await
 }

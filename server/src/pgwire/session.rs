@@ -9,6 +9,7 @@
 //!   of its own, raced against the query's cancel signal and aborted when it fires
 //!   (dropping the stream is what stops the workers);
 //! - panics: a panicking query becomes an `XX000` error on its own connection;
+//! - the audit log (`audit`): one record per statement, written when its rows are sent;
 //! - the job commands (`SUBMIT`, `SHOW JOBS`, `CANCEL JOB`; see `jobs`), rewritten before
 //!   translation.
 
@@ -39,6 +40,7 @@ use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::mpsc;
 
 use super::access::ReadOnlyHook;
+use super::audit::Audit;
 use super::cancel::{QueryCancel, SessionCancel};
 use almagest_error::ErrorKind;
 
@@ -100,21 +102,26 @@ impl SimpleQueryHandler for AlmagestSession {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let cancel = self.cancel.query();
-        self.owner.set(client.metadata().get(METADATA_USER));
-        let translated = translate(query)?;
-        let planned = catch_panic(SimpleQueryHandler::do_query(
-            &self.inner,
-            client,
-            &translated,
-        ));
-        let responses = tokio::select! {
-            biased;
-            () = cancel.clone().cancelled() => return Err(query_canceled()),
-            planned = planned => planned?.map_err(|e| locate(e, query, &translated))?,
+        let user = client.metadata().get(METADATA_USER).cloned();
+        self.owner.set(user.as_ref());
+        let audit = Audit::start(user.as_ref(), client.socket_addr(), query);
+        let planned = async {
+            let translated = translate(query)?;
+            let planned = catch_panic(SimpleQueryHandler::do_query(
+                &self.inner,
+                client,
+                &translated,
+            ));
+            tokio::select! {
+                biased;
+                () = cancel.clone().cancelled() => Err(query_canceled()),
+                planned = planned => planned?.map_err(|e| locate(e, query, &translated)),
+            }
         };
+        let responses = planned.await.inspect_err(|e| audit.failed(e))?;
         Ok(responses
             .into_iter()
-            .map(|response| guard_response(response, cancel.clone()))
+            .map(|response| guard_response(response, cancel.clone(), Arc::clone(&audit)))
             .collect())
     }
 }
@@ -141,6 +148,11 @@ impl ExtendedQueryHandler for AlmagestSession {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let cancel = self.cancel.query();
+        let audit = Audit::start(
+            client.metadata().get(METADATA_USER),
+            client.socket_addr(),
+            &portal.statement.statement.0,
+        );
         let planned = catch_panic(ExtendedQueryHandler::do_query(
             &self.inner,
             client,
@@ -149,10 +161,11 @@ impl ExtendedQueryHandler for AlmagestSession {
         ));
         let response = tokio::select! {
             biased;
-            () = cancel.clone().cancelled() => return Err(query_canceled()),
-            planned = planned => planned??,
-        };
-        Ok(guard_response(response, cancel))
+            () = cancel.clone().cancelled() => Err(query_canceled()),
+            planned = planned => planned.and_then(|r| r),
+        }
+        .inspect_err(|e| audit.failed(e))?;
+        Ok(guard_response(response, cancel, audit))
     }
 
     async fn do_describe_portal<C>(
@@ -258,11 +271,12 @@ fn locate(error: PgWireError, original: &str, translated: &str) -> PgWireError {
 }
 
 /// Makes a query response's row stream cancellable and panic-safe.
-fn guard_response(response: Response, cancel: QueryCancel) -> Response {
+/// `audit` records the rows sent and how the stream ended.
+fn guard_response(response: Response, cancel: QueryCancel, audit: Arc<Audit>) -> Response {
     match response {
         Response::Query(mut query) => {
             let rows = std::mem::replace(query.data_rows(), Box::pin(futures::stream::empty()));
-            *query.data_rows() = guard_rows(rows, cancel);
+            *query.data_rows() = guard_rows(rows, cancel, audit);
             Response::Query(query)
         }
         other => other,
@@ -288,29 +302,37 @@ type RowChunk = Vec<PgWireResult<DataRow>>;
 /// checked between polls would wait for it; the connection task only waits on a channel.
 /// The task starts at the first poll, when pgwire starts pulling rows: the statements of a
 /// simple query run one after another.
-fn guard_rows(rows: SendableRowStream, cancel: QueryCancel) -> SendableRowStream {
+fn guard_rows(
+    rows: SendableRowStream,
+    cancel: QueryCancel,
+    audit: Arc<Audit>,
+) -> SendableRowStream {
     struct Running {
         chunks: mpsc::Receiver<RowChunk>,
         ready: std::vec::IntoIter<PgWireResult<DataRow>>,
         cancel: CancelSignal,
+        audit: Arc<Audit>,
         _producer: AbortOnDrop,
     }
 
     enum State {
-        NotStarted(SendableRowStream, QueryCancel),
+        NotStarted(SendableRowStream, QueryCancel, Arc<Audit>),
         Running(Running),
         Finished,
     }
 
-    let stream = futures::stream::unfold(State::NotStarted(rows, cancel), |state| async move {
+    let start = State::NotStarted(rows, cancel, audit);
+    let stream = futures::stream::unfold(start, |state| async move {
         let mut running = match state {
-            State::NotStarted(rows, cancel) => {
+            State::NotStarted(rows, cancel, audit) => {
                 let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
+                let producer = tokio::spawn(produce_rows(rows, sender, Arc::clone(&audit)));
                 Running {
                     chunks,
                     ready: Vec::new().into_iter(),
                     cancel: Box::pin(cancel.cancelled()),
-                    _producer: AbortOnDrop(tokio::spawn(produce_rows(rows, sender))),
+                    audit,
+                    _producer: AbortOnDrop(producer),
                 }
             }
             State::Running(running) => running,
@@ -323,6 +345,7 @@ fn guard_rows(rows: SendableRowStream, cancel: QueryCancel) -> SendableRowStream
             let chunk = tokio::select! {
                 biased;
                 () = &mut running.cancel => {
+                    running.audit.canceled();
                     // Dropping `running` here aborts the producer.
                     return Some((Err(query_canceled()), State::Finished));
                 }
@@ -338,7 +361,8 @@ fn guard_rows(rows: SendableRowStream, cancel: QueryCancel) -> SendableRowStream
 }
 
 /// Pulls `rows` into `sender` until the stream ends, fails, panics, or nobody listens.
-async fn produce_rows(rows: SendableRowStream, sender: mpsc::Sender<RowChunk>) {
+/// Counts the rows into `audit`, and records the error the stream ends with.
+async fn produce_rows(rows: SendableRowStream, sender: mpsc::Sender<RowChunk>, audit: Arc<Audit>) {
     let mut chunks = rows.ready_chunks(ROWS_PER_CHUNK);
     loop {
         let mut chunk = match AssertUnwindSafe(chunks.next()).catch_unwind().await {
@@ -350,7 +374,11 @@ async fn produce_rows(rows: SendableRowStream, sender: mpsc::Sender<RowChunk>) {
         let failed = chunk.iter().position(Result::is_err);
         if let Some(at) = failed {
             chunk.truncate(at + 1);
+            if let Some(Err(e)) = chunk.last() {
+                audit.failed(e);
+            }
         }
+        audit.add_rows(chunk.len() as u64 - u64::from(failed.is_some()));
         if sender.send(chunk).await.is_err() || failed.is_some() {
             return;
         }

@@ -43,6 +43,12 @@ pub enum TapError {
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
+    /// No credentials where the service needs them, or wrong ones (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The resource belongs to another user (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Our bug, not the client's. The details go to the log, not to the client.
     #[error("internal error (this is a bug in the server): {0}")]
     Internal(String),
@@ -78,6 +84,8 @@ impl TapError {
             TapError::Classified(e) => e.kind,
             TapError::TooLarge(_) => ErrorKind::ProgramLimitExceeded,
             TapError::NotFound(_) => ErrorKind::UndefinedObject,
+            TapError::Unauthorized(_) => ErrorKind::InvalidAuthorization,
+            TapError::Forbidden(_) => ErrorKind::InsufficientPrivilege,
             TapError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -149,12 +157,25 @@ impl IntoResponse for TapError {
         } else {
             tracing::debug!(error = %self, "TAP request refused");
         }
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, VOTABLE_MIME)],
             error_document(&self.client_message()),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 11.6.1: a 401 names the schemes the client may use.
+            for challenge in [
+                "Basic realm=\"Almagest\", charset=\"UTF-8\"",
+                "Bearer realm=\"Almagest\"",
+            ] {
+                response.headers_mut().append(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static(challenge),
+                );
+            }
+        }
+        response
     }
 }
 
@@ -193,6 +214,21 @@ mod tests {
         assert_eq!(
             TapError::NotFound("x".into()).status(),
             StatusCode::NOT_FOUND
+        );
+        let e = TapError::Unauthorized("who?".into());
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        let response = e.into_response();
+        let challenges: Vec<_> = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(challenges.len(), 2, "{challenges:?}");
+        assert!(challenges[0].starts_with("Basic realm="));
+        assert_eq!(
+            TapError::Forbidden("x".into()).status(),
+            StatusCode::FORBIDDEN
         );
         let internal = TapError::internal("secret detail");
         assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -4,6 +4,8 @@
 //! Code map (one owner per file):
 //! - `sync`: `/tap/sync`, `/tap/capabilities`, `/tap/availability`, `/tap/examples`.
 //! - `params`: TAP/DALI parameters from GET, POST form and multipart bodies.
+//! - `identity`: who a request comes from (HTTP Basic, bearer token, or anonymous), and
+//!   the rule that a job is its owner's.
 //! - `format`: VOTable (TABLEDATA, BINARY2), CSV, TSV, JSON, Parquet writers, streamed;
 //!   error documents.
 //! - `votable`: VOTable reading for UPLOAD.
@@ -21,6 +23,7 @@ use axum::Router;
 pub mod error;
 pub mod fetch;
 pub mod format;
+pub mod identity;
 pub mod params;
 pub mod sync;
 pub mod tables;
@@ -43,6 +46,9 @@ pub struct TapConfig {
     pub allow_http_upload: bool,
     /// The longest one upload fetch may take, connection and body included.
     pub http_upload_timeout: std::time::Duration,
+    /// Whether requests without credentials are served, as the anonymous user (who owns
+    /// the jobs it creates as everyone anonymous does).
+    pub anonymous: bool,
 }
 
 impl Default for TapConfig {
@@ -53,6 +59,7 @@ impl Default for TapConfig {
             max_upload_bytes: 64 << 20,
             allow_http_upload: false,
             http_upload_timeout: std::time::Duration::from_secs(60),
+            anonymous: true,
         }
     }
 }
@@ -62,6 +69,8 @@ impl Default for TapConfig {
 pub struct TapState {
     pub coordinator: Arc<Coordinator>,
     pub config: TapConfig,
+    /// The users and tokens requests authenticate against.
+    pub credentials: identity::Credentials,
 }
 
 /// The `/tap` routes, to be nested under `/tap`.
@@ -70,5 +79,9 @@ pub fn router(state: Arc<TapState>) -> Router {
         .merge(sync::routes())
         .merge(tables::routes())
         .merge(uws::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            identity::authenticate,
+        ))
         .with_state(state)
 }

@@ -40,6 +40,7 @@ use axum::Router;
 
 use super::error::{error_document, TapError};
 use super::format::{stream_result, validate_schema, OutputFormat, ResultOptions};
+use super::identity::Identity;
 use super::params::TapParams;
 use super::sync::{check_query_params, read_uploads};
 use super::translate;
@@ -122,21 +123,28 @@ fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-fn job(state: &TapState, id: &str) -> Result<JobRecord, TapError> {
-    state
+/// The job `id`, if `identity` owns it (403 if another user does, 404 if none exists).
+fn job(state: &TapState, identity: &Identity, id: &str) -> Result<JobRecord, TapError> {
+    let job = state
         .coordinator
         .jobs()
         .get(id)
-        .ok_or_else(|| job_error(CoordinatorError::UnknownJob(id.to_owned())))
+        .ok_or_else(|| job_error(CoordinatorError::UnknownJob(id.to_owned())))?;
+    identity.check_owner(job)
 }
 
 async fn list_jobs(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     headers: HeaderMap,
     uri: OriginalUri,
     params: TapParams,
 ) -> UwsResult {
-    let mut filter = JobFilter::default();
+    // Only the caller's own jobs (UWS 1.1 section 2.2.3.1).
+    let mut filter = JobFilter {
+        owner: Some(identity.owner()),
+        ..JobFilter::default()
+    };
     for phase in all(&params, "PHASE") {
         let phase = phase.parse::<JobPhase>().map_err(TapError::bad_request)?;
         filter.phases.push(phase);
@@ -291,8 +299,13 @@ fn changes_query(params: &TapParams) -> bool {
 /// others it had: the query is checked and translated again (a broken one makes the job
 /// end in ERROR when run, as at creation), and `UPLOAD` replaces the job's uploads (read
 /// from this request's parts or fetched by URL). A job past PENDING refuses.
-async fn change_query(state: &TapState, id: &str, params: &TapParams) -> Result<(), TapError> {
-    let job = job(state, id)?;
+async fn change_query(
+    state: &TapState,
+    identity: &Identity,
+    id: &str,
+    params: &TapParams,
+) -> Result<(), TapError> {
+    let job = job(state, identity, id)?;
     if job.phase != JobPhase::Pending {
         return Err(job_error(CoordinatorError::JobPhaseConflict(format!(
             "the parameters of job {id} can only change while it is PENDING; it is {}",
@@ -348,11 +361,13 @@ fn parse_duration(text: &str) -> Result<u64, TapError> {
 
 async fn create_job(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     headers: HeaderMap,
     uri: OriginalUri,
     params: TapParams,
 ) -> UwsResult {
     let mut spec = job_spec(&state, &params, None).await?;
+    spec.owner = identity.owner();
     match params.get("PHASE") {
         None => {}
         Some(p) if p.eq_ignore_ascii_case("RUN") => spec.run = true,
@@ -377,12 +392,13 @@ async fn create_job(
 
 async fn get_job(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
     params: TapParams,
 ) -> UwsResult {
-    let mut record = job(&state, &id)?;
+    let mut record = job(&state, &identity, &id)?;
     if let Some(wait) = params.get("WAIT") {
         let seconds = wait
             .trim()
@@ -489,12 +505,13 @@ fn results_element(job: &JobRecord, jobs_url: &str, indent: &str) -> String {
 /// parameters (other names are ignored, as DALI asks); then `PHASE=` changes its phase.
 async fn post_job(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
     params: TapParams,
 ) -> UwsResult {
-    job(&state, &id)?;
+    job(&state, &identity, &id)?;
     let base = jobs_url(&headers, &uri);
     if let Some(action) = params.get("ACTION") {
         if action.eq_ignore_ascii_case("DELETE") {
@@ -511,7 +528,7 @@ async fn post_job(
         )));
     }
     // New parameters first, so that `QUERY=...&PHASE=RUN` runs the new query.
-    change_parameters(&state, &id, &params).await?;
+    change_parameters(&state, &identity, &id, &params).await?;
     if let Some(phase) = params.get("PHASE") {
         change_phase(&state, &id, phase).await?;
     }
@@ -520,10 +537,12 @@ async fn post_job(
 
 async fn delete_job(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
 ) -> UwsResult {
+    job(&state, &identity, &id)?;
     state
         .coordinator
         .jobs()
@@ -547,18 +566,23 @@ async fn change_phase(state: &TapState, id: &str, phase: &str) -> Result<(), Tap
     Ok(())
 }
 
-async fn get_phase(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
-    Ok(text(job(&state, &id)?.phase.to_string()))
+async fn get_phase(
+    State(state): State<Arc<TapState>>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> UwsResult {
+    Ok(text(job(&state, &identity, &id)?.phase.to_string()))
 }
 
 async fn post_phase(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
     params: TapParams,
 ) -> UwsResult {
-    job(&state, &id)?;
+    job(&state, &identity, &id)?;
     let phase = params
         .get("PHASE")
         .ok_or_else(|| TapError::bad_request("the PHASE parameter is missing"))?;
@@ -568,19 +592,25 @@ async fn post_phase(
 
 async fn get_execution_duration(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     Path(id): Path<String>,
 ) -> UwsResult {
-    Ok(text(job(&state, &id)?.execution_duration_s.to_string()))
+    Ok(text(
+        job(&state, &identity, &id)?
+            .execution_duration_s
+            .to_string(),
+    ))
 }
 
 async fn post_execution_duration(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
     params: TapParams,
 ) -> UwsResult {
-    job(&state, &id)?;
+    job(&state, &identity, &id)?;
     let seconds = params
         .get("EXECUTIONDURATION")
         .ok_or_else(|| TapError::bad_request("the EXECUTIONDURATION parameter is missing"))?;
@@ -593,18 +623,25 @@ async fn post_execution_duration(
     Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
 }
 
-async fn get_destruction(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
-    Ok(text(format_time(job(&state, &id)?.destruction_ms)))
+async fn get_destruction(
+    State(state): State<Arc<TapState>>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> UwsResult {
+    Ok(text(format_time(
+        job(&state, &identity, &id)?.destruction_ms,
+    )))
 }
 
 async fn post_destruction(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
     params: TapParams,
 ) -> UwsResult {
-    job(&state, &id)?;
+    job(&state, &identity, &id)?;
     let time = params
         .get("DESTRUCTION")
         .ok_or_else(|| TapError::bad_request("the DESTRUCTION parameter is missing"))?;
@@ -618,18 +655,30 @@ async fn post_destruction(
 }
 
 /// No estimate is made: the quote is empty ("don't know").
-async fn get_quote(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
-    job(&state, &id)?;
+async fn get_quote(
+    State(state): State<Arc<TapState>>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> UwsResult {
+    job(&state, &identity, &id)?;
     Ok(text(String::new()))
 }
 
-async fn get_owner(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
-    Ok(text(job(&state, &id)?.owner.unwrap_or_default()))
+async fn get_owner(
+    State(state): State<Arc<TapState>>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> UwsResult {
+    Ok(text(job(&state, &identity, &id)?.owner.unwrap_or_default()))
 }
 
 /// The error of a job in phase ERROR, as a VOTable error document.
-async fn get_error(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
-    let job = job(&state, &id)?;
+async fn get_error(
+    State(state): State<Arc<TapState>>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> UwsResult {
+    let job = job(&state, &identity, &id)?;
     if job.phase != JobPhase::Error {
         return Err(TapError::NotFound(format!(
             "job {id} has no error: it is {}",
@@ -644,8 +693,12 @@ async fn get_error(State(state): State<Arc<TapState>>, Path(id): Path<String>) -
         .into_response())
 }
 
-async fn get_parameters(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
-    let job = job(&state, &id)?;
+async fn get_parameters(
+    State(state): State<Arc<TapState>>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> UwsResult {
+    let job = job(&state, &identity, &id)?;
     let body = parameters_element(&job, "").replacen(
         "<uws:parameters>",
         &format!("<uws:parameters xmlns:uws=\"{UWS_NS}\">"),
@@ -659,12 +712,13 @@ async fn get_parameters(State(state): State<Arc<TapState>>, Path(id): Path<Strin
 /// EXECUTIONDURATION and DESTRUCTION can change; other names are refused.
 async fn post_parameters(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
     params: TapParams,
 ) -> UwsResult {
-    job(&state, &id)?;
+    job(&state, &identity, &id)?;
     let parts: Vec<&str> = params
         .uploads
         .iter()
@@ -682,16 +736,21 @@ async fn post_parameters(
             )));
         }
     }
-    change_parameters(&state, &id, &params).await?;
+    change_parameters(&state, &identity, &id, &params).await?;
     Ok(see_other(&format!("{}/{id}", jobs_url(&headers, &uri))))
 }
 
 /// Applies the parameters of a POST to a job or its parameters: the query's (see
 /// [`change_query`]), RUNID, EXECUTIONDURATION and DESTRUCTION.
-async fn change_parameters(state: &TapState, id: &str, params: &TapParams) -> Result<(), TapError> {
+async fn change_parameters(
+    state: &TapState,
+    identity: &Identity,
+    id: &str,
+    params: &TapParams,
+) -> Result<(), TapError> {
     let jobs = state.coordinator.jobs();
     if changes_query(params) {
-        change_query(state, id, params).await?;
+        change_query(state, identity, id, params).await?;
     }
     if params.get("RUNID").is_some() {
         jobs.set_run_id(id, params.runid.clone())
@@ -713,11 +772,12 @@ async fn change_parameters(state: &TapState, id: &str, params: &TapParams) -> Re
 
 async fn get_results(
     State(state): State<Arc<TapState>>,
+    identity: Identity,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: OriginalUri,
 ) -> UwsResult {
-    let job = job(&state, &id)?;
+    let job = job(&state, &identity, &id)?;
     let body = results_element(&job, &jobs_url(&headers, &uri), "").replacen(
         "<uws:results>",
         &format!("<uws:results xmlns:uws=\"{UWS_NS}\" xmlns:xlink=\"{XLINK_NS}\">"),
@@ -729,8 +789,12 @@ async fn get_results(
 /// The result, streamed from the job's Parquet file in its RESPONSEFORMAT (VOTable when
 /// none was given, as for jobs submitted over pgwire). A result cut at MAXREC is flagged
 /// OVERFLOW.
-async fn get_result(State(state): State<Arc<TapState>>, Path(id): Path<String>) -> UwsResult {
-    let job = job(&state, &id)?;
+async fn get_result(
+    State(state): State<Arc<TapState>>,
+    identity: Identity,
+    Path(id): Path<String>,
+) -> UwsResult {
+    let job = job(&state, &identity, &id)?;
     if job.phase != JobPhase::Completed {
         return Err(TapError::NotFound(format!(
             "job {id} has no result: it is {}, not COMPLETED",
