@@ -68,6 +68,8 @@ struct TokenArgs {
 enum TokenCommand {
     /// Make a new bearer token for a user and print it (only its hash is kept).
     Add(TokenAddArgs),
+    /// Revoke every token of a user; takes effect at once, also on a running server.
+    Revoke(TokenAddArgs),
 }
 
 #[derive(Args)]
@@ -97,6 +99,29 @@ enum UserCommand {
     /// Add a user, or set the password of one; takes effect at the next login, also on a
     /// running server.
     Add(UserAddArgs),
+    /// Remove a user and revoke their tokens; new logins are refused at once (sessions
+    /// already open stay open).
+    Remove(UserRemoveArgs),
+}
+
+#[derive(Args)]
+struct UserRemoveArgs {
+    /// The user name.
+    name: String,
+    /// The users file [default: [coordinator] users_file, else <data_dir>/users of
+    /// [coordinator]].
+    #[arg(long)]
+    users_file: Option<PathBuf>,
+    /// The tokens file [default: [coordinator] tokens_file, else <data_dir>/tokens of
+    /// [coordinator]].
+    #[arg(long)]
+    tokens_file: Option<PathBuf>,
+    /// The data directory of a standalone cluster or of the demo (its users and tokens
+    /// files are under <DIR>/coordinator/ unless the configuration names others).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 #[derive(Args)]
@@ -370,24 +395,93 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(UserArgs {
             command: UserCommand::Add(args),
         }) => user_add(args),
+        Command::User(UserArgs {
+            command: UserCommand::Remove(args),
+        }) => user_remove(args),
         Command::Token(TokenArgs {
             command: TokenCommand::Add(args),
         }) => token_add(args),
+        Command::Token(TokenArgs {
+            command: TokenCommand::Revoke(args),
+        }) => token_revoke(args),
     }
 }
 
-/// `almagest token add`.
-fn token_add(args: TokenAddArgs) -> anyhow::Result<()> {
-    let path = match &args.tokens_file {
+/// The tokens file a command names: `--tokens-file`, else the one of `--data-dir`'s
+/// cluster, else the configuration's.
+fn tokens_file_of(
+    tokens_file: &Option<PathBuf>,
+    data_dir: &Option<PathBuf>,
+    config: &ConfigArg,
+) -> anyhow::Result<PathBuf> {
+    Ok(match tokens_file {
         Some(path) => path.clone(),
         None => {
-            let config = AlmagestConfig::load(args.config.path())?;
-            match &args.data_dir {
+            let config = AlmagestConfig::load(config.path())?;
+            match data_dir {
                 Some(dir) => cluster::standalone_tokens_file(&config.coordinator, dir),
                 None => config.coordinator.tokens_file(),
             }
         }
-    };
+    })
+}
+
+/// The users file a command names, as [`tokens_file_of`].
+fn users_file_of(
+    users_file: &Option<PathBuf>,
+    data_dir: &Option<PathBuf>,
+    config: &ConfigArg,
+) -> anyhow::Result<PathBuf> {
+    Ok(match users_file {
+        Some(path) => path.clone(),
+        None => {
+            let config = AlmagestConfig::load(config.path())?;
+            match data_dir {
+                Some(dir) => cluster::standalone_users_file(&config.coordinator, dir),
+                None => config.coordinator.users_file(),
+            }
+        }
+    })
+}
+
+/// `almagest token revoke`.
+fn token_revoke(args: TokenAddArgs) -> anyhow::Result<()> {
+    let path = tokens_file_of(&args.tokens_file, &args.data_dir, &args.config)?;
+    let revoked = TokensFile::new(&path)
+        .revoke(&args.name)
+        .with_context(|| format!("cannot write the tokens file {}", path.display()))?;
+    println!(
+        "{revoked} token(s) of {} revoked in {}",
+        args.name,
+        path.display()
+    );
+    Ok(())
+}
+
+/// `almagest user remove`: the user, then their tokens.
+fn user_remove(args: UserRemoveArgs) -> anyhow::Result<()> {
+    let users = users_file_of(&args.users_file, &args.data_dir, &args.config)?;
+    let tokens = tokens_file_of(&args.tokens_file, &args.data_dir, &args.config)?;
+    let removed = UsersFile::new(&users)
+        .remove(&args.name)
+        .with_context(|| format!("cannot write the users file {}", users.display()))?;
+    let revoked = TokensFile::new(&tokens)
+        .revoke(&args.name)
+        .with_context(|| format!("cannot write the tokens file {}", tokens.display()))?;
+    if !removed && revoked == 0 {
+        anyhow::bail!("no user {} in {}", args.name, users.display());
+    }
+    println!(
+        "user {} removed from {}; {revoked} token(s) revoked",
+        args.name,
+        users.display()
+    );
+    Ok(())
+}
+
+/// `almagest token add`.
+fn token_add(args: TokenAddArgs) -> anyhow::Result<()> {
+    let path = tokens_file_of(&args.tokens_file, &args.data_dir, &args.config)?;
     let token = TokensFile::new(&path)
         .add(&args.name)
         .with_context(|| format!("cannot write the tokens file {}", path.display()))?;
@@ -405,16 +499,7 @@ fn login_of(c: &config::CoordinatorSection) -> Login {
 
 /// `almagest user add`.
 fn user_add(args: UserAddArgs) -> anyhow::Result<()> {
-    let path = match &args.users_file {
-        Some(path) => path.clone(),
-        None => {
-            let config = AlmagestConfig::load(args.config.path())?;
-            match &args.data_dir {
-                Some(dir) => cluster::standalone_users_file(&config.coordinator, dir),
-                None => config.coordinator.users_file(),
-            }
-        }
-    };
+    let path = users_file_of(&args.users_file, &args.data_dir, &args.config)?;
     let (password, generated) = if args.password_stdin {
         let mut line = String::new();
         std::io::stdin()

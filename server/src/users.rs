@@ -84,6 +84,22 @@ impl UsersFile {
         write_private(&self.path, &lines)
     }
 
+    /// Removes `user`; whether the file named them. Their sessions that are open stay
+    /// open; new logins are refused.
+    pub fn remove(&self, user: &str) -> std::io::Result<bool> {
+        let lines = read_lines(&self.path)?;
+        let kept: Vec<String> = lines
+            .iter()
+            .filter(|line| parse_line(line).is_none_or(|(name, _)| name != user))
+            .cloned()
+            .collect();
+        if kept.len() == lines.len() {
+            return Ok(false);
+        }
+        write_private(&self.path, &kept)?;
+        Ok(true)
+    }
+
     /// Whether `password` is `user`'s (HTTP Basic). PBKDF2 over the file's salt, as the
     /// SCRAM exchange computes it; compared in constant time.
     pub fn check_password(&self, user: &str, password: &str) -> std::io::Result<bool> {
@@ -184,6 +200,21 @@ impl TokensFile {
         Ok(token)
     }
 
+    /// Revokes every token of `user`; how many there were.
+    pub fn revoke(&self, user: &str) -> std::io::Result<usize> {
+        let lines = read_lines(&self.path)?;
+        let kept: Vec<String> = lines
+            .iter()
+            .filter(|line| line.trim().rsplit_once(':').is_none_or(|(u, _)| u != user))
+            .cloned()
+            .collect();
+        let revoked = lines.len() - kept.len();
+        if revoked > 0 {
+            write_private(&self.path, &kept)?;
+        }
+        Ok(revoked)
+    }
+
     /// The user `token` belongs to.
     pub fn user_of(&self, token: &str) -> std::io::Result<Option<String>> {
         let hash = token_hash(token);
@@ -240,6 +271,10 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        assert!(users.remove("ann").unwrap());
+        assert!(!users.remove("ann").unwrap());
+        assert_eq!(users.secret("ann").unwrap(), None);
+        assert!(users.secret("bob").unwrap().is_some());
         assert!(users.set_password("a:b", "x").is_err());
         assert!(users.set_password("", "x").is_err());
         assert!(users.set_password("c", "").is_err());
@@ -271,5 +306,10 @@ mod tests {
         let text = std::fs::read_to_string(&tokens.path).unwrap();
         assert!(!text.contains(&a) && !text.contains(&b));
         assert!(tokens.add("a:b").is_err());
+        assert_eq!(tokens.revoke("ann").unwrap(), 2);
+        assert_eq!(tokens.revoke("ann").unwrap(), 0);
+        assert_eq!(tokens.user_of(&a).unwrap(), None);
+        assert_eq!(tokens.user_of(&a2).unwrap(), None);
+        assert_eq!(tokens.user_of(&b).unwrap().as_deref(), Some("bob"));
     }
 }

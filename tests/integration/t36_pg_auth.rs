@@ -184,6 +184,55 @@ async fn t36_scram_users_from_the_command_line() -> Result<()> {
         "{v}"
     );
 
+    // Revoked tokens and removed users are refused at once, on a running server.
+    let http = reqwest::Client::new();
+    let jobs = format!("{}/async", cluster.tap_url());
+    let status = |r: reqwest::RequestBuilder| async move {
+        r.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    };
+    assert_eq!(status(http.get(&jobs).bearer_auth(token)).await, 200);
+    let revoked = harness::almagest(&[
+        "token",
+        "revoke",
+        "ann",
+        "--data-dir",
+        &data.display().to_string(),
+    ])?;
+    ensure!(
+        revoked.starts_with("1 token(s) of ann revoked"),
+        "{revoked}"
+    );
+    assert_eq!(status(http.get(&jobs).bearer_auth(token)).await, 401);
+    assert_eq!(
+        status(http.get(&jobs).basic_auth("bob", Some(&bob))).await,
+        200
+    );
+    let removed = harness::almagest(&[
+        "user",
+        "remove",
+        "bob",
+        "--data-dir",
+        &data.display().to_string(),
+    ])?;
+    ensure!(removed.starts_with("user bob removed from"), "{removed}");
+    assert_eq!(login(port, "bob", Some(&bob)).await, refused);
+    assert_eq!(
+        status(http.get(&jobs).basic_auth("bob", Some(&bob))).await,
+        401
+    );
+    assert_eq!(login(port, "ann", Some(&ann2)).await, Ok(42));
+    let again = harness::almagest(&[
+        "user",
+        "remove",
+        "bob",
+        "--data-dir",
+        &data.display().to_string(),
+    ])
+    .unwrap_err()
+    .to_string();
+    ensure!(again.contains("no user bob in"), "{again}");
+    let bob = user_add(&data, "bob", Some(&bob))?;
+
     // The users file holds verifiers, never a password, and only its owner reads it.
     let users = data.join("coordinator").join("users");
     let text = std::fs::read_to_string(&users)?;
