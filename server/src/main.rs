@@ -407,46 +407,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The tokens file a command names: `--tokens-file`, else the one of `--data-dir`'s
-/// cluster, else the configuration's.
-fn tokens_file_of(
-    tokens_file: &Option<PathBuf>,
-    data_dir: &Option<PathBuf>,
-    config: &ConfigArg,
-) -> anyhow::Result<PathBuf> {
-    Ok(match tokens_file {
-        Some(path) => path.clone(),
-        None => {
-            let config = AlmagestConfig::load(config.path())?;
-            match data_dir {
-                Some(dir) => cluster::standalone_tokens_file(&config.coordinator, dir),
-                None => config.coordinator.tokens_file(),
-            }
-        }
-    })
+/// Which of the coordinator's access files a command writes.
+#[derive(Clone, Copy)]
+enum AccessFile {
+    Users,
+    Tokens,
 }
 
-/// The users file a command names, as [`tokens_file_of`].
-fn users_file_of(
-    users_file: &Option<PathBuf>,
+/// The file of `kind` a command names: `given` (`--users-file`/`--tokens-file`), else the
+/// one of `--data-dir`'s standalone cluster, else the configuration's.
+fn access_file(
+    kind: AccessFile,
+    given: &Option<PathBuf>,
     data_dir: &Option<PathBuf>,
     config: &ConfigArg,
 ) -> anyhow::Result<PathBuf> {
-    Ok(match users_file {
-        Some(path) => path.clone(),
-        None => {
-            let config = AlmagestConfig::load(config.path())?;
-            match data_dir {
-                Some(dir) => cluster::standalone_users_file(&config.coordinator, dir),
-                None => config.coordinator.users_file(),
-            }
-        }
+    if let Some(path) = given {
+        return Ok(path.clone());
+    }
+    let c = AlmagestConfig::load(config.path())?.coordinator;
+    Ok(match (kind, data_dir) {
+        (AccessFile::Users, Some(dir)) => cluster::standalone_users_file(&c, dir),
+        (AccessFile::Tokens, Some(dir)) => cluster::standalone_tokens_file(&c, dir),
+        (AccessFile::Users, None) => c.users_file(),
+        (AccessFile::Tokens, None) => c.tokens_file(),
     })
 }
 
 /// `almagest token revoke`.
 fn token_revoke(args: TokenAddArgs) -> anyhow::Result<()> {
-    let path = tokens_file_of(&args.tokens_file, &args.data_dir, &args.config)?;
+    let path = access_file(
+        AccessFile::Tokens,
+        &args.tokens_file,
+        &args.data_dir,
+        &args.config,
+    )?;
     let revoked = TokensFile::new(&path)
         .revoke(&args.name)
         .with_context(|| format!("cannot write the tokens file {}", path.display()))?;
@@ -460,8 +455,18 @@ fn token_revoke(args: TokenAddArgs) -> anyhow::Result<()> {
 
 /// `almagest user remove`: the user, then their tokens.
 fn user_remove(args: UserRemoveArgs) -> anyhow::Result<()> {
-    let users = users_file_of(&args.users_file, &args.data_dir, &args.config)?;
-    let tokens = tokens_file_of(&args.tokens_file, &args.data_dir, &args.config)?;
+    let users = access_file(
+        AccessFile::Users,
+        &args.users_file,
+        &args.data_dir,
+        &args.config,
+    )?;
+    let tokens = access_file(
+        AccessFile::Tokens,
+        &args.tokens_file,
+        &args.data_dir,
+        &args.config,
+    )?;
     let removed = UsersFile::new(&users)
         .remove(&args.name)
         .with_context(|| format!("cannot write the users file {}", users.display()))?;
@@ -481,7 +486,12 @@ fn user_remove(args: UserRemoveArgs) -> anyhow::Result<()> {
 
 /// `almagest token add`.
 fn token_add(args: TokenAddArgs) -> anyhow::Result<()> {
-    let path = tokens_file_of(&args.tokens_file, &args.data_dir, &args.config)?;
+    let path = access_file(
+        AccessFile::Tokens,
+        &args.tokens_file,
+        &args.data_dir,
+        &args.config,
+    )?;
     let token = TokensFile::new(&path)
         .add(&args.name)
         .with_context(|| format!("cannot write the tokens file {}", path.display()))?;
@@ -499,7 +509,12 @@ fn login_of(c: &config::CoordinatorSection) -> Login {
 
 /// `almagest user add`.
 fn user_add(args: UserAddArgs) -> anyhow::Result<()> {
-    let path = users_file_of(&args.users_file, &args.data_dir, &args.config)?;
+    let path = access_file(
+        AccessFile::Users,
+        &args.users_file,
+        &args.data_dir,
+        &args.config,
+    )?;
     let (password, generated) = if args.password_stdin {
         let mut line = String::new();
         std::io::stdin()

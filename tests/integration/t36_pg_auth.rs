@@ -33,6 +33,12 @@ fn user_add(data_dir: &Path, name: &str, password: Option<&str>) -> Result<Strin
     })
 }
 
+/// `almagest ARGS --data-dir DATA`: stdout, or an error with stderr.
+fn cli(data: &Path, args: &[&str]) -> Result<String> {
+    let data = data.display().to_string();
+    harness::almagest(&[args, &["--data-dir", &data]].concat())
+}
+
 /// The answer of `SELECT 41 + 1` as `user`, or the SQLSTATE of the refusal.
 async fn login(port: u16, user: &str, password: Option<&str>) -> Result<i64, String> {
     let client = harness::connect_as(port, user, password)
@@ -136,13 +142,7 @@ async fn t36_scram_users_from_the_command_line() -> Result<()> {
 
     // TAP with the same users (HTTP Basic) and a bearer token, anonymous requests refused:
     // pyvo as ann, bob trying to read ann's job.
-    let made = harness::almagest(&[
-        "token",
-        "add",
-        "ann",
-        "--data-dir",
-        &data.display().to_string(),
-    ])?;
+    let made = cli(&data, &["token", "add", "ann"])?;
     let token = made
         .lines()
         .find_map(|l| l.strip_prefix("token: "))
@@ -191,13 +191,7 @@ async fn t36_scram_users_from_the_command_line() -> Result<()> {
         r.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
     };
     assert_eq!(status(http.get(&jobs).bearer_auth(token)).await, 200);
-    let revoked = harness::almagest(&[
-        "token",
-        "revoke",
-        "ann",
-        "--data-dir",
-        &data.display().to_string(),
-    ])?;
+    let revoked = cli(&data, &["token", "revoke", "ann"])?;
     ensure!(
         revoked.starts_with("1 token(s) of ann revoked"),
         "{revoked}"
@@ -207,13 +201,7 @@ async fn t36_scram_users_from_the_command_line() -> Result<()> {
         status(http.get(&jobs).basic_auth("bob", Some(&bob))).await,
         200
     );
-    let removed = harness::almagest(&[
-        "user",
-        "remove",
-        "bob",
-        "--data-dir",
-        &data.display().to_string(),
-    ])?;
+    let removed = cli(&data, &["user", "remove", "bob"])?;
     ensure!(removed.starts_with("user bob removed from"), "{removed}");
     assert_eq!(login(port, "bob", Some(&bob)).await, refused);
     assert_eq!(
@@ -221,15 +209,9 @@ async fn t36_scram_users_from_the_command_line() -> Result<()> {
         401
     );
     assert_eq!(login(port, "ann", Some(&ann2)).await, Ok(42));
-    let again = harness::almagest(&[
-        "user",
-        "remove",
-        "bob",
-        "--data-dir",
-        &data.display().to_string(),
-    ])
-    .unwrap_err()
-    .to_string();
+    let again = cli(&data, &["user", "remove", "bob"])
+        .unwrap_err()
+        .to_string();
     ensure!(again.contains("no user bob in"), "{again}");
     let bob = user_add(&data, "bob", Some(&bob))?;
 
