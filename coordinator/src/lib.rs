@@ -12,7 +12,6 @@
 pub mod catalog;
 pub mod error;
 pub mod fragment;
-pub mod ingest;
 pub mod jobs;
 pub mod plan;
 pub mod serde_units;

@@ -13,8 +13,8 @@ use crate::catalog::{
     DEFAULT_OVERLAP_DEG,
 };
 use crate::error::{CoordinatorError, Result};
-use crate::ingest::ColumnDocs;
 use crate::Coordinator;
+use almagest_proto::docs::ColumnDocs;
 
 /// A load between BeginLoad and CommitLoad/AbortLoad.
 #[derive(Debug, Clone)]
@@ -196,6 +196,7 @@ impl Coordinator {
         };
         let load_id = format!("l{}", uuid::Uuid::new_v4().simple());
         let template = TableMeta {
+            format: crate::catalog::TABLE_META_FORMAT,
             database: db,
             name,
             kind,

@@ -10,8 +10,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::catalog::WorkerMeta;
 use crate::error::{CoordinatorError, Result};
 
-/// Largest gRPC message exchanged with workers.
-pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+use almagest_proto::MAX_MESSAGE_BYTES;
 
 /// Cached gRPC channels to workers, keyed by worker id and address (a restarted worker
 /// re-registers with a new address and gets a new channel).

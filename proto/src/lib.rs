@@ -5,6 +5,7 @@
 //! stream (schema and one record batch), so a receiver decodes every message on its own.
 //! Errors travel as statuses that carry their kind (`status`).
 
+pub mod docs;
 pub mod status;
 
 pub mod v1 {
@@ -31,6 +32,19 @@ pub enum ProtoError {
 }
 
 pub type Result<T, E = ProtoError> = std::result::Result<T, E>;
+
+/// Which file of a chunk rows belong to: the loader writes both, the worker stores them
+/// under their own names, fragments read one or both.
+pub use v1::ChunkFileKind;
+
+/// The largest gRPC message either side sends or accepts (a chunk file in `PutChunk`, a
+/// result batch in a fragment stream).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
+/// The hidden column the loader appends to every row of a partitioned table: the row's
+/// nested HEALPix index at depth 29 (`almagest_sky::HPX_DEPTH`), by which chunk files are
+/// sorted and cone cells are computed.
+pub const HPX_COLUMN: &str = "_hpx";
 
 /// The table fragment SQL reads on a worker: the requested chunks' primary rows.
 pub const CHUNK_TABLE: &str = "chunk";

@@ -131,7 +131,7 @@ pub const TABLE_DESCRIPTION: &str =
 
 /// The schema of generated catalogs, with units, UCDs and descriptions as field metadata.
 pub fn catalog_schema() -> SchemaRef {
-    use almagest_coordinator::ingest::metadata::{DESCRIPTION, UCD, UNIT};
+    use almagest_proto::docs::{DESCRIPTION, UCD, UNIT};
     let nullable_f64 = |name: &str| Field::new(name, DataType::Float64, true);
     let fields = [
         Field::new("source_id", DataType::Int64, false),

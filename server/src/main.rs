@@ -2,27 +2,18 @@
 //! (`coordinator`, `worker`), a whole cluster in one process (`standalone`, `demo`), or a
 //! client tool (`load`, `gen`).
 
-mod cluster;
-mod config;
-mod gen;
-mod http;
-mod pgwire;
-mod tap;
-#[cfg(test)]
-mod upload_tests;
-mod users;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use almagest_coordinator::ingest::{self, LoadOptions};
+use almagest::{cluster, config, gen};
+use almagest_loader::{self as ingest, LoadOptions};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing::info;
 
-use crate::cluster::Shutdown;
-use crate::config::{AlmagestConfig, CoordinatorFlags, PgAuthMode, StandaloneFlags};
-use crate::users::{generate_password, TokensFile, UsersFile};
+use almagest::cluster::Shutdown;
+use almagest::config::{AlmagestConfig, CoordinatorFlags, PgAuthMode, StandaloneFlags};
+use almagest::users::{generate_password, TokensFile, UsersFile};
 
 /// Where `demo` keeps its cluster when neither `--data-dir` nor the file names a place.
 const DEMO_DATA_DIR: &str = "almagest-demo";

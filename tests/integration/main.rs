@@ -5,6 +5,7 @@ mod harness;
 mod reference;
 mod t10_queries;
 mod t20_slt;
+mod t25_upload_sessions;
 mod t30_clients;
 mod t35_access;
 mod t36_pg_auth;

@@ -33,10 +33,9 @@ use almagest_proto::{CHUNK_TABLE, NEAR_TABLE};
 use crate::chunk_files::{ChunkFileRef, ChunkFiles};
 
 use crate::error::{Result, WorkerError};
-use crate::store::{ChunkFile, ChunkStore};
+use almagest_proto::{ChunkFileKind, MAX_MESSAGE_BYTES};
 
-/// Largest gRPC message a worker accepts (one chunk file of a load).
-pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+use crate::store::ChunkStore;
 
 /// Settings of one worker: the library's part of `[worker]` in the configuration file
 /// (the server adds the addresses it listens on and registers at). The `Default` impl is
@@ -138,7 +137,7 @@ impl WorkerService {
     async fn existing(&self, table: &str, version: &str, chunk: u64) -> Result<PathBuf> {
         let path = self
             .store
-            .chunk_path(table, version, chunk, ChunkFile::Primary)?;
+            .chunk_path(table, version, chunk, ChunkFileKind::Primary)?;
         if !tokio::fs::try_exists(&path).await? {
             return Err(WorkerError::MissingChunk {
                 table: table.to_string(),
@@ -235,7 +234,7 @@ impl WorkerService {
             let near_primary = self.existing(&near.table, &near.version, chunk).await?;
             let overlap =
                 self.store
-                    .chunk_path(&near.table, &near.version, chunk, ChunkFile::Overlap)?;
+                    .chunk_path(&near.table, &near.version, chunk, ChunkFileKind::Overlap)?;
             for (path, left) in [(primary, true), (near_primary, false), (overlap, false)] {
                 match tokio::fs::metadata(&path).await {
                     Ok(meta) => files.push((
@@ -439,17 +438,9 @@ impl v1::worker_server::Worker for WorkerService {
         request: Request<v1::PutChunkRequest>,
     ) -> std::result::Result<Response<v1::PutChunkResponse>, Status> {
         let req = request.into_inner();
-        let kind = match v1::ChunkFileKind::try_from(req.kind) {
-            Ok(v1::ChunkFileKind::Primary) => ChunkFile::Primary,
-            Ok(v1::ChunkFileKind::Overlap) => ChunkFile::Overlap,
-            Err(_) => {
-                return Err(WorkerError::InvalidRequest(format!(
-                    "unknown chunk file kind {}",
-                    req.kind
-                ))
-                .into())
-            }
-        };
+        let kind = ChunkFileKind::try_from(req.kind).map_err(|_| {
+            WorkerError::InvalidRequest(format!("unknown chunk file kind {}", req.kind))
+        })?;
         self.store
             .put(&req.table, &req.load_id, req.chunk, kind, &req.parquet)
             .await?;

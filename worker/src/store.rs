@@ -3,14 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Result, WorkerError};
+use almagest_proto::ChunkFileKind;
 
-/// Which file of a chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChunkFile {
-    Primary,
-    Overlap,
-}
+use crate::error::{Result, WorkerError};
 
 /// Chunk files of one worker, under `<data_dir>/tables`.
 #[derive(Debug, Clone)]
@@ -56,11 +51,11 @@ impl ChunkStore {
         table: &str,
         load_id: &str,
         chunk: u64,
-        kind: ChunkFile,
+        kind: ChunkFileKind,
     ) -> Result<PathBuf> {
         let prefix = match kind {
-            ChunkFile::Primary => "chunk",
-            ChunkFile::Overlap => "overlap",
+            ChunkFileKind::Primary => "chunk",
+            ChunkFileKind::Overlap => "overlap",
         };
         Ok(self
             .load_dir(table, load_id)?
@@ -73,7 +68,7 @@ impl ChunkStore {
         table: &str,
         load_id: &str,
         chunk: u64,
-        kind: ChunkFile,
+        kind: ChunkFileKind,
         bytes: &[u8],
     ) -> Result<()> {
         let path = self.chunk_path(table, load_id, chunk, kind)?;
@@ -121,11 +116,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ChunkStore::open(dir.path()).unwrap();
         store
-            .put("demo.t", "l1", 7, ChunkFile::Primary, b"abc")
+            .put("demo.t", "l1", 7, ChunkFileKind::Primary, b"abc")
             .await
             .unwrap();
         let p = store
-            .chunk_path("demo.t", "l1", 7, ChunkFile::Primary)
+            .chunk_path("demo.t", "l1", 7, ChunkFileKind::Primary)
             .unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"abc");
         store.drop_load("demo.t", "l1").await.unwrap();

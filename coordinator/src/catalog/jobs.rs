@@ -128,6 +128,9 @@ impl fmt::Display for JobLang {
 /// One asynchronous job. Times are unix milliseconds (UTC).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
+    /// The format version that wrote this record ([`super::format`]); 0 when absent.
+    #[serde(default, deserialize_with = "super::format::job_record")]
+    pub format: u32,
     /// Random, URL-safe id.
     pub id: String,
     /// Who submitted it (the pgwire user); `None` for anonymous TAP requests.
@@ -359,6 +362,7 @@ mod tests {
 
     fn job(id: &str) -> JobRecord {
         JobRecord {
+            format: crate::catalog::JOB_RECORD_FORMAT,
             id: id.into(),
             owner: Some("alice".into()),
             run_id: None,
@@ -379,6 +383,39 @@ mod tests {
             rows: None,
             overflow: false,
         }
+    }
+
+    #[test]
+    fn t05_job_records_of_every_format_read_and_newer_refused() {
+        use crate::catalog::JOB_RECORD_FORMAT;
+        // Version 0: a record as written before formats and uploads existed.
+        let old = r#"{"id":"j1","owner":"alice","run_id":null,"lang":"SQL",
+            "query":"SELECT 1","sql":"SELECT 1","maxrec":null,"response_format":null,
+            "parameters":[["QUERY","SELECT 1"]],"phase":"COMPLETED",
+            "creation_time_ms":1000,"start_time_ms":1100,"end_time_ms":1200,
+            "execution_duration_s":60,"destruction_ms":2000,"error":null,"rows":1,
+            "overflow":false}"#;
+        let r: JobRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.format, 0);
+        assert_eq!(r.uploads, Vec::<String>::new());
+        assert_eq!(r.phase, JobPhase::Completed);
+        assert_eq!(r.parameters, vec![("QUERY".into(), "SELECT 1".into())]);
+        // Version 1 round-trips with its version written.
+        let current = job("j2");
+        let json = serde_json::to_value(&current).unwrap();
+        assert_eq!(json["format"], JOB_RECORD_FORMAT);
+        assert_eq!(
+            serde_json::from_value::<JobRecord>(json.clone()).unwrap(),
+            current
+        );
+        let mut newer = json;
+        newer["format"] = (JOB_RECORD_FORMAT + 1).into();
+        let err = serde_json::from_value::<JobRecord>(newer).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("job record format 2 was written by a newer Almagest"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub struct ChunkMeta {
 /// A published table version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableMeta {
+    /// The format version that wrote this record ([`super::format`]); 0 when absent.
+    #[serde(default, deserialize_with = "super::format::table_meta")]
+    pub format: u32,
     /// Database (schema) name, e.g. "demo".
     pub database: String,
     /// Table name inside the database, e.g. "gaia".
@@ -208,6 +211,7 @@ mod tests {
 
     fn table(name: &str) -> TableMeta {
         TableMeta {
+            format: crate::catalog::TABLE_META_FORMAT,
             database: "demo".into(),
             name: name.into(),
             kind: TableKind::Director,
@@ -265,6 +269,7 @@ mod tests {
             "ra_column":"ra","dec_column":"dec","key_column":"source_id","load_id":"l1",
             "chunks":{"3":{"worker_id":1,"rows":5,"bytes":100,"overlap_rows":0}},"rows":5}"#;
         let t: TableMeta = serde_json::from_str(old).unwrap();
+        assert_eq!(t.format, 0);
         assert_eq!(t.description, None);
         assert_eq!(
             t.columns,
@@ -285,5 +290,27 @@ mod tests {
         t.columns[1].indexed = true;
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<TableMeta>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn t30_table_format_versions_older_read_newer_refused() {
+        // Version 1, as this server writes it: the version is written, and read back.
+        let mut t = table("gaia");
+        t.format = crate::catalog::TABLE_META_FORMAT;
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["format"], 1);
+        assert_eq!(
+            serde_json::from_value::<TableMeta>(json.clone()).unwrap(),
+            t
+        );
+        // A record from a newer server is refused with a message, not misread.
+        let mut newer = json;
+        newer["format"] = 2.into();
+        let err = serde_json::from_value::<TableMeta>(newer).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("table metadata format 2 was written by a newer Almagest"),
+            "{err}"
+        );
     }
 }

@@ -15,9 +15,7 @@ use datafusion::sql::unparser::Unparser;
 
 use crate::catalog::{TableKind, TableMeta};
 
-pub use almagest_proto::{CHUNK_COLUMN, CHUNK_TABLE, NEAR_TABLE};
-/// The hidden per-row HEALPix index column (depth 29, nested) of partitioned tables.
-pub const HPX_COLUMN: &str = "_hpx";
+pub use almagest_proto::{CHUNK_COLUMN, CHUNK_TABLE, HPX_COLUMN, NEAR_TABLE};
 /// Most depth-29 index ranges a fragment carries for row-group pruning.
 const MAX_HPX_RANGES: usize = 16;
 

@@ -324,6 +324,7 @@ impl JobManager {
             }
         }
         let record = JobRecord {
+            format: crate::catalog::JOB_RECORD_FORMAT,
             id: id.clone(),
             owner: spec.owner,
             run_id: spec.run_id,

@@ -32,6 +32,7 @@ pub(crate) fn stars_meta() -> TableMeta {
     columns[6].unit = Some("mag".into());
     columns[6].principal = true;
     TableMeta {
+        format: crate::catalog::TABLE_META_FORMAT,
         database: "demo".into(),
         name: "stars".into(),
         kind: TableKind::Director,

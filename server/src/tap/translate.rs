@@ -206,6 +206,7 @@ mod tests {
             state.tables.insert(
                 format!("{db}.{name}"),
                 TableMeta {
+                    format: almagest_coordinator::catalog::TABLE_META_FORMAT,
                     database: db.into(),
                     name: name.into(),
                     kind: TableKind::Replicated,

@@ -835,6 +835,7 @@ mod tests {
 
     fn record(phase: JobPhase) -> JobRecord {
         JobRecord {
+            format: almagest_coordinator::catalog::JOB_RECORD_FORMAT,
             id: "j1".into(),
             owner: None,
             run_id: Some("r<1>".into()),

@@ -58,6 +58,7 @@ fn demo_database() -> DatabaseMeta {
 
 fn director_table(name: &str) -> TableMeta {
     TableMeta {
+        format: crate::catalog::TABLE_META_FORMAT,
         database: "demo".into(),
         name: name.into(),
         kind: TableKind::Director,

@@ -33,6 +33,7 @@ fn state() -> CatalogState {
     s.tables.insert(
         "demo.stars".into(),
         TableMeta {
+            format: almagest_coordinator::catalog::TABLE_META_FORMAT,
             database: "demo".into(),
             name: "stars".into(),
             kind: TableKind::Director,

@@ -18,6 +18,7 @@
 //! and [`UPLOADS_IN_FLIGHT`] chunks being encoded, whatever the size of the input.
 
 mod encode;
+mod error;
 mod input;
 pub mod metadata;
 mod partition;
@@ -38,26 +39,27 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use tonic::transport::{Channel, Endpoint};
 
+pub use almagest_proto::docs::ColumnDocs;
 pub use encode::{EncodedChunk, EncodedChunkSummary, PAGE_ROWS, ROW_GROUP_ROWS};
 pub use input::{
     BatchOrigin, ColumnRoles, InputFile, InputFormat, InputReader, InputSet, CSV_INFER_ROWS,
     HPX_COLUMN, INPUT_BATCH_ROWS,
 };
-pub use metadata::{ColumnDocs, TableDocs};
+pub use metadata::TableDocs;
 pub use partition::{
     partition, stored_schema, ChunkCounts, Layout, PartitionSpec, PartitionedTable, SpillOptions,
     DEFAULT_MEMORY_ROWS,
 };
 pub use spill::ChunkFileKind;
 
-use crate::error::{CoordinatorError, Result};
+pub use crate::error::{LoaderError, Result};
 
 /// Chunks encoded and uploaded at the same time.
 pub const UPLOADS_IN_FLIGHT: usize = 4;
 
 /// Largest chunk file one `PutChunk` carries: the gRPC message limit less room for the
 /// other fields.
-pub const MAX_CHUNK_FILE_BYTES: usize = crate::workers::MAX_MESSAGE_BYTES - (1 << 20);
+pub const MAX_CHUNK_FILE_BYTES: usize = almagest_proto::MAX_MESSAGE_BYTES - (1 << 20);
 
 /// What to load, and where.
 #[derive(Debug, Clone)]
@@ -143,7 +145,7 @@ pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
         .begin_load(BeginLoadRequest {
             table: opts.table.clone(),
             arrow_schema: almagest_proto::encode_schema(&docs.annotate(&input.schema)).map_err(
-                |e| CoordinatorError::Internal(format!("cannot encode the table schema: {e}")),
+                |e| LoaderError::Internal(format!("cannot encode the table schema: {e}")),
             )?,
             kind: if director {
                 v1::TableKind::Director
@@ -213,7 +215,7 @@ async fn run_load(
     let mut workers = begin.workers.clone();
     workers.sort_by_key(|w| w.worker_id);
     if workers.is_empty() {
-        return Err(CoordinatorError::NoWorkers);
+        return Err(LoaderError::NoWorkers);
     }
     let layout = match (&roles.ra, &roles.dec) {
         (Some(ra), Some(dec)) => {
@@ -221,14 +223,14 @@ async fn run_load(
                 .ok()
                 .filter(|d| *d <= 29)
                 .ok_or_else(|| {
-                    CoordinatorError::Rpc(format!(
+                    LoaderError::Rpc(format!(
                         "BeginLoad returned an invalid chunk depth {}",
                         begin.chunk_depth
                     ))
                 })?;
             let index = |name: &str| {
                 input.column_index(name).ok_or_else(|| {
-                    CoordinatorError::Internal(format!("column {name} vanished from the schema"))
+                    LoaderError::Internal(format!("column {name} vanished from the schema"))
                 })
             };
             Layout::Director(PartitionSpec {
@@ -372,7 +374,7 @@ impl UploadJob {
             .len()
             .max(encoded.overlap.as_ref().map_or(0, Vec::len));
         if largest > MAX_CHUNK_FILE_BYTES {
-            return Err(CoordinatorError::InvalidRequest(format!(
+            return Err(LoaderError::InvalidRequest(format!(
                 "chunk {chunk} holds {} rows that encode to {} (the limit of one upload is {}): \
                  load into a database with a deeper chunk depth",
                 encoded.rows,
@@ -426,7 +428,7 @@ struct WorkerHandle {
 
 impl WorkerHandle {
     async fn connect(id: u64, address: &str) -> Result<Self> {
-        let failed = |message: String| CoordinatorError::Worker {
+        let failed = |message: String| LoaderError::Worker {
             worker_id: id,
             address: address.to_string(),
             message,
@@ -466,7 +468,7 @@ impl WorkerHandle {
                 parquet,
             })
             .await
-            .map_err(|s| CoordinatorError::Worker {
+            .map_err(|s| LoaderError::Worker {
                 worker_id: self.id,
                 address: self.address.clone(),
                 message: format!(
@@ -481,7 +483,7 @@ impl WorkerHandle {
 
 /// Checks the options that need no file: the table name and the column roles.
 fn check_options(opts: &LoadOptions) -> Result<ColumnRoles> {
-    let invalid = |m: String| Err(CoordinatorError::InvalidRequest(m));
+    let invalid = |m: String| Err(LoaderError::InvalidRequest(m));
     match opts.table.split_once('.') {
         Some((db, t)) if !db.is_empty() && !t.is_empty() && !t.contains('.') => {}
         _ => {
@@ -527,13 +529,13 @@ fn check_options(opts: &LoadOptions) -> Result<ColumnRoles> {
 async fn connect_coordinator(address: &str) -> Result<CoordinatorClient<Channel>> {
     let channel = Endpoint::from_shared(address.to_string())
         .map_err(|e| {
-            CoordinatorError::InvalidRequest(format!("invalid coordinator address {address}: {e}"))
+            LoaderError::InvalidRequest(format!("invalid coordinator address {address}: {e}"))
         })?
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await
         .map_err(|e| {
-            CoordinatorError::Rpc(format!(
+            LoaderError::Rpc(format!(
                 "cannot connect to the coordinator at {address}: {e}"
             ))
         })?;
@@ -543,14 +545,14 @@ async fn connect_coordinator(address: &str) -> Result<CoordinatorClient<Channel>
 }
 
 /// Maps a coordinator's gRPC status back to the error it was made from.
-fn coordinator_error(call: &str, table: &str, status: tonic::Status) -> CoordinatorError {
+fn coordinator_error(call: &str, table: &str, status: tonic::Status) -> LoaderError {
     let message = status.message().to_string();
     match status.code() {
-        tonic::Code::InvalidArgument => CoordinatorError::InvalidRequest(message),
-        tonic::Code::AlreadyExists => CoordinatorError::DuplicateTable(table.to_string()),
-        tonic::Code::Cancelled => CoordinatorError::Cancelled,
-        tonic::Code::Unavailable if message.contains("no worker") => CoordinatorError::NoWorkers,
-        code => CoordinatorError::Rpc(format!("{call} failed ({code:?}): {message}")),
+        tonic::Code::InvalidArgument => LoaderError::InvalidRequest(message),
+        tonic::Code::AlreadyExists => LoaderError::DuplicateTable(table.to_string()),
+        tonic::Code::Cancelled => LoaderError::Cancelled,
+        tonic::Code::Unavailable if message.contains("no worker") => LoaderError::NoWorkers,
+        code => LoaderError::Rpc(format!("{call} failed ({code:?}): {message}")),
     }
 }
 
@@ -558,12 +560,12 @@ fn coordinator_error(call: &str, table: &str, status: tonic::Status) -> Coordina
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| CoordinatorError::Internal(format!("load task failed: {e}")))?
+        .map_err(|e| LoaderError::Internal(format!("load task failed: {e}")))?
 }
 
 /// An Arrow error on data we built ourselves.
-pub(crate) fn arrow_err(e: ArrowError) -> CoordinatorError {
-    CoordinatorError::DataFusion(e.into())
+pub(crate) fn arrow_err(e: ArrowError) -> LoaderError {
+    LoaderError::DataFusion(e.into())
 }
 
 fn rows_bar(progress: bool) -> ProgressBar {

@@ -1,6 +1,6 @@
 //! `Coordinator::query_session` with uploaded tables, end to end in one process: a
 //! standalone cluster (real gRPC over loopback), a generated catalog loaded through
-//! `ingest::load`, and cross-matches of uploaded positions compared with a brute-force
+//! `almagest_loader::load`, and cross-matches of uploaded positions compared with a brute-force
 //! reference: pair for pair, in every spelling of the condition, at the poles, across RA
 //! 0/360 and on cell borders, and planned as a hash join on HEALPix cells
 //! (`almagest_coordinator::xmatch`). `ALMAGEST_XMATCH_BENCH=1` adds the timing of 10,000
@@ -11,17 +11,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use almagest_coordinator::ingest::{self, LoadOptions};
 use almagest_coordinator::{Coordinator, CoordinatorError, UploadTable};
+use almagest_loader::{self as ingest, LoadOptions};
 use datafusion::arrow::array::{Array, Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::cluster::{self, Shutdown};
-use crate::config::AlmagestConfig;
-use crate::gen;
+use almagest::cluster::{self, Shutdown};
+use almagest::config::AlmagestConfig;
+use almagest::gen;
 
 const ARCSEC: f64 = 1.0 / 3600.0;
 const ARCMIN: f64 = 1.0 / 60.0;

@@ -18,91 +18,20 @@
 //!
 //! Every section and key is optional; unknown keys and columns that are not in the input
 //! are errors naming the file. The metadata travels to the coordinator as Arrow field
-//! metadata (keys [`UNIT`], [`UCD`], [`DESCRIPTION`], [`UTYPE`], [`PRINCIPAL`]) and schema
-//! metadata ([`DESCRIPTION`]) of the schema in `BeginLoad`, so loaders that send none
+//! metadata and schema metadata of the schema in `BeginLoad` (the keys and their reading
+//! are [`almagest_proto::docs`], shared with the coordinator), so loaders that send none
 //! still work.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use almagest_proto::docs::{ColumnDocs, DESCRIPTION};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Deserialize;
 
 use super::input::{InputFile, InputFormat};
-use crate::error::{CoordinatorError, Result};
-
-/// Field metadata key: the unit (VOUnit).
-pub const UNIT: &str = "unit";
-/// Field metadata key: the UCD.
-pub const UCD: &str = "ucd";
-/// Field (and schema) metadata key: the description.
-pub const DESCRIPTION: &str = "description";
-/// Field metadata key: the utype.
-pub const UTYPE: &str = "utype";
-/// Field metadata key: "true" or "false", whether the column is principal.
-pub const PRINCIPAL: &str = "almagest:principal";
-
-/// Descriptive metadata of one column; `None` leaves the attribute to the next source
-/// (or unset).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ColumnDocs {
-    pub unit: Option<String>,
-    pub ucd: Option<String>,
-    pub description: Option<String>,
-    pub utype: Option<String>,
-    pub principal: Option<bool>,
-}
-
-impl ColumnDocs {
-    /// Every attribute of `over` that is set replaces ours.
-    fn overlay(&mut self, over: ColumnDocs) {
-        fn take<T>(mine: &mut Option<T>, theirs: Option<T>) {
-            if theirs.is_some() {
-                *mine = theirs;
-            }
-        }
-        take(&mut self.unit, over.unit);
-        take(&mut self.ucd, over.ucd);
-        take(&mut self.description, over.description);
-        take(&mut self.utype, over.utype);
-        take(&mut self.principal, over.principal);
-    }
-
-    /// Reads our keys from Arrow field metadata (empty values count as unset).
-    pub fn from_field_metadata(md: &HashMap<String, String>) -> Self {
-        let get = |k: &str| md.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-        ColumnDocs {
-            unit: get(UNIT).map(str::to_string),
-            ucd: get(UCD).map(str::to_string),
-            description: get(DESCRIPTION).map(str::to_string),
-            utype: get(UTYPE).map(str::to_string),
-            principal: get(PRINCIPAL).and_then(|v| v.parse().ok()),
-        }
-    }
-
-    fn to_field_metadata(&self) -> HashMap<String, String> {
-        let mut md = HashMap::new();
-        let mut put = |k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                md.insert(k.to_string(), v.clone());
-            }
-        };
-        put(UNIT, &self.unit);
-        put(UCD, &self.ucd);
-        put(DESCRIPTION, &self.description);
-        put(UTYPE, &self.utype);
-        if let Some(p) = self.principal {
-            md.insert(PRINCIPAL.to_string(), p.to_string());
-        }
-        md
-    }
-
-    fn is_empty(&self) -> bool {
-        *self == ColumnDocs::default()
-    }
-}
+use crate::error::{LoaderError, Result};
 
 /// Descriptive metadata of a table being loaded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,7 +63,7 @@ impl TableDocs {
     /// Parses sidecar text; `path` names the file in errors.
     pub fn parse_sidecar(path: &Path, text: &str) -> Result<Self> {
         let sidecar: Sidecar = toml::from_str(text).map_err(|e| {
-            CoordinatorError::BadInput(format!(
+            LoaderError::BadInput(format!(
                 "{}: invalid metadata file: {}",
                 path.display(),
                 e.to_string().trim_end()
@@ -163,14 +92,14 @@ impl TableDocs {
     /// Reads and parses a sidecar file.
     pub fn read_sidecar(path: &Path) -> Result<Self> {
         let cannot = |e: std::io::Error| {
-            CoordinatorError::InvalidRequest(format!(
+            LoaderError::InvalidRequest(format!(
                 "cannot read metadata file {}: {e}",
                 path.display()
             ))
         };
         let len = std::fs::metadata(path).map_err(cannot)?.len();
         if len > MAX_SIDECAR_BYTES {
-            return Err(CoordinatorError::BadInput(format!(
+            return Err(LoaderError::BadInput(format!(
                 "{}: metadata file of {len} bytes is larger than the limit of {MAX_SIDECAR_BYTES}",
                 path.display()
             )));
@@ -191,7 +120,7 @@ impl TableDocs {
             return Ok(());
         }
         let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        Err(CoordinatorError::BadInput(format!(
+        Err(LoaderError::BadInput(format!(
             "{}: the metadata file describes columns that are not in the input: {} \
              (input columns: {})",
             path.display(),
@@ -209,13 +138,13 @@ impl TableDocs {
                 continue;
             }
             let f = std::fs::File::open(&file.path).map_err(|e| {
-                CoordinatorError::InvalidRequest(format!(
+                LoaderError::InvalidRequest(format!(
                     "cannot open input file {}: {e}",
                     file.path.display()
                 ))
             })?;
             let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| {
-                CoordinatorError::BadInput(format!(
+                LoaderError::BadInput(format!(
                     "{}: not a readable Parquet file (truncated or corrupt?): {e}",
                     file.path.display()
                 ))

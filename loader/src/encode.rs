@@ -18,7 +18,7 @@ use super::arrow_err;
 use super::input::HPX_COLUMN;
 use super::partition::{Layout, PartitionedTable};
 use super::spill::ChunkFileKind;
-use crate::error::{CoordinatorError, Result};
+use crate::error::{LoaderError, Result};
 
 /// Rows per Parquet row group: small, so that a cone inside a chunk reads few of them.
 pub const ROW_GROUP_ROWS: usize = 8192;
@@ -77,9 +77,8 @@ impl PartitionedTable {
                 }
             }
         };
-        let (primary, rows) = encode(ChunkFileKind::Primary)?.ok_or_else(|| {
-            CoordinatorError::Internal(format!("chunk {chunk} has no rows to encode"))
-        })?;
+        let (primary, rows) = encode(ChunkFileKind::Primary)?
+            .ok_or_else(|| LoaderError::Internal(format!("chunk {chunk} has no rows to encode")))?;
         let overlap = encode(ChunkFileKind::Overlap)?;
         let overlap_rows = overlap.as_ref().map_or(0, |(_, n)| *n);
         Ok(EncodedChunk {

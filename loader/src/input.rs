@@ -16,7 +16,7 @@ use datafusion::parquet::arrow::arrow_reader::{
     ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 
-use crate::error::{CoordinatorError, Result};
+use crate::error::{LoaderError, Result};
 
 /// Rows per batch read from an input file.
 pub const INPUT_BATCH_ROWS: usize = 8192;
@@ -24,8 +24,7 @@ pub const INPUT_BATCH_ROWS: usize = 8192;
 /// CSV rows read to infer column types.
 pub const CSV_INFER_ROWS: usize = 1000;
 
-/// The name of the hidden position column appended to partitioned rows.
-pub const HPX_COLUMN: &str = "_hpx";
+pub use almagest_proto::HPX_COLUMN;
 
 /// How an input file is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,12 +71,12 @@ impl InputFile {
 
 fn open(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| {
-        CoordinatorError::InvalidRequest(format!("cannot open input file {}: {e}", path.display()))
+        LoaderError::InvalidRequest(format!("cannot open input file {}: {e}", path.display()))
     })
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> CoordinatorError {
-    CoordinatorError::BadInput(format!("{}: read failed: {e}", path.display()))
+fn io_error(path: &Path, e: std::io::Error) -> LoaderError {
+    LoaderError::BadInput(format!("{}: read failed: {e}", path.display()))
 }
 
 /// Position and key columns the user named, to check in every file.
@@ -107,7 +106,7 @@ impl InputSet {
     /// types.
     pub fn inspect(paths: &[PathBuf], roles: &ColumnRoles) -> Result<Self> {
         if paths.is_empty() {
-            return Err(CoordinatorError::InvalidRequest(
+            return Err(LoaderError::InvalidRequest(
                 "no input files to load".to_string(),
             ));
         }
@@ -152,7 +151,7 @@ fn csv_schema(path: &Path, roles: &ColumnRoles) -> Result<Schema> {
         .infer_schema(BufReader::new(file), Some(CSV_INFER_ROWS))
         .map_err(|e| csv_error(path, &e, 0, None))?;
     if schema.fields().is_empty() {
-        return Err(CoordinatorError::BadInput(format!(
+        return Err(LoaderError::BadInput(format!(
             "{}: empty CSV file (a header line is required)",
             path.display()
         )));
@@ -227,8 +226,8 @@ fn parquet_schema(path: &Path) -> Result<Schema> {
     Ok(Schema::new(fields))
 }
 
-fn not_parquet(path: &Path, e: &dyn fmt::Display) -> CoordinatorError {
-    CoordinatorError::BadInput(format!(
+fn not_parquet(path: &Path, e: &dyn fmt::Display) -> LoaderError {
+    LoaderError::BadInput(format!(
         "{}: not a readable Parquet file (truncated or corrupt?): {e}",
         path.display()
     ))
@@ -238,13 +237,13 @@ fn check_columns(path: &Path, schema: &Schema, roles: &ColumnRoles) -> Result<()
     let mut seen = std::collections::HashSet::new();
     for f in schema.fields() {
         if f.name() == HPX_COLUMN {
-            return Err(CoordinatorError::BadInput(format!(
+            return Err(LoaderError::BadInput(format!(
                 "{}: column name \"{HPX_COLUMN}\" is reserved for the HEALPix index Almagest adds",
                 path.display()
             )));
         }
         if !seen.insert(f.name().as_str()) {
-            return Err(CoordinatorError::BadInput(format!(
+            return Err(LoaderError::BadInput(format!(
                 "{}: column \"{}\" appears twice",
                 path.display(),
                 f.name()
@@ -256,14 +255,14 @@ fn check_columns(path: &Path, schema: &Schema, roles: &ColumnRoles) -> Result<()
         let Some(name) = name else { continue };
         let Ok(field) = schema.field_with_name(name) else {
             let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            return Err(CoordinatorError::BadInput(format!(
+            return Err(LoaderError::BadInput(format!(
                 "{}: {role} column \"{name}\" not found (columns: {})",
                 path.display(),
                 columns.join(", ")
             )));
         };
         if role != "key" && !field.data_type().is_numeric() {
-            return Err(CoordinatorError::BadInput(format!(
+            return Err(LoaderError::BadInput(format!(
                 "{}: {role} column \"{name}\" must be numeric (degrees), found {}",
                 path.display(),
                 field.data_type()
@@ -286,7 +285,7 @@ fn unify(
     let names =
         |s: &Schema| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
     if names(acc) != names(schema) {
-        return Err(CoordinatorError::BadInput(format!(
+        return Err(LoaderError::BadInput(format!(
             "{}: columns [{}] differ from those of {} [{}]",
             path.display(),
             names(schema).join(", "),
@@ -304,7 +303,7 @@ fn unify(
                 DataType::Float64
             }
             (x, y) => {
-                return Err(CoordinatorError::BadInput(format!(
+                return Err(LoaderError::BadInput(format!(
                     "{}: column \"{}\" has type {y}, but in {} it has type {x}",
                     path.display(),
                     a.name(),
@@ -389,7 +388,7 @@ impl InputReader {
                     .next()
                     .transpose()
                     .map_err(|e| {
-                        CoordinatorError::BadInput(format!(
+                        LoaderError::BadInput(format!(
                             "{}: corrupt Parquet data after row {}: {e}",
                             cur.path.display(),
                             cur.rows
@@ -446,7 +445,7 @@ fn conform(path: &Path, batch: RecordBatch, schema: &SchemaRef) -> Result<Record
         return Ok(batch);
     }
     RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())
-        .map_err(|e| CoordinatorError::BadInput(format!("{}: {e}", path.display())))
+        .map_err(|e| LoaderError::BadInput(format!("{}: {e}", path.display())))
 }
 
 /// Turns an arrow-csv error into a message naming the file and the physical line.
@@ -460,7 +459,7 @@ pub(crate) fn csv_error(
     e: &ArrowError,
     rows_before: u64,
     schema: Option<&Schema>,
-) -> CoordinatorError {
+) -> LoaderError {
     let msg = match e {
         ArrowError::ParseError(m) | ArrowError::CsvError(m) => m.clone(),
         other => other.to_string(),
@@ -469,10 +468,8 @@ pub(crate) fn csv_error(
     let line = find_line(&msg).map(|n| if value_error { n + 1 } else { n });
     let detail = describe_csv_error(&msg, schema);
     match line {
-        Some(line) => {
-            CoordinatorError::BadInput(format!("{}, line {line}: {detail}", path.display()))
-        }
-        None => CoordinatorError::BadInput(format!(
+        Some(line) => LoaderError::BadInput(format!("{}, line {line}: {detail}", path.display())),
+        None => LoaderError::BadInput(format!(
             "{}, after line {}: {detail}",
             path.display(),
             rows_before + 1

@@ -24,16 +24,9 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
 use super::arrow_err;
-use crate::error::{CoordinatorError, Result};
+use crate::error::{LoaderError, Result};
 
-/// Which file of a chunk rows belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ChunkFileKind {
-    /// Rows whose position lies in the chunk.
-    Primary,
-    /// Rows of other chunks within the overlap margin of this chunk's border.
-    Overlap,
-}
+pub use almagest_proto::ChunkFileKind;
 
 /// A key of spilled rows: (chunk, kind).
 pub type SpillKey = (u64, ChunkFileKind);
@@ -68,7 +61,7 @@ impl SpillDir {
         }
         .map_err(|e| {
             let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-            CoordinatorError::InvalidRequest(format!(
+            LoaderError::InvalidRequest(format!(
                 "cannot create a spill directory in {}: {e}",
                 parent.display()
             ))
@@ -111,7 +104,7 @@ impl SpillDir {
         let writer = self
             .writer
             .as_mut()
-            .ok_or_else(|| CoordinatorError::Internal("spill file written after finish".into()))?;
+            .ok_or_else(|| LoaderError::Internal("spill file written after finish".into()))?;
         writer.write_all(&stream).map_err(|e| err(&e))?;
         let len = stream.len() as u64;
         self.index.entry(key).or_default().push(Segment {
@@ -138,7 +131,7 @@ impl SpillDir {
             return Ok(Vec::new());
         };
         if self.writer.is_some() {
-            return Err(CoordinatorError::Internal(
+            return Err(LoaderError::Internal(
                 "spill file read before finish".into(),
             ));
         }
@@ -160,8 +153,8 @@ impl SpillDir {
     }
 }
 
-fn spill_error(path: &Path, what: &str, e: &dyn std::fmt::Display) -> CoordinatorError {
-    CoordinatorError::Io(std::io::Error::other(format!(
+fn spill_error(path: &Path, what: &str, e: &dyn std::fmt::Display) -> LoaderError {
+    LoaderError::Io(std::io::Error::other(format!(
         "cannot {what} spill file {} (is the spill directory full?): {e}",
         path.display()
     )))

@@ -15,7 +15,7 @@ use indicatif::ProgressBar;
 use super::arrow_err;
 use super::input::{BatchOrigin, InputReader, InputSet, HPX_COLUMN};
 use super::spill::{ChunkFileKind, SpillBuffers, SpillDir};
-use crate::error::{CoordinatorError, Result};
+use crate::error::{LoaderError, Result};
 
 /// Rows buffered in memory across all chunks when [`SpillOptions::memory_rows`] is 0.
 pub const DEFAULT_MEMORY_ROWS: usize = 1_000_000;
@@ -199,9 +199,7 @@ fn route(
         return Ok(());
     }
     if n > u32::MAX as usize {
-        return Err(CoordinatorError::Internal(format!(
-            "input batch of {n} rows"
-        )));
+        return Err(LoaderError::Internal(format!("input batch of {n} rows")));
     }
     let ra = degrees(&batch, spec.ra)?;
     let dec = degrees(&batch, spec.dec)?;
@@ -211,7 +209,7 @@ fn route(
         let key_col = batch.column(key);
         if key_col.null_count() > 0 {
             let i = (0..n).find(|&i| key_col.is_null(i)).expect("a NULL exists");
-            return Err(CoordinatorError::BadInput(format!(
+            return Err(LoaderError::BadInput(format!(
                 "{}: key column \"{}\" is NULL",
                 origin.locate(i),
                 batch.schema().field(key).name()
@@ -279,7 +277,7 @@ fn position(
     spec: &PartitionSpec,
 ) -> Result<(f64, f64)> {
     let bad = |col: usize, what: String| {
-        CoordinatorError::BadInput(format!(
+        LoaderError::BadInput(format!(
             "{}: {} {what}",
             origin.locate(i),
             format_args!("column \"{}\"", batch.schema().field(col).name())

@@ -569,7 +569,7 @@ fn partition_err(files: &[PathBuf]) -> String {
     match result {
         Ok(_) => panic!("expected an error"),
         Err(e) => {
-            assert!(matches!(e, CoordinatorError::BadInput(_)), "{e:?}");
+            assert!(matches!(e, LoaderError::BadInput(_)), "{e:?}");
             e.to_string()
         }
     }
@@ -1170,7 +1170,7 @@ async fn t32_ingest_failed_upload_aborts_the_load() {
         .await
         .unwrap_err();
     match &err {
-        CoordinatorError::Worker { message, .. } => {
+        LoaderError::Worker { message, .. } => {
             assert!(
                 message.contains("disk full") && message.contains(&format!("chunk {victim}")),
                 "{err}"
@@ -1216,26 +1216,24 @@ async fn t34_ingest_option_and_server_errors_are_clear() {
     opts.key_column = None;
     assert!(matches!(
         load(&opts).await,
-        Err(CoordinatorError::InvalidRequest(_))
+        Err(LoaderError::InvalidRequest(_))
     ));
     opts = load_options(address.clone(), vec![csv.clone()], dir.path());
     opts.table = "nodatabase".into();
     assert!(matches!(
         load(&opts).await,
-        Err(CoordinatorError::InvalidRequest(_))
+        Err(LoaderError::InvalidRequest(_))
     ));
     opts = load_options(address.clone(), vec![csv.clone()], dir.path());
     opts.table = "demo.exists".into();
-    assert!(
-        matches!(load(&opts).await, Err(CoordinatorError::DuplicateTable(t)) if t == "demo.exists")
-    );
+    assert!(matches!(load(&opts).await, Err(LoaderError::DuplicateTable(t)) if t == "demo.exists"));
     // Schema errors are found before BeginLoad: nothing to abort.
     opts = load_options(address.clone(), vec![csv.clone()], dir.path());
     opts.ra_column = Some("alpha".into());
     let err = load(&opts).await.unwrap_err().to_string();
     assert!(err.contains("stars.csv") && err.contains("alpha"), "{err}");
     opts = load_options("http://127.0.0.1:1".into(), vec![csv], dir.path());
-    assert!(matches!(load(&opts).await, Err(CoordinatorError::Rpc(_))));
+    assert!(matches!(load(&opts).await, Err(LoaderError::Rpc(_))));
     let record = record.lock().unwrap();
     assert!(record.begun.is_empty() && record.aborted.is_empty());
 }
