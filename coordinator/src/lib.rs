@@ -2,7 +2,7 @@
 //! dispatch of fragments to workers, the merge, and load orchestration.
 //!
 //! A query goes: front end -> `almagest_adql::translate_sql` -> DataFusion planning over
-//! the [`table::AlmagestCatalog`] -> the [`plan::DistributeRule`] cuts the optimized plan
+//! the [`providers::DatabasesProvider`] -> the [`plan::DistributeRule`] cuts the optimized plan
 //! into fragments ([`fragment::FragmentSpec`], run by workers) and a merge plan (run here)
 //! -> [`fragment::FragmentExec`] streams Arrow batches from the workers.
 //!
@@ -14,10 +14,10 @@ pub mod error;
 pub mod fragment;
 pub mod jobs;
 pub mod plan;
+pub mod providers;
 pub mod serde_units;
 pub mod service;
 pub mod session;
-pub mod table;
 pub mod tap_schema;
 pub mod workers;
 
@@ -194,7 +194,7 @@ fn build_session(
     pool: WorkerPool,
 ) -> Result<SessionContext> {
     let mut session_config = SessionConfig::new()
-        .with_default_catalog_and_schema(table::CATALOG_NAME, table::DEFAULT_SCHEMA)
+        .with_default_catalog_and_schema(providers::CATALOG_NAME, providers::DEFAULT_SCHEMA)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true)
         .with_target_partitions(config.target_partitions.max(1));
@@ -219,8 +219,8 @@ fn build_session(
         pool.clone(),
     )));
     ctx.register_catalog(
-        table::CATALOG_NAME,
-        Arc::new(table::AlmagestCatalog::new(catalog, pool)),
+        providers::CATALOG_NAME,
+        Arc::new(providers::DatabasesProvider::new(catalog, pool)),
     );
     almagest_adql::register_udfs(&ctx);
     ctx.register_udf(plan::cells_udf());

@@ -45,7 +45,7 @@ fn check_identifier(what: &str, name: &str) -> Result<()> {
 
 /// Schema names of the `almagest` catalog that no database may take.
 pub const RESERVED_SCHEMAS: &[&str] = &[
-    crate::table::DEFAULT_SCHEMA,
+    crate::providers::DEFAULT_SCHEMA,
     crate::tap_schema::TAP_SCHEMA,
     crate::session::UPLOAD_SCHEMA,
     "information_schema",

@@ -21,7 +21,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{CoordinatorError, Result};
-use crate::table::CATALOG_NAME;
+use crate::providers::CATALOG_NAME;
 use crate::Coordinator;
 
 /// The schema uploaded tables appear in, e.g. `SELECT * FROM tap_upload.targets`.

@@ -3,6 +3,7 @@
 
 mod harness;
 mod reference;
+mod slt;
 mod t10_queries;
 mod t20_slt;
 mod t25_upload_sessions;

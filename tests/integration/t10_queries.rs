@@ -83,13 +83,6 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
-async fn sqlstate_of(client: &Client, sql: &str) -> Option<String> {
-    match client.simple_query(sql).await {
-        Ok(_) => None,
-        Err(e) => e.code().map(|c| c.code().to_string()),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t10_queries_match_brute_force() -> Result<()> {
     let file = harness::catalog_file();
@@ -390,36 +383,7 @@ async fn t10_queries_match_brute_force() -> Result<()> {
     ];
     ensure!(got == want, "join: {got:?} != {want:?}");
 
-    // Errors carry SQLSTATE and leave the connection usable.
-    ensure!(
-        sqlstate_of(&client, "SELEC 1").await.as_deref() == Some("42601"),
-        "syntax error code"
-    );
-    ensure!(
-        sqlstate_of(&client, "SELECT * FROM test.nope")
-            .await
-            .as_deref()
-            == Some("42P01"),
-        "unknown table code"
-    );
-    ensure!(
-        sqlstate_of(&client, "SELECT nope FROM test.gaia")
-            .await
-            .as_deref()
-            == Some("42703"),
-        "unknown column code"
-    );
-    ensure!(
-        sqlstate_of(
-            &client,
-            "SELECT source_id FROM test.gaia WHERE scisql_s2PtInCircle(ra, dec, 0, 0, -1) = 1"
-        )
-        .await
-        .is_some(),
-        "bad radius is an error"
-    );
-    let one = query_text(&client, "SELECT 1").await?;
-    ensure!(one[0][0].as_deref() == Some("1"), "connection still usable");
+    // Errors and their SQLSTATEs are asserted in tests/slt/errors.slt.
 
     // A restart on the same data directory keeps tables and rows.
     let data_dir = cluster.data_dir.clone();

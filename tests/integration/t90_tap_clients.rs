@@ -4,146 +4,25 @@
 //! library) and STILTS taplint.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{ensure, Context, Result};
 use rand::{Rng, SeedableRng};
-use sqllogictest::{DBOutput, DefaultColumnType};
 
 use crate::harness::{self, Cluster};
 use crate::reference::{self, Row};
-
-#[derive(Debug)]
-pub struct TapError(String);
-
-impl std::fmt::Display for TapError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TapError {}
-
-/// A sqllogictest database that sends every statement as strict ADQL to `/tap/sync` and
-/// reads the JSON output format. Errors are the text of the VOTable error document.
-pub struct TapDb {
-    http: reqwest::Client,
-    url: String,
-}
-
-/// The message of a VOTable error document (`<INFO name="QUERY_STATUS" value="ERROR">`).
-pub fn votable_error_message(body: &str) -> Option<String> {
-    let at = body.find("value=\"ERROR\"")?;
-    let rest = &body[at..];
-    let start = rest.find('>')? + 1;
-    let end = rest.find("</INFO>")?;
-    Some(
-        rest[start..end]
-            .trim()
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&"),
-    )
-}
-
-fn json_cell(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => "NULL".into(),
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(a) => a.iter().map(json_cell).collect::<Vec<_>>().join(" "),
-        other => other.to_string(),
-    }
-}
-
-#[async_trait::async_trait]
-impl sqllogictest::AsyncDB for TapDb {
-    type Error = TapError;
-    type ColumnType = DefaultColumnType;
-
-    async fn run(&mut self, adql: &str) -> Result<DBOutput<DefaultColumnType>, TapError> {
-        let resp = self
-            .http
-            .post(format!("{}/sync", self.url))
-            .form(&[
-                ("REQUEST", "doQuery"),
-                ("LANG", "ADQL"),
-                ("RESPONSEFORMAT", "json"),
-                ("QUERY", adql),
-            ])
-            .send()
-            .await
-            .map_err(|e| TapError(e.to_string()))?;
-        let status = resp.status();
-        let body = resp.text().await.map_err(|e| TapError(e.to_string()))?;
-        if !status.is_success() {
-            return Err(TapError(
-                votable_error_message(&body).unwrap_or(format!("HTTP {status}: {body}")),
-            ));
-        }
-        let doc: serde_json::Value =
-            serde_json::from_str(&body).map_err(|e| TapError(format!("not JSON ({e}): {body}")))?;
-        let columns = doc["metadata"].as_array().map_or(0, Vec::len);
-        let rows = doc["data"]
-            .as_array()
-            .ok_or_else(|| TapError(format!("no data array: {body}")))?
-            .iter()
-            .map(|r| {
-                r.as_array()
-                    .map(|cells| cells.iter().map(json_cell).collect())
-                    .unwrap_or_default()
-            })
-            .collect();
-        Ok(DBOutput::Rows {
-            types: vec![DefaultColumnType::Any; columns],
-            rows,
-        })
-    }
-
-    async fn shutdown(&mut self) {}
-
-    fn engine_name(&self) -> &str {
-        "almagest-tap"
-    }
-
-    async fn sleep(dur: std::time::Duration) {
-        tokio::time::sleep(dur).await;
-    }
-}
+use crate::slt::{run_slt_dir, TapDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t90_adql_slt_over_tap() -> Result<()> {
-    let dir = harness::test_dir("t90slt");
-    let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
-    let points = harness::project_file("tests/data/points.csv");
-    cluster.load("test.points", Some(("ra", "dec", "id")), &[&points])?;
-    let slt_dir = harness::project_file("tests/slt/tap");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&slt_dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
-        .collect();
-    files.sort();
-    ensure!(!files.is_empty(), "no .slt files in {}", slt_dir.display());
-    let url = cluster.tap_url();
-    for file in files {
-        let url = url.clone();
-        let mut runner = sqllogictest::Runner::new(move || {
+    run_slt_dir("t90slt", "tests/slt/tap", |cluster| {
+        let url = cluster.tap_url();
+        Box::new(move || {
             let url = url.clone();
-            async move {
-                Ok(TapDb {
-                    http: reqwest::Client::new(),
-                    url,
-                })
-            }
-        });
-        runner
-            .run_file_async(&file)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    }
-    Ok(())
+            async move { Ok(TapDb::new(url)) }
+        })
+    })
+    .await
 }
 
 /// Ids of reference rows surely inside the cone, and of rows too close to its edge to

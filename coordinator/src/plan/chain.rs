@@ -12,7 +12,7 @@ use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 
 use crate::fragment::unqualify;
-use crate::table::CatalogTable;
+use crate::providers::DistributedTableProvider;
 use almagest_adql::CELLS_UDF;
 
 pub(crate) type DFResult<T> = datafusion::error::Result<T>;
@@ -20,7 +20,7 @@ pub(crate) type DFResult<T> = datafusion::error::Result<T>;
 /// A chain of row-wise operators (projection, filter, alias) over a scan of a catalog
 /// table, described over the table's raw columns.
 pub(crate) struct RowsChain {
-    pub(crate) table: Arc<CatalogTable>,
+    pub(crate) table: Arc<DistributedTableProvider>,
     /// One raw expression per output field of the chain's top node.
     pub(crate) exprs: Vec<Expr>,
     pub(crate) filters: Vec<Expr>,
@@ -83,20 +83,22 @@ pub(crate) fn provider_of(scan: &TableScan) -> Option<Arc<dyn TableProvider>> {
     source_as_provider(&scan.source).ok()
 }
 
-fn catalog_table(plan: &LogicalPlan) -> Option<Arc<CatalogTable>> {
+fn distributed_table(plan: &LogicalPlan) -> Option<Arc<DistributedTableProvider>> {
     let LogicalPlan::TableScan(scan) = plan else {
         return None;
     };
     let provider = provider_of(scan)?;
     let any: &dyn std::any::Any = provider.as_ref();
-    Some(Arc::new(any.downcast_ref::<CatalogTable>()?.clone()))
+    Some(Arc::new(
+        any.downcast_ref::<DistributedTableProvider>()?.clone(),
+    ))
 }
 
 /// The rows chain `plan` is, or `None` when some node of it cannot run on the workers.
 pub(crate) fn match_rows(plan: &LogicalPlan) -> DFResult<Option<RowsChain>> {
     match plan {
         LogicalPlan::TableScan(scan) => {
-            let Some(table) = catalog_table(plan) else {
+            let Some(table) = distributed_table(plan) else {
                 return Ok(None);
             };
             let exprs = scan
@@ -170,7 +172,7 @@ pub(crate) fn strip_alias(e: Expr) -> Expr {
 }
 
 /// `qserv_areaspec_*(...)` constrains the position columns of the partitioned table.
-fn rewrite_areaspec(pred: Expr, table: &CatalogTable) -> DFResult<Expr> {
+fn rewrite_areaspec(pred: Expr, table: &DistributedTableProvider) -> DFResult<Expr> {
     if !almagest_adql::contains_areaspec(&pred) {
         return Ok(pred);
     }

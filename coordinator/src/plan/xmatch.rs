@@ -53,7 +53,7 @@ use super::chain::{match_rows, provider_of, raw_col, RowsChain};
 use super::cone::{cone_of, is_raw_column};
 use crate::catalog::TableKind;
 use crate::fragment::{FragmentTable, HPX_COLUMN};
-use crate::table::CatalogTable;
+use crate::providers::DistributedTableProvider;
 use almagest_adql::cells_udf;
 
 /// The cell column added to the small side (one row per cell of its cone).
@@ -96,7 +96,7 @@ fn reads_partitioned_table(plan: &LogicalPlan) -> bool {
         if let LogicalPlan::TableScan(scan) = node {
             if let Some(provider) = provider_of(scan) {
                 let any: &dyn std::any::Any = provider.as_ref();
-                let kind = if let Some(t) = any.downcast_ref::<CatalogTable>() {
+                let kind = if let Some(t) = any.downcast_ref::<DistributedTableProvider>() {
                     Some(t.meta.kind)
                 } else {
                     any.downcast_ref::<FragmentTable>()

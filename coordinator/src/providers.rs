@@ -1,6 +1,8 @@
-//! How the catalog appears to DataFusion: databases as schemas of the `almagest` catalog,
-//! tables as [`CatalogTable`] providers read live from the Raft catalog, so a table
-//! published by a load is visible to the next statement.
+//! DataFusion's providers over the catalog (the Raft metadata): databases as schemas of
+//! DataFusion's catalog named `almagest` ([`DatabasesProvider`], [`DatabaseSchemaProvider`]),
+//! and each published table as a [`DistributedTableProvider`] read live from the Raft
+//! catalog, so a table published by a load is visible to the next statement. In this
+//! crate "catalog" means the Raft metadata; these types only present it to DataFusion.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -19,7 +21,7 @@ use crate::tap_schema::{TapSchemaProvider, TAP_SCHEMA};
 use crate::workers::WorkerPool;
 use crate::Catalog;
 
-/// Name of the DataFusion catalog holding every database.
+/// Name of the DataFusion catalog (in DataFusion's sense) holding every database.
 pub const CATALOG_NAME: &str = "almagest";
 /// The default schema of a session (holds no tables of ours).
 pub const DEFAULT_SCHEMA: &str = "public";
@@ -44,16 +46,16 @@ pub fn table_schema(meta: &TableMeta) -> Result<SchemaRef, DataFusionError> {
     Ok(Arc::new(Schema::new(fields)))
 }
 
-/// The `almagest` catalog: one schema per database, `tap_schema` (TAP_SCHEMA, built from
+/// DataFusion's `almagest` catalog provider: one schema per database, `tap_schema` (TAP_SCHEMA, built from
 /// the catalog on demand), plus schemas registered at run time.
 #[derive(Debug)]
-pub struct AlmagestCatalog {
+pub struct DatabasesProvider {
     catalog: Catalog,
     pool: WorkerPool,
     extra: RwLock<HashMap<String, Arc<dyn SchemaProvider>>>,
 }
 
-impl AlmagestCatalog {
+impl DatabasesProvider {
     pub fn new(catalog: Catalog, pool: WorkerPool) -> Self {
         Self {
             catalog,
@@ -63,7 +65,7 @@ impl AlmagestCatalog {
     }
 }
 
-impl CatalogProvider for AlmagestCatalog {
+impl CatalogProvider for DatabasesProvider {
     fn schema_names(&self) -> Vec<String> {
         let state = self.catalog.state();
         let mut names: Vec<String> = state.databases.keys().cloned().collect();
@@ -88,7 +90,7 @@ impl CatalogProvider for AlmagestCatalog {
         }
         let state = self.catalog.state();
         if name == DEFAULT_SCHEMA || state.databases.contains_key(name) {
-            Some(Arc::new(DatabaseSchema {
+            Some(Arc::new(DatabaseSchemaProvider {
                 database: name.to_string(),
                 catalog: self.catalog.clone(),
                 pool: self.pool.clone(),
@@ -113,14 +115,14 @@ impl CatalogProvider for AlmagestCatalog {
 
 /// One database of the catalog as a DataFusion schema.
 #[derive(Debug)]
-pub struct DatabaseSchema {
+pub struct DatabaseSchemaProvider {
     database: String,
     catalog: Catalog,
     pool: WorkerPool,
 }
 
 #[async_trait::async_trait]
-impl SchemaProvider for DatabaseSchema {
+impl SchemaProvider for DatabaseSchemaProvider {
     fn table_names(&self) -> Vec<String> {
         let state = self.catalog.state();
         state
@@ -141,7 +143,7 @@ impl SchemaProvider for DatabaseSchema {
             .get(&self.database)
             .map(|d| d.chunk_depth)
             .unwrap_or(DEFAULT_CHUNK_DEPTH);
-        Ok(Some(Arc::new(CatalogTable {
+        Ok(Some(Arc::new(DistributedTableProvider {
             schema: table_schema(meta)?,
             meta: Arc::new(meta.clone()),
             chunk_depth: depth,
@@ -160,7 +162,7 @@ impl SchemaProvider for DatabaseSchema {
 
 /// A published table: partitioned into chunks on the workers.
 #[derive(Debug, Clone)]
-pub struct CatalogTable {
+pub struct DistributedTableProvider {
     pub meta: Arc<TableMeta>,
     pub schema: SchemaRef,
     pub chunk_depth: u8,
@@ -169,7 +171,7 @@ pub struct CatalogTable {
 }
 
 #[async_trait::async_trait]
-impl TableProvider for CatalogTable {
+impl TableProvider for DistributedTableProvider {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
