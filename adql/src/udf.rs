@@ -45,14 +45,18 @@ pub fn udfs() -> Vec<Arc<ScalarUDF>> {
         .chain(std::iter::once(Arc::new(ScalarUDF::new_from_impl(
             SeededRand::new(),
         ))))
+        .chain(crate::checked::udfs())
         .collect()
 }
 
-/// Registers [`udfs`] with `ctx`.
+/// Registers [`udfs`] with `ctx`, and the analyzer rule that makes integer arithmetic
+/// fail on overflow ([`crate::checked`]): the coordinator and every worker call this, so
+/// both plan the same SQL.
 pub fn register_udfs(ctx: &SessionContext) {
     for udf in udfs() {
         ctx.register_udf(udf.as_ref().clone());
     }
+    ctx.add_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic));
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
