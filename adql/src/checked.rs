@@ -4,31 +4,38 @@
 //! `9223372036854775807 + 1` is `-9223372036854775808` and `SUM` of large `BIGINT`s wraps
 //! silently. The analyzer rule [`CheckedArithmetic`] (added by [`crate::register_udfs`] on
 //! the coordinator and every worker) runs after type coercion and
-//! replaces `a + b`, `a - b` and `a * b` whose result is an integer by calls of the
-//! [`checked_add`]/[`checked_sub`]/[`checked_mul`] UDFs, whose kernels report overflow
-//! (`ArrowError::ArithmeticOverflow`, SQLSTATE 22003). Constant folding evaluates them
-//! too, so an overflowing literal expression fails at planning. Types and column names
-//! are unchanged, so the schema a front end described before analysis still holds.
+//! - replaces `a + b`, `a - b` and `a * b` whose result is an integer by calls of the
+//!   [`checked_add`]/[`checked_sub`]/[`checked_mul`] UDFs, whose kernels report overflow
+//!   (`ArrowError::ArithmeticOverflow`, SQLSTATE 22003). Constant folding evaluates them
+//!   too, so an overflowing literal expression fails at planning;
+//! - replaces `sum(x)` of a `BIGINT` (DataFusion's sum widens every signed integer to one)
+//!   by [`checked_sum`], which fails where DataFusion's would wrap. PostgreSQL's
+//!   `sum(bigint)` returns `numeric` and cannot overflow; we keep `BIGINT` (a decimal
+//!   would change the type after the front end described the result) and raise 22003.
 //!
-//! Not covered yet: `SUM` of `BIGINT`s still accumulates with wrapping adds (turning it
-//! into a decimal sum changes the result type after the front end described it; a checked
-//! sum needs its own aggregate, split like `sum` by the distributed planner), and unary
-//! minus and `abs` of the smallest integer.
+//! Types and column names are unchanged, so the schema a front end described before
+//! analysis still holds. Not covered yet: `sum(DISTINCT x)`, `sum` as a window function,
+//! unsigned sums, and unary minus or `abs` of the smallest integer.
 //!
 //! Fragments reach workers as SQL printed from the analyzed plan, so they carry the UDF
 //! calls; the rule finds nothing left to change there.
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
 use datafusion::arrow::compute::kernels::numeric;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::error::ArrowError;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, Result};
+use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, ColumnarValue, EmitTo, Expr,
+    ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr_common::datum::apply;
@@ -38,6 +45,7 @@ pub mod names {
     pub const ADD: &str = "almagest_checked_add";
     pub const SUB: &str = "almagest_checked_sub";
     pub const MUL: &str = "almagest_checked_mul";
+    pub const SUM: &str = "almagest_checked_sum";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,6 +130,162 @@ pub fn udfs() -> Vec<Arc<ScalarUDF>> {
     ]
 }
 
+/// `sum` of `BIGINT`s that fails on overflow instead of wrapping. Its partial state is
+/// the partial sum, so the distributed planner splits it like `sum`.
+pub fn checked_sum() -> AggregateUDF {
+    AggregateUDF::new_from_impl(CheckedSum {
+        signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CheckedSum {
+    signature: Signature,
+}
+
+impl AggregateUDFImpl for CheckedSum {
+    fn name(&self) -> &str {
+        names::SUM
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(SumAccumulator { sum: None }))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(SumGroups::default()))
+    }
+}
+
+fn add(sum: i64, value: i64) -> Result<i64> {
+    sum.checked_add(value).ok_or_else(|| {
+        DataFusionError::from(ArrowError::ArithmeticOverflow(format!(
+            "Overflow happened on: sum {sum} + {value} (bigint out of range)"
+        )))
+    })
+}
+
+#[derive(Debug)]
+struct SumAccumulator {
+    sum: Option<i64>,
+}
+
+impl Accumulator for SumAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let values = values[0].as_primitive::<Int64Type>();
+        if let Some(part) = datafusion::arrow::compute::sum_checked(values)? {
+            self.sum = Some(add(self.sum.unwrap_or(0), part)?);
+        }
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.update_batch(states)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::Int64(self.sum)])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Int64(self.sum))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+}
+
+/// Per-group sums; a group without a non-null value sums to NULL, as in SQL.
+#[derive(Debug, Default)]
+struct SumGroups {
+    sums: Vec<i64>,
+    seen: Vec<bool>,
+}
+
+impl GroupsAccumulator for SumGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.sums.resize(total_num_groups, 0);
+        self.seen.resize(total_num_groups, false);
+        let values = values[0].as_primitive::<Int64Type>();
+        for (row, &group) in group_indices.iter().enumerate() {
+            let kept = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
+            if !kept || values.is_null(row) {
+                continue;
+            }
+            self.sums[group] = add(self.sums[group], values.value(row))?;
+            self.seen[group] = true;
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let sums = emit_to.take_needed(&mut self.sums);
+        let seen = emit_to.take_needed(&mut self.seen);
+        let out: Int64Array = sums
+            .into_iter()
+            .zip(seen)
+            .map(|(sum, seen)| seen.then_some(sum))
+            .collect();
+        Ok(std::sync::Arc::new(out))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate(emit_to)?])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.update_batch(values, group_indices, None, total_num_groups)
+    }
+
+    /// Each row as its own partial sum (DataFusion skips partial aggregation this way
+    /// when groups are nearly unique).
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let values = values[0].as_primitive::<Int64Type>();
+        let out: Int64Array = (0..values.len())
+            .map(|row| {
+                let kept = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
+                (kept && !values.is_null(row)).then(|| values.value(row))
+            })
+            .collect();
+        Ok(vec![std::sync::Arc::new(out)])
+    }
+
+    fn size(&self) -> usize {
+        self.sums.capacity() * std::mem::size_of::<i64>() + self.seen.capacity()
+    }
+}
+
 /// The analyzer rule (see the module documentation).
 #[derive(Debug, Default)]
 pub struct CheckedArithmetic;
@@ -189,8 +353,22 @@ fn rewrite(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 }))),
             }
         }
+        Expr::AggregateFunction(f) if is_bigint_sum(&f, schema) => Ok(Transformed::yes(
+            Expr::AggregateFunction(AggregateFunction {
+                func: Arc::new(checked_sum()),
+                params: f.params,
+            }),
+        )),
         other => Ok(Transformed::no(other)),
     }
+}
+
+/// A plain `sum(x)` of a `BIGINT` `x` (DISTINCT keeps DataFusion's own accumulator).
+fn is_bigint_sum(f: &AggregateFunction, schema: &DFSchema) -> bool {
+    f.func.name() == "sum"
+        && !f.params.distinct
+        && f.params.args.len() == 1
+        && matches!(f.params.args[0].get_type(schema), Ok(DataType::Int64))
 }
 
 #[cfg(test)]
@@ -231,6 +409,34 @@ mod tests {
                 && ok[3].contains("9223372036854775806"),
             "{ok:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn t15_sum_of_bigints_fails_instead_of_wrapping() {
+        let big = "(VALUES (CAST(9223372036854775807 AS BIGINT), 1), (CAST(1 AS BIGINT), 1), \
+                   (CAST(-5 AS BIGINT), 2), (NULL, 3)) AS t(x, g)";
+        let err = run(&format!("SELECT SUM(x) FROM {big}")).await.unwrap_err();
+        assert!(err.contains("Overflow"), "{err}");
+        let err = run(&format!("SELECT g, SUM(x) FROM {big} GROUP BY g"))
+            .await
+            .unwrap_err();
+        assert!(err.contains("Overflow"), "{err}");
+        // In range, grouped or not, with NULL for a group of NULLs, and the column named
+        // as DataFusion names sum(x).
+        let out = run(&format!(
+            "SELECT g, SUM(x - 1) FROM {big} WHERE x < 100 OR x IS NULL GROUP BY g ORDER BY g"
+        ))
+        .await
+        .unwrap();
+        assert!(out[1].contains("sum(t.x - Int64(1))"), "{out:?}");
+        assert!(out[3].contains("| 1 | 0 "), "{out:?}");
+        assert!(out[4].contains("| 2 | -6 "), "{out:?}");
+        assert!(out[5].contains("| 3 |    "), "{out:?}");
+        let out =
+            run("SELECT SUM(CAST(x AS INT)) AS s FROM (VALUES (2147483647), (2147483647)) AS t(x)")
+                .await
+                .unwrap();
+        assert!(out[3].contains("4294967294"), "{out:?}");
     }
 
     #[tokio::test]

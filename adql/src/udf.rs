@@ -56,6 +56,7 @@ pub fn register_udfs(ctx: &SessionContext) {
     for udf in udfs() {
         ctx.register_udf(udf.as_ref().clone());
     }
+    ctx.register_udaf(crate::checked::checked_sum());
     ctx.add_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic));
 }
 

@@ -54,8 +54,21 @@ fn split(
         Count(String),
         Same(&'static str, String),
         Avg(String, String),
+        /// An aggregate whose partial state is its own value, merged by itself
+        /// (the checked `sum`).
+        Func(Arc<datafusion::logical_expr::AggregateUDF>, String),
     }
     let mut merges = Vec::new();
+    let partial = |func: &Arc<datafusion::logical_expr::AggregateUDF>, arg: Expr| {
+        Expr::AggregateFunction(AggregateFunction::new_udf(
+            func.clone(),
+            vec![arg],
+            false,
+            None,
+            vec![],
+            None,
+        ))
+    };
     for (j, e) in agg.aggr_expr.iter().enumerate() {
         let out_type = out_fields[agg.group_expr.len() + j].1.data_type().clone();
         let Expr::AggregateFunction(f) = strip_alias(e.clone()) else {
@@ -67,16 +80,6 @@ fn split(
         }
         let Some(arg) = substitute(&p.args[0], &chain.schema, &chain.exprs) else {
             return Ok(None);
-        };
-        let partial = |func: &Arc<datafusion::logical_expr::AggregateUDF>, arg: Expr| {
-            Expr::AggregateFunction(AggregateFunction::new_udf(
-                func.clone(),
-                vec![arg],
-                false,
-                None,
-                vec![],
-                None,
-            ))
         };
         let name = format!("p{}", select.len());
         match f.func.name() {
@@ -94,6 +97,11 @@ fn split(
                 select.push((partial(&f.func, arg), name.clone()));
                 partial_fields.push(Field::new(&name, out_type, true));
                 merges.push(Merge::Same(n, name));
+            }
+            almagest_adql::checked::names::SUM => {
+                select.push((partial(&f.func, arg), name.clone()));
+                partial_fields.push(Field::new(&name, out_type, true));
+                merges.push(Merge::Func(f.func.clone(), name));
             }
             "avg" if out_type == DataType::Float64 => {
                 let sum_name = name;
@@ -141,6 +149,10 @@ fn split(
                     _ => max(pcol(p)),
                 };
                 final_aggs.push(e.alias(format!("f{j}_0")));
+                finals.push(f(0));
+            }
+            Merge::Func(func, p) => {
+                final_aggs.push(partial(func, pcol(p)).alias(format!("f{j}_0")));
                 finals.push(f(0));
             }
             Merge::Avg(s, c) => {
