@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::error::AdqlError;
 use almagest_sky::{adql_box, angular_distance_deg, Circle, LonLatBox, SphericalPolygon};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int32Builder,
@@ -219,6 +220,27 @@ impl ScalarUDFImpl for GeoUdf {
         !self.function.is_areaspec()
     }
 
+    /// Checks a shape whose arguments are all constants while the coordinator plans, so
+    /// that an invalid circle, box or polygon fails there with 22023 and its message,
+    /// instead of inside a worker's Parquet scan (whose filter errors lose their kind).
+    fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let function = self.function;
+        if function.is_areaspec() || function == GeoFunction::AngSep || args.len() < 2 {
+            return Ok(ExprSimplifyResult::Original(args));
+        }
+        let constants: Option<Vec<f64>> = args[2..]
+            .iter()
+            .map(|a| match a {
+                Expr::Literal(ScalarValue::Float64(Some(v)), _) => Some(*v),
+                _ => None,
+            })
+            .collect();
+        if let Some(values) = constants {
+            SkyShape::build(function, &values)?;
+        }
+        Ok(ExprSimplifyResult::Original(args))
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let function = self.function;
         if function.is_areaspec() {
@@ -294,6 +316,14 @@ fn angular_separation(params: &[Param], rows: usize) -> Result<ColumnarValue> {
     Ok(ColumnarValue::Array(Arc::new(out.finish())))
 }
 
+/// An invalid shape argument: the user's mistake (22023), whether met while planning or
+/// on a worker.
+fn invalid_shape(message: String) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(AdqlError::invalid_argument(
+        None, message,
+    )))
+}
+
 /// A shape of the sky crate, whichever function built it.
 enum SkyShape {
     Circle(Circle),
@@ -304,11 +334,11 @@ enum SkyShape {
 impl SkyShape {
     fn build(function: GeoFunction, p: &[f64]) -> Result<Self> {
         if let Some(bad) = p.iter().find(|v| !v.is_finite()) {
-            return exec_err!(
+            return Err(invalid_shape(format!(
                 "{}: shape arguments must be finite numbers, got {bad} (expected {})",
                 function.name(),
                 function.usage()
-            );
+            )));
         }
         let shape = match (function, p) {
             (GeoFunction::PtInCircle, &[ra, dec, radius]) => Circle::new(ra, dec, radius)
@@ -344,10 +374,7 @@ impl SkyShape {
                 )
             }
         };
-        match shape {
-            Ok(shape) => Ok(shape),
-            Err(message) => exec_err!("{}: {message}", function.name()),
-        }
+        shape.map_err(|message| invalid_shape(format!("{}: {message}", function.name())))
     }
 
     fn contains(&self, ra: f64, dec: f64) -> bool {
@@ -538,8 +565,9 @@ mod tests {
     #[test]
     fn t10_names_and_arity() {
         let names: Vec<String> = udfs().iter().map(|u| u.name().to_string()).collect();
-        // 8 scisql/qserv functions, 13 geometry-value functions and RAND(seed).
-        assert_eq!(names.len(), 22);
+        // 8 scisql/qserv functions, 13 geometry-value functions, RAND(seed) and the 3
+        // checked integer operators.
+        assert_eq!(names.len(), 25);
         assert!(names.iter().all(|n| *n == n.to_lowercase()));
         assert_eq!(
             GeoFunction::of("scisql_s2PtInCircle"),

@@ -27,8 +27,10 @@ pub enum CoordinatorError {
         message: String,
     },
     /// A worker ran its part of the request and reported an error of its own kind (a
-    /// fragment over its memory limit, a division by zero in a chunk).
-    #[error("worker {worker_id} ({address}) failed: {message}")]
+    /// fragment over its memory limit, a division by zero in a chunk). A user's mistake
+    /// reads as the worker's message alone: which worker met it, and where that worker
+    /// listens, is for the log, not for clients.
+    #[error("{}", reported(*worker_id, address, *kind, message))]
     WorkerReported {
         worker_id: u64,
         address: String,
@@ -68,6 +70,14 @@ pub enum CoordinatorError {
 }
 
 pub type Result<T, E = CoordinatorError> = std::result::Result<T, E>;
+
+fn reported(worker_id: u64, address: &str, kind: ErrorKind, message: &str) -> String {
+    if kind.is_server_error() {
+        format!("worker {worker_id} ({address}) failed: {message}")
+    } else {
+        message.to_string()
+    }
+}
 
 impl CoordinatorError {
     /// What kind of failure this is.

@@ -56,6 +56,8 @@ impl WorkerPool {
 /// own statuses) stays a cluster failure.
 pub fn worker_error(worker: &WorkerMeta, status: tonic::Status) -> CoordinatorError {
     let error = almagest_proto::status::from_status(&status);
+    tracing::debug!(worker_id = worker.id, address = %worker.address, kind = ?error.kind,
+        message = %error.message, "worker reported an error");
     CoordinatorError::WorkerReported {
         worker_id: worker.id,
         address: worker.address.clone(),
@@ -87,13 +89,15 @@ mod tests {
         let error = worker_error(&worker(), status);
         assert_eq!(error.kind(), ErrorKind::OutOfMemory);
         assert_eq!(error.kind().sqlstate(), "53200");
-        assert_eq!(
-            error.to_string(),
-            "worker 7 (http://127.0.0.1:1) failed: no memory"
-        );
+        assert_eq!(error.to_string(), "no memory");
         // Wrapped in DataFusion on its way through the merge plan, it keeps its kind.
         let wrapped = DataFusionError::from(error);
         assert_eq!(classify(&wrapped).kind, ErrorKind::OutOfMemory);
+        // A user's mistake met on a worker names no worker and no address.
+        let status = almagest_proto::status::to_status(ErrorKind::DivisionByZero, "Divide by zero");
+        let error = worker_error(&worker(), status);
+        assert_eq!(error.kind().sqlstate(), "22012");
+        assert_eq!(error.to_string(), "Divide by zero");
     }
 
     #[test]
@@ -102,5 +106,10 @@ mod tests {
         assert_eq!(error.kind(), ErrorKind::Unavailable);
         assert_eq!(error.kind().sqlstate(), "58000");
         assert_eq!(error.kind().http_status(), 503);
+        // A cluster failure names the worker, for whoever operates the cluster.
+        assert_eq!(
+            error.to_string(),
+            "worker 7 (http://127.0.0.1:1) failed: connection refused"
+        );
     }
 }

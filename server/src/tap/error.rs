@@ -121,12 +121,16 @@ impl From<DataFusionError> for TapError {
                     ),
                 ))
             }
-            _ => match almagest_coordinator::error::classify(&error).kind {
-                // An execution error nobody named is the query's failure, as DataFusion's
-                // convention has it (UDF argument checks raise such errors).
-                ErrorKind::Internal => TapError::Query(error.to_string()),
-                kind => TapError::Classified(almagest_error::Error::new(kind, error.to_string())),
-            },
+            _ => {
+                // The cause's message, without the optimizer rule or plan that met it.
+                let classified = almagest_coordinator::error::classify(&error);
+                match classified.kind {
+                    // An execution error nobody named is the query's failure, as
+                    // DataFusion's convention has it (UDF argument checks raise such errors).
+                    ErrorKind::Internal => TapError::Query(error.to_string()),
+                    _ => TapError::Classified(classified),
+                }
+            }
         }
     }
 }
