@@ -28,7 +28,10 @@ pub mod cells;
 pub mod error;
 mod geometry;
 pub mod geometry_values;
+mod lowering;
 pub mod region;
+pub mod shape;
+pub mod spatial;
 pub mod translate;
 pub mod udf;
 
