@@ -330,11 +330,13 @@ fn shape_at(array: &ArrayRef, row: usize) -> Result<Option<Value>> {
     let Some(values) = values.into_iter().collect::<Option<Vec<f64>>>() else {
         return Ok(None);
     };
-    let fixed = matches!(array.data_type(), DataType::FixedSizeList(_, _));
-    Ok(Some(match (fixed, values.as_slice()) {
-        (true, [ra, dec]) => Value::Point(*ra, *dec),
-        (true, [ra, dec, r]) => Value::Circle(*ra, *dec, *r),
-        (false, v) if v.len() >= 6 && v.len() % 2 == 0 => {
+    // The number of values tells the kinds apart (a polygon has at least 6), so a point or
+    // circle that reaches a UDF as a variable-size list is read too: a constant CENTROID
+    // folded by the coordinator and evaluated on a worker was seen to arrive as one.
+    Ok(Some(match values.as_slice() {
+        [ra, dec] => Value::Point(*ra, *dec),
+        [ra, dec, r] => Value::Circle(*ra, *dec, *r),
+        v if v.len() >= 6 && v.len() % 2 == 0 => {
             Value::Polygon(v.chunks_exact(2).map(|c| (c[0], c[1])).collect())
         }
         _ => return exec_err!("malformed geometry value {values:?}"),

@@ -193,13 +193,23 @@ pub(crate) fn lower<'e, E: Source>(call: &Call<'e, E>) -> Result<Lowered<'e, E>>
                 ));
             };
             for arg in args {
-                expect_geometry(name, *arg)?;
+                expect_value(name, *arg, false)?;
             }
             let contains = call.function == Function::Contains;
             let (a, b) = (classify(*a)?, classify(*b)?);
             match (&a, &b) {
-                (Geometry::Combined(stc, _), _) => combined(position, contains, &b, 0, stc),
-                (_, Geometry::Combined(stc, _)) => combined(position, contains, &a, 1, stc),
+                (Geometry::Combined(..), Geometry::Combined(..)) => Err(AdqlError::unsupported(
+                    position,
+                    format!(
+                        "{name} of two REGIONs with STC-S operators (Union, Intersection, Not) \
+                         is not supported"
+                    ),
+                )),
+                (Geometry::Combined(stc, _), other) | (other, Geometry::Combined(stc, _)) => {
+                    let index = usize::from(matches!(b, Geometry::Combined(..)));
+                    let point = point_of(other)?.is_some();
+                    stc_predicate(position, contains, other, index, stc, point)
+                }
                 _ => predicate(contains, &a, &b),
             }
         }
@@ -217,8 +227,8 @@ pub(crate) fn lower<'e, E: Source>(call: &Call<'e, E>) -> Result<Lowered<'e, E>>
                 ))
             }
             [a, b] => {
-                expect_point(name, *a)?;
-                expect_point(name, *b)?;
+                expect_value(name, *a, true)?;
+                expect_value(name, *b, true)?;
                 let (a, b) = (classify(*a)?, classify(*b)?);
                 if let (Some([p, q]), Some([r, s])) = (point_of(&a)?, point_of(&b)?) {
                     return Ok(Lowered::Call(
@@ -239,7 +249,7 @@ pub(crate) fn lower<'e, E: Source>(call: &Call<'e, E>) -> Result<Lowered<'e, E>>
         },
         Function::Coord1 | Function::Coord2 => {
             let arg = single(name, args, position)?;
-            expect_point(name, arg)?;
+            expect_value(name, arg, true)?;
             let first = call.function == Function::Coord1;
             let geometry = classify(arg)?;
             if let Some([ra, dec]) = point_of(&geometry)? {
@@ -254,7 +264,7 @@ pub(crate) fn lower<'e, E: Source>(call: &Call<'e, E>) -> Result<Lowered<'e, E>>
         }
         Function::Area | Function::Centroid | Function::Coordsys => {
             let arg = single(name, args, position)?;
-            expect_geometry(name, arg)?;
+            expect_value(name, arg, false)?;
             let udf = match call.function {
                 Function::Area => geo::AREA,
                 Function::Centroid => geo::CENTROID,
@@ -269,20 +279,7 @@ pub(crate) fn lower<'e, E: Source>(call: &Call<'e, E>) -> Result<Lowered<'e, E>>
                 args: args.into_iter().map(Operand::Source).collect(),
             })
         }
-        Function::Region => match region(args, position)? {
-            Stc::Shape { kind, numbers } => value(&Geometry::Shape {
-                shape: kind,
-                args: numbers.into_iter().map(Operand::Number).collect(),
-            }),
-            combined => Err(AdqlError::unsupported(
-                position,
-                format!(
-                    "REGION with the STC-S operator {} is supported only as an argument of \
-                     CONTAINS or INTERSECTS (tested against a POINT, except for Union)",
-                    combined.operator().unwrap_or("?")
-                ),
-            )),
-        },
+        Function::Region => value(&region_geometry(args, position)?),
     }
 }
 
@@ -296,24 +293,26 @@ fn single<'a, 'e, E>(name: &str, args: &'a [&'e E], position: Option<Position>) 
     }
 }
 
-fn expect_geometry<E: Source>(name: &str, arg: &E) -> Result<()> {
-    if arg.may_be_geometry() {
+/// Checks that `arg` may be a geometry value (`point` false) or a POINT value (`point`
+/// true); the TAP parser has checked the same already, the pgwire path has not.
+fn expect_value<E: Source>(name: &str, arg: &E, point: bool) -> Result<()> {
+    let (ok, what) = if point {
+        (
+            arg.may_be_point(),
+            "POINT values (a POINT, a CENTROID or a column)",
+        )
+    } else {
+        (
+            arg.may_be_geometry(),
+            "geometry values (POINT, CIRCLE, BOX, POLYGON, REGION, CENTROID or a column)",
+        )
+    };
+    if ok {
         Ok(())
     } else {
         Err(AdqlError::undefined_function(
             arg.position(),
-            format!("{name} expects geometry values (POINT, CIRCLE, BOX, POLYGON, REGION, CENTROID or a column)"),
-        ))
-    }
-}
-
-fn expect_point<E: Source>(name: &str, arg: &E) -> Result<()> {
-    if arg.may_be_point() {
-        Ok(())
-    } else {
-        Err(AdqlError::undefined_function(
-            arg.position(),
-            format!("{name} expects POINT values (a POINT, a CENTROID or a column)"),
+            format!("{name} expects {what}"),
         ))
     }
 }
@@ -339,13 +338,7 @@ fn classify<E: Source>(expr: &E) -> Result<Geometry<'_, E>> {
                 args: args.into_iter().map(Operand::Source).collect(),
             })
         }
-        Function::Region => Ok(match region(&call.args, call.position)? {
-            Stc::Shape { kind, numbers } => Geometry::Shape {
-                shape: kind,
-                args: numbers.into_iter().map(Operand::Number).collect(),
-            },
-            combined => Geometry::Combined(combined, call.position),
-        }),
+        Function::Region => region_geometry(&call.args, call.position),
         _ => Ok(Geometry::Value(expr)),
     }
 }
@@ -410,6 +403,20 @@ fn constructor_args<'e, E: Source>(
             all.len()
         ),
     ))
+}
+
+/// The geometry of `REGION(args)`: the shape of its STC-S string, or the combination.
+fn region_geometry<'e, E: Source>(
+    args: &[&E],
+    position: Option<Position>,
+) -> Result<Geometry<'e, E>> {
+    Ok(match region(args, position)? {
+        Stc::Shape { kind, numbers } => Geometry::Shape {
+            shape: kind,
+            args: numbers.into_iter().map(Operand::Number).collect(),
+        },
+        combined => Geometry::Combined(combined, position),
+    })
 }
 
 /// The STC-S region of `REGION(args)`.
@@ -561,7 +568,7 @@ fn value<'e, E: Source>(geometry: &Geometry<'e, E>) -> Result<Lowered<'e, E>> {
 }
 
 /// CONTAINS or INTERSECTS with the STC-S combination `region` as argument `index` (0 or
-/// 1) and `other` as the other one: the predicate over its parts, combined with
+/// 1) and `other` as the other one (`point` when it is a POINT constructor): the predicate over its parts, combined with
 /// `greatest` (any of), `least` (all of) or `1 - p` (not), where that is the same
 /// predicate:
 /// - INTERSECTS(x, Union(a, b)) = any of INTERSECTS(x, a), INTERSECTS(x, b);
@@ -569,27 +576,6 @@ fn value<'e, E: Source>(geometry: &Geometry<'e, E>) -> Result<Lowered<'e, E>> {
 /// - CONTAINS(Union(a, b), y) = all of CONTAINS(a, y), CONTAINS(b, y);
 /// - for a POINT x, membership distributes over all three operators (a point on the
 ///   boundary of `a` is in `a`, hence not in `Not(a)`).
-fn combined<'e, E: Source>(
-    position: Option<Position>,
-    contains: bool,
-    other: &Geometry<'e, E>,
-    index: usize,
-    region: &Stc,
-) -> Result<Lowered<'e, E>> {
-    let name = if contains { "CONTAINS" } else { "INTERSECTS" };
-    if matches!(other, Geometry::Combined(..)) {
-        return Err(AdqlError::unsupported(
-            position,
-            format!(
-                "{name} of two REGIONs with STC-S operators (Union, Intersection, Not) is not \
-                 supported"
-            ),
-        ));
-    }
-    let point = point_of(other)?.is_some();
-    stc_predicate(position, contains, other, index, region, point)
-}
-
 fn stc_predicate<'e, E: Source>(
     position: Option<Position>,
     contains: bool,
