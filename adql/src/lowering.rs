@@ -207,7 +207,7 @@ pub(crate) fn lower<'e, E: Source>(call: &Call<'e, E>) -> Result<Lowered<'e, E>>
                 )),
                 (Geometry::Combined(stc, _), other) | (other, Geometry::Combined(stc, _)) => {
                     let index = usize::from(matches!(b, Geometry::Combined(..)));
-                    let point = point_of(other)?.is_some();
+                    let point = point_of(other).is_some();
                     stc_predicate(position, contains, other, index, stc, point)
                 }
                 _ => predicate(contains, &a, &b),
@@ -230,7 +230,7 @@ pub(crate) fn lower<'e, E: Source>(call: &Call<'e, E>) -> Result<Lowered<'e, E>>
                 expect_value(name, *a, true)?;
                 expect_value(name, *b, true)?;
                 let (a, b) = (classify(*a)?, classify(*b)?);
-                if let (Some([p, q]), Some([r, s])) = (point_of(&a)?, point_of(&b)?) {
+                if let (Some([p, q]), Some([r, s])) = (point_of(&a), point_of(&b)) {
                     return Ok(Lowered::Call(
                         S2_ANG_SEP,
                         vec![p.lowered(), q.lowered(), r.lowered(), s.lowered()],
@@ -252,7 +252,7 @@ pub(crate) fn lower<'e, E: Source>(call: &Call<'e, E>) -> Result<Lowered<'e, E>>
             expect_value(name, arg, true)?;
             let first = call.function == Function::Coord1;
             let geometry = classify(arg)?;
-            if let Some([ra, dec]) = point_of(&geometry)? {
+            if let Some([ra, dec]) = point_of(&geometry) {
                 let picked = if first { ra } else { dec };
                 return Ok(match picked {
                     Operand::Source(e) => Lowered::Nested(e),
@@ -444,8 +444,8 @@ fn region<E: Source>(args: &[&E], position: Option<Position>) -> Result<Stc> {
 }
 
 /// The (ra, dec) of a POINT constructor.
-fn point_of<'e, E: Source>(geometry: &Geometry<'e, E>) -> Result<Option<[Operand<'e, E>; 2]>> {
-    Ok(match geometry {
+fn point_of<'e, E: Source>(geometry: &Geometry<'e, E>) -> Option<[Operand<'e, E>; 2]> {
+    match geometry {
         Geometry::Shape {
             shape: Shape::Point,
             args,
@@ -454,13 +454,13 @@ fn point_of<'e, E: Source>(geometry: &Geometry<'e, E>) -> Result<Option<[Operand
             _ => None,
         },
         _ => None,
-    })
+    }
 }
 
 /// The (ra, dec) of an operand that is a POINT constructor.
 fn operand_point<'e, E: Source>(operand: &Operand<'e, E>) -> Result<Option<[Operand<'e, E>; 2]>> {
     match operand {
-        Operand::Source(e) => point_of(&classify(*e)?),
+        Operand::Source(e) => Ok(point_of(&classify(*e)?)),
         Operand::Number(_) => Ok(None),
     }
 }
@@ -512,7 +512,7 @@ fn predicate<'e, E: Source>(
     b: &Geometry<'e, E>,
 ) -> Result<Lowered<'e, E>> {
     // ADQL defines INTERSECTS of a point and a region as CONTAINS of them, either order.
-    let fast = match (point_of(a)?, point_of(b)?) {
+    let fast = match (point_of(a), point_of(b)) {
         (Some(p), _) => region_arguments(b)?.map(|r| (p, r)),
         (None, Some(p)) if !contains => region_arguments(a)?.map(|r| (p, r)),
         _ => None,
