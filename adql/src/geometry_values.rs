@@ -25,6 +25,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use crate::shape::Shape;
+
 /// The registered names of the geometry-value UDFs.
 pub mod names {
     pub const POINT: &str = "adql_point";
@@ -44,10 +46,8 @@ pub mod names {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Op {
-    Point,
-    Circle,
-    Box,
-    Polygon,
+    /// The constructor of a shape from its numbers.
+    Construct(Shape),
     FromText,
     Area,
     Centroid,
@@ -60,10 +60,10 @@ enum Op {
 }
 
 const ALL: [Op; 13] = [
-    Op::Point,
-    Op::Circle,
-    Op::Box,
-    Op::Polygon,
+    Op::Construct(Shape::Point),
+    Op::Construct(Shape::Circle),
+    Op::Construct(Shape::Box),
+    Op::Construct(Shape::Polygon),
     Op::FromText,
     Op::Area,
     Op::Centroid,
@@ -78,10 +78,7 @@ const ALL: [Op; 13] = [
 impl Op {
     fn name(self) -> &'static str {
         match self {
-            Op::Point => names::POINT,
-            Op::Circle => names::CIRCLE,
-            Op::Box => names::BOX,
-            Op::Polygon => names::POLYGON,
+            Op::Construct(shape) => shape.udf(),
             Op::FromText => names::FROM_TEXT,
             Op::Area => names::AREA,
             Op::Centroid => names::CENTROID,
@@ -117,9 +114,9 @@ pub fn geometry_type(xtype: &str) -> DataType {
     }
 }
 
-/// A sky value decoded from one row.
+/// A geometry value decoded from one row (a BOX is decoded as its polygon).
 #[derive(Debug, Clone, PartialEq)]
-enum Shape {
+enum Value {
     Point(f64, f64),
     Circle(f64, f64, f64),
     Polygon(Vec<(f64, f64)>),
@@ -203,21 +200,21 @@ fn polygon(vertices: &[(f64, f64)]) -> Result<SphericalPolygon> {
 }
 
 /// Area in square degrees.
-fn area(shape: &Shape) -> Result<f64> {
+fn area(shape: &Value) -> Result<f64> {
     let sr = match shape {
-        Shape::Point(..) => 0.0,
-        Shape::Circle(_, _, r) => 2.0 * PI * (1.0 - r.to_radians().cos()),
+        Value::Point(..) => 0.0,
+        Value::Circle(_, _, r) => 2.0 * PI * (1.0 - r.to_radians().cos()),
         // Within a hemisphere the smaller of the two regions the boundary bounds, beyond
         // one the region on the left of the edges (see `SphericalPolygon`).
-        Shape::Polygon(vertices) => polygon(vertices)?.area_sr(),
+        Value::Polygon(vertices) => polygon(vertices)?.area_sr(),
     };
     Ok(sr * (180.0 / PI).powi(2))
 }
 
-fn centroid(shape: &Shape) -> (f64, f64) {
+fn centroid(shape: &Value) -> (f64, f64) {
     match shape {
-        Shape::Point(ra, dec) | Shape::Circle(ra, dec, _) => (*ra, *dec),
-        Shape::Polygon(vertices) => {
+        Value::Point(ra, dec) | Value::Circle(ra, dec, _) => (*ra, *dec),
+        Value::Polygon(vertices) => {
             let sum = vertices
                 .iter()
                 .fold([0.0; 3], |s, &(ra, dec)| add(s, unit(ra, dec)));
@@ -227,18 +224,18 @@ fn centroid(shape: &Shape) -> (f64, f64) {
 }
 
 /// Whether `inner` lies inside `outer`.
-fn contains(inner: &Shape, outer: &Shape) -> Result<bool> {
+fn contains(inner: &Value, outer: &Value) -> Result<bool> {
     Ok(match (inner, outer) {
-        (Shape::Point(a, b), Shape::Point(c, d)) => angular_distance_deg(*a, *b, *c, *d) == 0.0,
-        (Shape::Point(ra, dec), Shape::Circle(cra, cdec, r)) => {
+        (Value::Point(a, b), Value::Point(c, d)) => angular_distance_deg(*a, *b, *c, *d) == 0.0,
+        (Value::Point(ra, dec), Value::Circle(cra, cdec, r)) => {
             angular_distance_deg(*ra, *dec, *cra, *cdec) <= *r
         }
-        (Shape::Point(ra, dec), Shape::Polygon(v)) => polygon(v)?.contains(*ra, *dec),
-        (Shape::Circle(..) | Shape::Polygon(_), Shape::Point(..)) => false,
-        (Shape::Circle(a, b, r1), Shape::Circle(c, d, r2)) => {
+        (Value::Point(ra, dec), Value::Polygon(v)) => polygon(v)?.contains(*ra, *dec),
+        (Value::Circle(..) | Value::Polygon(_), Value::Point(..)) => false,
+        (Value::Circle(a, b, r1), Value::Circle(c, d, r2)) => {
             *r2 >= 180.0 || angular_distance_deg(*a, *b, *c, *d) + r1 <= *r2
         }
-        (Shape::Polygon(v), Shape::Circle(c, d, r)) => {
+        (Value::Polygon(v), Value::Circle(c, d, r)) => {
             // The polygon is in the cap when it misses the open complementary cap, centred
             // on the antipode with radius 180 - r: the boundary keeps clear of it and the
             // antipode is outside the polygon. This holds for any radius, also beyond 90
@@ -252,14 +249,14 @@ fn contains(inner: &Shape, outer: &Shape) -> Result<bool> {
                         .iter()
                         .all(|&(a, b)| distance_to_arc(antipode, a, b).to_degrees() >= 180.0 - r))
         }
-        (Shape::Circle(ra, dec, r), Shape::Polygon(v)) => {
+        (Value::Circle(ra, dec, r), Value::Polygon(v)) => {
             let p = unit(*ra, *dec);
             polygon(v)?.contains(*ra, *dec)
                 && edges(v)
                     .iter()
                     .all(|&(a, b)| distance_to_arc(p, a, b).to_degrees() >= *r)
         }
-        (Shape::Polygon(inner), Shape::Polygon(outer)) => {
+        (Value::Polygon(inner), Value::Polygon(outer)) => {
             let container = polygon(outer)?;
             polygon(inner)?;
             // With the boundaries apart and the inner one inside the outer polygon, the
@@ -274,22 +271,22 @@ fn contains(inner: &Shape, outer: &Shape) -> Result<bool> {
     })
 }
 
-fn intersects(a: &Shape, b: &Shape) -> Result<bool> {
+fn intersects(a: &Value, b: &Value) -> Result<bool> {
     Ok(match (a, b) {
-        (Shape::Point(..), _) => contains(a, b)?,
-        (_, Shape::Point(..)) => contains(b, a)?,
-        (Shape::Circle(a1, b1, r1), Shape::Circle(a2, b2, r2)) => {
+        (Value::Point(..), _) => contains(a, b)?,
+        (_, Value::Point(..)) => contains(b, a)?,
+        (Value::Circle(a1, b1, r1), Value::Circle(a2, b2, r2)) => {
             angular_distance_deg(*a1, *b1, *a2, *b2) <= r1 + r2
         }
-        (Shape::Circle(ra, dec, r), Shape::Polygon(v))
-        | (Shape::Polygon(v), Shape::Circle(ra, dec, r)) => {
+        (Value::Circle(ra, dec, r), Value::Polygon(v))
+        | (Value::Polygon(v), Value::Circle(ra, dec, r)) => {
             let p = unit(*ra, *dec);
             polygon(v)?.contains(*ra, *dec)
                 || edges(v)
                     .iter()
                     .any(|&(a, b)| distance_to_arc(p, a, b).to_degrees() <= *r)
         }
-        (Shape::Polygon(v1), Shape::Polygon(v2)) => {
+        (Value::Polygon(v1), Value::Polygon(v2)) => {
             let (p1, p2) = (polygon(v1)?, polygon(v2)?);
             v1.iter().any(|&(ra, dec)| p2.contains(ra, dec))
                 || v2.iter().any(|&(ra, dec)| p1.contains(ra, dec))
@@ -312,7 +309,7 @@ fn float_column(array: &ArrayRef) -> Result<Float64Array> {
 }
 
 /// Decodes row `row` of a geometry array; `None` for NULL.
-fn shape_at(array: &ArrayRef, row: usize) -> Result<Option<Shape>> {
+fn shape_at(array: &ArrayRef, row: usize) -> Result<Option<Value>> {
     if array.is_null(row) {
         return Ok(None);
     }
@@ -333,12 +330,14 @@ fn shape_at(array: &ArrayRef, row: usize) -> Result<Option<Shape>> {
     let Some(values) = values.into_iter().collect::<Option<Vec<f64>>>() else {
         return Ok(None);
     };
-    let fixed = matches!(array.data_type(), DataType::FixedSizeList(_, _));
-    Ok(Some(match (fixed, values.as_slice()) {
-        (true, [ra, dec]) => Shape::Point(*ra, *dec),
-        (true, [ra, dec, r]) => Shape::Circle(*ra, *dec, *r),
-        (false, v) if v.len() >= 6 && v.len() % 2 == 0 => {
-            Shape::Polygon(v.chunks_exact(2).map(|c| (c[0], c[1])).collect())
+    // The number of values tells the kinds apart (a polygon has at least 6), so a point or
+    // circle that reaches a UDF as a variable-size list is read too: a constant CENTROID
+    // folded by the coordinator and evaluated on a worker was seen to arrive as one.
+    Ok(Some(match values.as_slice() {
+        [ra, dec] => Value::Point(*ra, *dec),
+        [ra, dec, r] => Value::Circle(*ra, *dec, *r),
+        v if v.len() >= 6 && v.len() % 2 == 0 => {
+            Value::Polygon(v.chunks_exact(2).map(|c| (c[0], c[1])).collect())
         }
         _ => return exec_err!("malformed geometry value {values:?}"),
     }))
@@ -351,12 +350,9 @@ fn xtype_field(name: &str, xtype: &str) -> FieldRef {
     )
 }
 
-fn shape_array(op: Op, shapes: Vec<Option<Shape>>) -> Result<ArrayRef> {
-    let xtype = match op {
-        Op::Point | Op::Centroid => "point",
-        Op::Circle => "circle",
-        _ => "polygon",
-    };
+/// The array of values of `shape`'s xtype.
+fn shape_array(shape: Shape, shapes: Vec<Option<Value>>) -> Result<ArrayRef> {
+    let xtype = shape.xtype();
     let field = Arc::new(Field::new("item", DataType::Float64, true));
     match xtype {
         "point" | "circle" => {
@@ -365,8 +361,8 @@ fn shape_array(op: Op, shapes: Vec<Option<Shape>>) -> Result<ArrayRef> {
             let mut nulls = Vec::with_capacity(shapes.len());
             for shape in &shapes {
                 let coords: Vec<f64> = match shape {
-                    Some(Shape::Point(a, b)) => vec![*a, *b],
-                    Some(Shape::Circle(a, b, r)) => vec![*a, *b, *r],
+                    Some(Value::Point(a, b)) => vec![*a, *b],
+                    Some(Value::Circle(a, b, r)) => vec![*a, *b, *r],
                     _ => vec![0.0; size],
                 };
                 if coords.len() != size {
@@ -386,7 +382,7 @@ fn shape_array(op: Op, shapes: Vec<Option<Shape>>) -> Result<ArrayRef> {
             let mut builder = ListBuilder::new(Float64Builder::new()).with_field(field);
             for shape in shapes {
                 match shape {
-                    Some(Shape::Polygon(v)) => {
+                    Some(Value::Polygon(v)) => {
                         for (ra, dec) in v {
                             builder.values().append_value(ra);
                             builder.values().append_value(dec);
@@ -401,19 +397,19 @@ fn shape_array(op: Op, shapes: Vec<Option<Shape>>) -> Result<ArrayRef> {
     }
 }
 
-fn parse_text(text: &str, kind: &str) -> Result<Shape> {
+fn parse_text(text: &str, kind: &str) -> Result<Value> {
     let numbers: Vec<f64> = text
         .split_whitespace()
         .map(str::parse)
         .collect::<Result<_, _>>()
         .or_else(|_| exec_err!("cannot read '{text}' as a {kind}: expected numbers"))?;
     match (kind, numbers.as_slice()) {
-        ("point", [ra, dec]) => Ok(Shape::Point(*ra, *dec)),
-        ("circle", [ra, dec, r]) => Ok(Shape::Circle(*ra, *dec, *r)),
+        ("point", [ra, dec]) => Ok(Value::Point(*ra, *dec)),
+        ("circle", [ra, dec, r]) => Ok(Value::Circle(*ra, *dec, *r)),
         ("polygon", v) if v.len() >= 6 && v.len() % 2 == 0 => {
             let vertices: Vec<(f64, f64)> = v.chunks_exact(2).map(|c| (c[0], c[1])).collect();
             polygon(&vertices)?;
-            Ok(Shape::Polygon(vertices))
+            Ok(Value::Polygon(vertices))
         }
         _ => exec_err!(
             "cannot read '{text}' as a {kind}: expected 2 numbers for a point, 3 for a circle, \
@@ -431,10 +427,7 @@ struct GeometryUdf {
 impl GeometryUdf {
     fn arity_ok(&self, n: usize) -> bool {
         match self.op {
-            Op::Point => n == 2,
-            Op::Circle => n == 3,
-            Op::Box => n == 4,
-            Op::Polygon => n >= 6 && n % 2 == 0,
+            Op::Construct(shape) => shape.takes_numbers(n),
             Op::FromText | Op::Contains | Op::Intersects | Op::Distance => n == 2,
             _ => n == 1,
         }
@@ -452,9 +445,8 @@ impl ScalarUDFImpl for GeometryUdf {
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.op {
-            Op::Point | Op::Centroid => geometry_type("point"),
-            Op::Circle => geometry_type("circle"),
-            Op::Box | Op::Polygon => geometry_type("polygon"),
+            Op::Construct(shape) => geometry_type(shape.xtype()),
+            Op::Centroid => geometry_type("point"),
             Op::FromText => geometry_type("polygon"),
             Op::Area | Op::Coord1 | Op::Coord2 | Op::Distance => DataType::Float64,
             Op::Coordsys => DataType::Utf8,
@@ -472,9 +464,8 @@ impl ScalarUDFImpl for GeometryUdf {
         }
         let name = self.name();
         Ok(match self.op {
-            Op::Point | Op::Centroid => xtype_field(name, "point"),
-            Op::Circle => xtype_field(name, "circle"),
-            Op::Box | Op::Polygon => xtype_field(name, "polygon"),
+            Op::Construct(shape) => xtype_field(name, shape.xtype()),
+            Op::Centroid => xtype_field(name, "point"),
             Op::FromText => {
                 let kind = match args.scalar_arguments.get(1) {
                     Some(Some(ScalarValue::Utf8(Some(kind)))) => kind.clone(),
@@ -496,7 +487,7 @@ impl ScalarUDFImpl for GeometryUdf {
             return exec_err!("{} got {} arguments", self.name(), arrays.len());
         }
         let result: ArrayRef = match self.op {
-            Op::Point | Op::Circle | Op::Box | Op::Polygon => {
+            Op::Construct(shape) => {
                 let columns = arrays
                     .iter()
                     .map(float_column)
@@ -511,29 +502,25 @@ impl ScalarUDFImpl for GeometryUdf {
                         shapes.push(None);
                         continue;
                     };
-                    shapes.push(Some(match self.op {
-                        Op::Point => Shape::Point(v[0], v[1]),
-                        Op::Circle => Shape::Circle(v[0], v[1], v[2]),
-                        Op::Box => Shape::Polygon(
+                    shapes.push(Some(match shape {
+                        Shape::Point => Value::Point(v[0], v[1]),
+                        Shape::Circle => Value::Circle(v[0], v[1], v[2]),
+                        Shape::Box => Value::Polygon(
                             adql_box(v[0], v[1], v[2], v[3])
                                 .or_else(|e| exec_err!("invalid BOX: {e}"))?
                                 .vertices()
                                 .to_vec(),
                         ),
-                        _ => {
+                        Shape::Polygon => {
                             let vertices: Vec<(f64, f64)> =
                                 v.chunks_exact(2).map(|c| (c[0], c[1])).collect();
                             polygon(&vertices)?;
-                            Shape::Polygon(vertices)
+                            Value::Polygon(vertices)
                         }
                     }));
                 }
-                let op = if self.op == Op::Box {
-                    Op::Polygon
-                } else {
-                    self.op
-                };
-                shape_array(op, shapes)?
+                // A BOX's value is its polygon, which `shape.xtype()` says.
+                shape_array(shape, shapes)?
             }
             Op::FromText => {
                 let kind = match &args.args[1] {
@@ -549,23 +536,23 @@ impl ScalarUDFImpl for GeometryUdf {
                             .transpose()
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let op = match kind.as_str() {
-                    "point" => Op::Point,
-                    "circle" => Op::Circle,
-                    _ => Op::Polygon,
+                let shape = match kind.as_str() {
+                    "point" => Shape::Point,
+                    "circle" => Shape::Circle,
+                    _ => Shape::Polygon,
                 };
-                shape_array(op, shapes)?
+                shape_array(shape, shapes)?
             }
             Op::Centroid => {
                 let shapes = (0..rows)
                     .map(|row| {
                         Ok(shape_at(&arrays[0], row)?.map(|s| {
                             let (ra, dec) = centroid(&s);
-                            Shape::Point(ra, dec)
+                            Value::Point(ra, dec)
                         }))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                shape_array(Op::Point, shapes)?
+                shape_array(Shape::Point, shapes)?
             }
             Op::Area | Op::Coord1 | Op::Coord2 | Op::Distance => {
                 let mut out = Float64Builder::with_capacity(rows);
@@ -574,12 +561,12 @@ impl ScalarUDFImpl for GeometryUdf {
                     let value = match (self.op, a) {
                         (_, None) => None,
                         (Op::Area, Some(s)) => Some(area(&s)?),
-                        (Op::Coord1, Some(Shape::Point(ra, _))) => Some(ra),
-                        (Op::Coord2, Some(Shape::Point(_, dec))) => Some(dec),
-                        (Op::Distance, Some(Shape::Point(a, b))) => {
+                        (Op::Coord1, Some(Value::Point(ra, _))) => Some(ra),
+                        (Op::Coord2, Some(Value::Point(_, dec))) => Some(dec),
+                        (Op::Distance, Some(Value::Point(a, b))) => {
                             match shape_at(&arrays[1], row)? {
                                 None => None,
-                                Some(Shape::Point(c, d)) => Some(angular_distance_deg(a, b, c, d)),
+                                Some(Value::Point(c, d)) => Some(angular_distance_deg(a, b, c, d)),
                                 Some(_) => return exec_err!("DISTANCE expects two POINTs"),
                             }
                         }

@@ -10,6 +10,13 @@
 //! - [`translate`]: text to text. Parses with sqlparser (PostgreSQL dialect), rewrites
 //!   `SELECT TOP n` into `LIMIT n` and the ADQL geometry functions (in `geometry`) into UDF
 //!   calls, prints the result. Text that does not parse or needs nothing is passed through.
+//! - `lowering`: the one lowering of ADQL geometry into UDF calls; the TAP printer and
+//!   `geometry` (the pgwire path) describe their trees to it and print what it returns,
+//!   so both front ends emit the same calls.
+//! - [`shape`]: the one vocabulary of shapes (POINT, CIRCLE, BOX, POLYGON) with their
+//!   names as ADQL functions, STC-S words and UDFs, and the numbers each takes.
+//! - [`spatial`]: the one recogniser of spatial predicates in DataFusion expressions (both
+//!   spellings, constant folding), used by [`region`] and the coordinator's joins.
 //! - [`udf`]: the scalar UDFs (`scisql_s2ptincircle`, `scisql_s2angsep`, ...) built on
 //!   `almagest-sky`, registered by the coordinator and every worker.
 //! - [`region`]: the region implied by the filters of an optimized logical plan
@@ -31,7 +38,10 @@ pub mod checked;
 pub mod error;
 mod geometry;
 pub mod geometry_values;
+mod lowering;
 pub mod region;
+pub mod shape;
+pub mod spatial;
 pub mod translate;
 pub mod udf;
 

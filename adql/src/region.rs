@@ -6,14 +6,13 @@
 //! widens it) and makes a disjunction unbounded; `None` means "anywhere on the sky".
 
 use almagest_sky::{adql_box, Circle, LonLatBox, Region, SphericalPolygon};
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
-use crate::geometry_values::names as geo;
+use crate::shape::Shape;
+use crate::spatial::names::{ALL_OF, ANY_OF};
+use crate::spatial::{self, literal_f64, literals, Area, Predicate};
 use crate::udf::GeoFunction;
 
 /// How much wider than asked the circle of `scisql_s2angsep(...) < r` is made, in degrees.
@@ -26,14 +25,14 @@ const SEPARATION_SLACK_DEG: f64 = 1e-9;
 /// conjunction), where `ra_col` and `dec_col` name the table's position columns (matched by
 /// name, whatever their qualifier). `None` when the filters constrain no position.
 ///
-/// Recognized: `scisql_s2ptincircle(ra, dec, ...) = 1` (and `1 = ...`; also
-/// `scisql_s2ptinbox`, `scisql_s2ptincpoly`, `almagest_pt_in_adql_box`),
-/// `adql_contains(adql_point(ra, dec), shape) = 1` and `adql_intersects` of the position and
-/// a shape in either order, for a constant shape (a constructor with constant arguments or
-/// its folded value), `greatest` and `least` of such predicates (REGION's Union and
-/// Intersection), `scisql_s2angsep` of the position and a constant point compared `<`,
-/// `<=` or `BETWEEN` with a constant, the `qserv_areaspec_*` pseudo-functions, and AND / OR
-/// of those.
+/// Recognized: the spatial predicates of [`spatial::predicate_of`] with the position as the
+/// point and a constant area (a constructor with constant arguments or its folded value) or
+/// a constant point and radius: `scisql_s2ptincircle(ra, dec, ...) = 1` and the other
+/// point-in-shape UDFs, `adql_contains(adql_point(ra, dec), shape) = 1`, `adql_intersects`
+/// of the position and a shape in either order, `scisql_s2angsep` or `adql_distance` of the
+/// position and a constant point compared `<`, `<=` or `BETWEEN` with a constant; also
+/// `greatest` and `least` of point-in-area predicates (REGION's Union and Intersection),
+/// the `qserv_areaspec_*` pseudo-functions, and AND / OR of those.
 pub fn extract_region(filters: &[Expr], ra_col: &str, dec_col: &str) -> Option<Region> {
     let columns = PositionColumns {
         ra: ra_col,
@@ -113,27 +112,31 @@ struct PositionColumns<'a> {
 fn region_of(expr: &Expr, columns: &PositionColumns) -> Option<Region> {
     match expr {
         Expr::Alias(alias) => region_of(&alias.expr, columns),
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
-            Operator::And => all_of(
-                [left, right]
-                    .into_iter()
-                    .filter_map(|side| region_of(side, columns))
-                    .collect(),
-            ),
-            Operator::Or => {
-                let left = region_of(left, columns)?;
-                let right = region_of(right, columns)?;
-                Some(any_of(left, right))
-            }
-            Operator::Eq => predicate_equals_one(left, right, columns)
-                .or_else(|| predicate_equals_one(right, left, columns)),
-            Operator::Lt | Operator::LtEq => separation_within(left, right, columns),
-            Operator::Gt | Operator::GtEq => separation_within(right, left, columns),
-            _ => None,
-        },
-        Expr::Between(between) if !between.negated => {
-            separation_within(&between.expr, &between.high, columns)
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => all_of(
+            [left, right]
+                .into_iter()
+                .filter_map(|side| region_of(side, columns))
+                .collect(),
+        ),
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let left = region_of(left, columns)?;
+            let right = region_of(right, columns)?;
+            Some(any_of(left, right))
         }
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => predicate_equals_one(left, right, columns)
+            .or_else(|| predicate_equals_one(right, left, columns)),
         Expr::ScalarFunction(call) => {
             let function = GeoFunction::of(call.func.name())?;
             if function.is_areaspec() {
@@ -142,7 +145,11 @@ fn region_of(expr: &Expr, columns: &PositionColumns) -> Option<Region> {
                 None
             }
         }
-        _ => None,
+        other => match spatial::predicate_of(other)? {
+            Predicate::Within { a, b, radius } => separation_within(a, b, radius, columns),
+            // `= 1` is read above, with the STC-S combinations.
+            Predicate::In { .. } => None,
+        },
     }
 }
 
@@ -180,69 +187,59 @@ fn predicate_equals_one(call: &Expr, one: &Expr, columns: &PositionColumns) -> O
     predicate_region(call, columns)
 }
 
-/// The region where `call`, a predicate of value 0 or 1, is 1.
-///
-/// Besides the point-in-shape UDFs: `adql_contains(adql_point(ra, dec), shape)` and
-/// `adql_intersects` of the position and a shape (either order) with a constant shape
-/// (a constructor call with constant arguments, or the value the optimizer folded it to),
-/// and `greatest` (any of) and `least` (all of) over such predicates, which is how the
-/// STC-S operators Union and Intersection are translated.
+/// The region where `call`, a predicate of value 0 or 1, is 1: a point-in-area predicate
+/// of the position and a constant area (see [`spatial::point_in`]), and `greatest` (any
+/// of) and `least` (all of) over such predicates, which is how the STC-S operators Union
+/// and Intersection are translated.
 fn predicate_region(call: &Expr, columns: &PositionColumns) -> Option<Region> {
-    // The predicates return 0 or 1, which any numeric cast preserves.
-    let Expr::ScalarFunction(call) = strip_casts(call) else {
-        return None;
-    };
-    let name = call.func.name();
-    if name.eq_ignore_ascii_case("greatest") {
-        // greatest(p, q) = 1 for predicates p, q of value 0 or 1: p = 1 or q = 1.
-        let mut parts = call.args.iter().map(|arg| predicate_region(arg, columns));
-        let first = parts.next()??;
-        return parts.try_fold(first, |acc, part| Some(any_of(acc, part?)));
+    if let Expr::ScalarFunction(f) = spatial::strip_numeric_casts(call) {
+        let name = f.func.name();
+        if name.eq_ignore_ascii_case(ANY_OF) {
+            // greatest(p, q) = 1 for predicates p, q of value 0 or 1: p = 1 or q = 1.
+            let mut parts = f.args.iter().map(|arg| predicate_region(arg, columns));
+            let first = parts.next()??;
+            return parts.try_fold(first, |acc, part| Some(any_of(acc, part?)));
+        }
+        if name.eq_ignore_ascii_case(ALL_OF) {
+            // least(p, x) = 1 with p of value 0 or 1 implies p = 1, whatever x is.
+            return all_of(
+                f.args
+                    .iter()
+                    .filter_map(|arg| predicate_region(arg, columns))
+                    .collect(),
+            );
+        }
     }
-    if name.eq_ignore_ascii_case("least") {
-        // least(p, x) = 1 with p of value 0 or 1 implies p = 1, whatever x is.
-        return all_of(
-            call.args
-                .iter()
-                .filter_map(|arg| predicate_region(arg, columns))
-                .collect(),
-        );
-    }
-    if name.eq_ignore_ascii_case(geo::CONTAINS) || name.eq_ignore_ascii_case(geo::INTERSECTS) {
-        let [a, b] = call.args.as_slice() else {
-            return None;
-        };
-        // A point contained in, or meeting, a shape is in the shape.
-        let shape = if is_position(a, columns) {
-            b
-        } else if name.eq_ignore_ascii_case(geo::INTERSECTS) && is_position(b, columns) {
-            a
-        } else {
-            return None;
-        };
-        return constant_shape(shape);
-    }
-    let function = GeoFunction::of(name)?;
-    let [ra, dec, shape @ ..] = call.args.as_slice() else {
-        return None;
-    };
+    let ([ra, dec], area) = spatial::point_in(call)?;
     if !is_column(ra, columns.ra) || !is_column(dec, columns.dec) {
         return None;
     }
-    let p = literals(shape)?;
-    match (function, p.as_slice()) {
-        (GeoFunction::PtInCircle, &[ra, dec, radius]) => {
+    if let Area::LonLatBox(args) = area {
+        let &[ra_min, dec_min, ra_max, dec_max] = literals(args)?.as_slice() else {
+            return None;
+        };
+        return LonLatBox::new(ra_min, dec_min, ra_max, dec_max)
+            .ok()
+            .map(Region::LonLatBox);
+    }
+    let (shape, numbers) = area.constant()?;
+    shape_region(shape, &numbers)
+}
+
+/// The region of a constant shape. A point is a circle of radius
+/// [`SEPARATION_SLACK_DEG`], since CONTAINS of two points tests their distance for 0.
+fn shape_region(shape: Shape, numbers: &[f64]) -> Option<Region> {
+    match (shape, numbers) {
+        (Shape::Point, &[ra, dec]) => Circle::new(ra, dec, SEPARATION_SLACK_DEG)
+            .ok()
+            .map(Region::Circle),
+        (Shape::Circle, &[ra, dec, radius]) => {
             Circle::new(ra, dec, radius).ok().map(Region::Circle)
         }
-        (GeoFunction::PtInBox, &[ra_min, dec_min, ra_max, dec_max]) => {
-            LonLatBox::new(ra_min, dec_min, ra_max, dec_max)
-                .ok()
-                .map(Region::LonLatBox)
-        }
-        (GeoFunction::PtInAdqlBox, &[ra, dec, width, height]) => {
+        (Shape::Box, &[ra, dec, width, height]) => {
             adql_box(ra, dec, width, height).ok().map(Region::Polygon)
         }
-        (GeoFunction::PtInCPoly, vertices) if vertices.len() >= 6 => polygon(vertices),
+        (Shape::Polygon, vertices) if vertices.len() >= 6 => polygon(vertices),
         _ => None,
     }
 }
@@ -272,113 +269,25 @@ fn polygon(coordinates: &[f64]) -> Option<Region> {
     SphericalPolygon::new(&vertices).ok().map(Region::Polygon)
 }
 
-/// Whether `expr` is `adql_point(ra, dec)` of the position columns.
-fn is_position(expr: &Expr, columns: &PositionColumns) -> bool {
-    let Expr::ScalarFunction(call) = strip_alias(expr) else {
-        return false;
-    };
-    if !call.func.name().eq_ignore_ascii_case(geo::POINT) {
-        return false;
-    }
-    matches!(call.args.as_slice(), [ra, dec] if is_column(ra, columns.ra) && is_column(dec, columns.dec))
-}
-
-/// The region of a constant geometry value: a call of a geometry constructor with constant
-/// arguments, or a point, circle or polygon value (what the optimizer folds such a call
-/// into). A point is a circle of radius [`SEPARATION_SLACK_DEG`], since CONTAINS of two
-/// points tests their distance for 0.
-fn constant_shape(expr: &Expr) -> Option<Region> {
-    let (kind, values) = match strip_alias(expr) {
-        Expr::ScalarFunction(call) => {
-            let name = call.func.name().to_ascii_lowercase();
-            let kind = match name.as_str() {
-                geo::POINT => Shape::Point,
-                geo::CIRCLE => Shape::Circle,
-                geo::BOX => Shape::Box,
-                geo::POLYGON => Shape::Polygon,
-                _ => return None,
-            };
-            (kind, literals(&call.args)?)
-        }
-        other => {
-            let (fixed, values) = list_values(&literal(other)?)?;
-            let kind = match (fixed, values.len()) {
-                (true, 2) => Shape::Point,
-                (true, 3) => Shape::Circle,
-                (false, _) => Shape::Polygon,
-                _ => return None,
-            };
-            (kind, values)
-        }
-    };
-    match (kind, values.as_slice()) {
-        (Shape::Point, &[ra, dec]) => Circle::new(ra, dec, SEPARATION_SLACK_DEG)
-            .ok()
-            .map(Region::Circle),
-        (Shape::Circle, &[ra, dec, radius]) => {
-            Circle::new(ra, dec, radius).ok().map(Region::Circle)
-        }
-        (Shape::Box, &[ra, dec, width, height]) => {
-            adql_box(ra, dec, width, height).ok().map(Region::Polygon)
-        }
-        (Shape::Polygon, vertices) if vertices.len() >= 6 => polygon(vertices),
-        _ => None,
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    Point,
-    Circle,
-    Box,
-    Polygon,
-}
-
-/// The numbers of a list value (whether it is a fixed-size list, and its values), when it
-/// has one row without NULLs.
-fn list_values(value: &ScalarValue) -> Option<(bool, Vec<f64>)> {
-    let (fixed, items) = match value {
-        ScalarValue::FixedSizeList(list) if list.len() == 1 && list.is_valid(0) => {
-            (true, list.value(0))
-        }
-        ScalarValue::List(list) if list.len() == 1 && list.is_valid(0) => (false, list.value(0)),
-        ScalarValue::LargeList(list) if list.len() == 1 && list.is_valid(0) => {
-            (false, list.value(0))
-        }
-        _ => return None,
-    };
-    let items = cast(&items, &DataType::Float64).ok()?;
-    let items = items.as_primitive::<Float64Type>();
-    if items.null_count() > 0 {
-        return None;
-    }
-    let values: Vec<f64> = items.values().iter().copied().collect();
-    values
-        .iter()
-        .all(|v| v.is_finite())
-        .then_some((fixed, values))
-}
-
-/// `scisql_s2angsep(position, constant point) < radius` (the position first or second).
-fn separation_within(call: &Expr, radius: &Expr, columns: &PositionColumns) -> Option<Region> {
+/// "The separation of `a` and `b` is at most `radius`" with one of them the position and
+/// the other a constant point, `radius` a constant.
+fn separation_within(
+    a: [&Expr; 2],
+    b: [&Expr; 2],
+    radius: &Expr,
+    columns: &PositionColumns,
+) -> Option<Region> {
     let radius = literal_f64(radius)?;
-    let Expr::ScalarFunction(call) = strip_alias(call) else {
-        return None;
-    };
-    if GeoFunction::of(call.func.name())? != GeoFunction::AngSep {
-        return None;
-    }
-    let [a_ra, a_dec, b_ra, b_dec] = call.args.as_slice() else {
-        return None;
-    };
-    let center = if is_column(a_ra, columns.ra) && is_column(a_dec, columns.dec) {
-        (b_ra, b_dec)
-    } else if is_column(b_ra, columns.ra) && is_column(b_dec, columns.dec) {
-        (a_ra, a_dec)
+    let is_position =
+        |[ra, dec]: [&Expr; 2]| is_column(ra, columns.ra) && is_column(dec, columns.dec);
+    let center = if is_position(a) {
+        b
+    } else if is_position(b) {
+        a
     } else {
         return None;
     };
-    let (ra, dec) = (literal_f64(center.0)?, literal_f64(center.1)?);
+    let (ra, dec) = (literal_f64(center[0])?, literal_f64(center[1])?);
     // A radius of 180 degrees or more is the whole sky; Circle::new rejects it, and `None`
     // says the same.
     Circle::new(ra, dec, radius + SEPARATION_SLACK_DEG)
@@ -399,45 +308,5 @@ fn is_column(expr: &Expr, name: &str) -> bool {
             is_column(&cast.expr, name)
         }
         _ => false,
-    }
-}
-
-fn strip_alias(expr: &Expr) -> &Expr {
-    match expr {
-        Expr::Alias(alias) => strip_alias(&alias.expr),
-        other => other,
-    }
-}
-
-fn strip_casts(expr: &Expr) -> &Expr {
-    match expr {
-        Expr::Alias(alias) => strip_casts(&alias.expr),
-        Expr::Cast(cast) if cast.field.data_type().is_numeric() => strip_casts(&cast.expr),
-        Expr::TryCast(cast) if cast.field.data_type().is_numeric() => strip_casts(&cast.expr),
-        other => other,
-    }
-}
-
-fn literals(args: &[Expr]) -> Option<Vec<f64>> {
-    args.iter().map(literal_f64).collect()
-}
-
-/// The value of a constant expression, as DataFusion would compute it, if it is a finite
-/// number.
-fn literal_f64(expr: &Expr) -> Option<f64> {
-    match literal(expr)?.cast_to(&DataType::Float64).ok()? {
-        ScalarValue::Float64(Some(v)) if v.is_finite() => Some(v),
-        _ => None,
-    }
-}
-
-fn literal(expr: &Expr) -> Option<ScalarValue> {
-    match expr {
-        Expr::Literal(value, _) => Some(value.clone()),
-        Expr::Alias(alias) => literal(&alias.expr),
-        Expr::Cast(cast) => literal(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
-        Expr::TryCast(cast) => literal(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
-        Expr::Negative(inner) => literal(inner)?.arithmetic_negate().ok(),
-        _ => None,
     }
 }

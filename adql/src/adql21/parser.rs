@@ -1580,7 +1580,7 @@ pub(crate) fn is_coord_value(expr: &Expr) -> bool {
 }
 
 /// ADQL's `<geometry_value_expression>`: a primary value or a geometry function.
-fn is_geometry_value(expr: &Expr) -> bool {
+pub(crate) fn is_geometry_value(expr: &Expr) -> bool {
     match &expr.kind {
         ExprKind::Function {
             name, user_defined, ..

@@ -1,20 +1,20 @@
 //! Prints a parsed ADQL 2.1 query as the SQL DataFusion (PostgreSQL dialect) runs with
 //! the Almagest UDFs: `TOP` becomes `LIMIT`, ADQL functions get DataFusion's names, the
-//! common geometry predicates become the scisql UDF calls that chunk pruning recognises,
-//! and every other geometry construct becomes a call of a geometry-value UDF. A
-//! `REGION('...')` string is read here (see [`stcs`]) and printed as the constructor it
-//! describes; `RAND(seed)` becomes the seeded `almagest_rand`.
+//! geometry functions are lowered by [`crate::lowering`] (which the pgwire path shares):
+//! the common predicates become the scisql UDF calls that chunk pruning recognises, every
+//! other geometry construct a call of a geometry-value UDF, a `REGION('...')` string the
+//! constructor it describes; `RAND(seed)` becomes the seeded `almagest_rand`.
 //!
 //! Every binary operation is printed in parentheses, so the precedence of the output never
 //! depends on the target dialect's.
 
 use crate::adql21::ast::*;
-use crate::adql21::parser::{is_coord_sys, signed_integer};
-use crate::adql21::stcs::{self, ShapeKind, Stc};
+use crate::adql21::parser::{is_coord_sys, is_coord_value, is_geometry_value, signed_integer};
 use crate::adql21::units;
 use crate::error::{AdqlError, Position, Result};
 use crate::geometry_values::names as geo;
-use crate::udf::names::{PT_IN_ADQL_BOX, S2_ANG_SEP, S2_PT_IN_CIRCLE, S2_PT_IN_CPOLY, SEEDED_RAND};
+use crate::lowering::{self, Call, Function, Lowered, Source};
+use crate::udf::names::SEEDED_RAND;
 
 /// Finds the unit of a column from its reference as written (qualifiers, then the column
 /// name); `None` when the column has no known unit.
@@ -121,229 +121,61 @@ fn unnested(expr: &Expr) -> &Expr {
     }
 }
 
-/// A geometry constructor with its coordinate system removed.
-struct Constructor<'e> {
-    name: &'e str,
-    args: &'e [Expr],
-}
-
-fn constructor(expr: &Expr) -> Option<Constructor<'_>> {
-    let ExprKind::Function {
-        name,
-        args,
-        user_defined: false,
-        ..
-    } = &unnested(expr).kind
-    else {
-        return None;
-    };
-    if !matches!(name.as_str(), "POINT" | "CIRCLE" | "BOX" | "POLYGON") {
-        return None;
+/// The TAP printer's syntax tree, described for the shared geometry lowering.
+impl Source for Expr {
+    fn geometry_call(&self) -> Result<Option<Call<'_, Self>>> {
+        let expr = unnested(self);
+        let ExprKind::Function {
+            name,
+            args,
+            user_defined: false,
+            ..
+        } = &expr.kind
+        else {
+            return Ok(None);
+        };
+        Ok(Function::of(name).map(|function| Call {
+            function,
+            args: args.iter().collect(),
+            position: Some(expr.position),
+        }))
     }
-    let args = match args.first() {
-        Some(first) if is_coord_sys(first) => &args[1..],
-        _ => &args[..],
-    };
-    Some(Constructor { name, args })
-}
 
-/// The (ra, dec) of a `POINT(...)` constructor.
-fn point_coordinates(expr: &Expr) -> Option<[&Expr; 2]> {
-    let c = constructor(expr)?;
-    match (c.name, c.args) {
-        ("POINT", [ra, dec]) => Some([ra, dec]),
-        _ => None,
+    fn is_coord_sys(&self) -> bool {
+        is_coord_sys(self)
     }
-}
 
-/// The numeric arguments of the scisql/almagest point-in-region UDF for a region
-/// constructor, and the UDF's name; `None` when the region is not a plain constructor.
-fn region_arguments(expr: &Expr) -> Option<(&'static str, Vec<&Expr>)> {
-    let c = constructor(expr)?;
-    fn center(args: &[Expr], extent: usize) -> Option<Vec<&Expr>> {
-        if args.len() == extent + 2 {
-            Some(args.iter().collect())
-        } else if args.len() == extent + 1 {
-            let [ra, dec] = point_coordinates(&args[0])?;
-            let mut out = vec![ra, dec];
-            out.extend(args[1..].iter());
-            Some(out)
-        } else {
-            None
+    fn string_literal(&self) -> Option<String> {
+        match &self.kind {
+            ExprKind::String(text) => Some(text.clone()),
+            _ => None,
         }
     }
-    match c.name {
-        "CIRCLE" => Some((S2_PT_IN_CIRCLE, center(c.args, 1)?)),
-        "BOX" => Some((PT_IN_ADQL_BOX, center(c.args, 2)?)),
-        "POLYGON" => {
-            if c.args.iter().all(|a| point_coordinates(a).is_some()) && c.args.len() >= 3 {
-                let mut out = Vec::new();
-                for vertex in c.args {
-                    out.extend(point_coordinates(vertex)?);
-                }
-                Some((S2_PT_IN_CPOLY, out))
-            } else if c.args.len() >= 6 && c.args.len() % 2 == 0 {
-                Some((S2_PT_IN_CPOLY, c.args.iter().collect()))
-            } else {
-                None
-            }
-        }
-        _ => None,
+
+    fn may_be_point(&self) -> bool {
+        is_coord_value(self)
+    }
+
+    fn may_be_geometry(&self) -> bool {
+        is_geometry_value(self)
+    }
+
+    fn position(&self) -> Option<Position> {
+        Some(self.position)
     }
 }
 
-/// The STC-S region of a `REGION('...')` call; `None` for any other expression.
-fn region_literal(expr: &Expr) -> Result<Option<Stc>> {
-    let ExprKind::Function {
-        name,
-        args,
-        user_defined: false,
-        ..
-    } = &unnested(expr).kind
-    else {
-        return Ok(None);
-    };
-    if name != "REGION" {
-        return Ok(None);
-    }
-    let Some(Expr {
-        kind: ExprKind::String(text),
-        position,
-    }) = args.first()
-    else {
-        return Err(AdqlError::internal("REGION without a string literal"));
-    };
-    stcs::parse(text).map(Some).map_err(|e| {
-        AdqlError::invalid_argument(
-            Some(*position),
-            format!(
-                "REGION('{text}'), at character {} of the STC-S string: {}",
-                e.offset + 1,
-                e.message
-            ),
-        )
-    })
-}
-
-/// A numeric literal of the AST for `value`.
-fn number_expr(value: f64, position: Position) -> Expr {
-    let magnitude = Expr {
-        kind: ExprKind::Decimal(format!("{:?}", value.abs())),
-        position,
-    };
+/// A number of an STC-S string as the printer prints numeric literals.
+fn number(value: f64) -> String {
+    let magnitude = decimal(&format!("{:?}", value.abs()));
     if value.is_sign_negative() && value != 0.0 {
-        Expr {
-            kind: ExprKind::Unary {
-                op: UnaryOp::Minus,
-                expr: Box::new(magnitude),
-            },
-            position,
-        }
+        format!("(- {magnitude})")
     } else {
         magnitude
     }
 }
 
-/// The ADQL constructor call equal to an STC-S shape.
-fn shape_expr(kind: ShapeKind, numbers: &[f64], position: Position) -> Expr {
-    Expr {
-        kind: ExprKind::Function {
-            name: kind.adql_function().to_string(),
-            args: numbers.iter().map(|&v| number_expr(v, position)).collect(),
-            distinct: false,
-            user_defined: false,
-        },
-        position,
-    }
-}
-
 impl Printer<'_> {
-    /// CONTAINS or INTERSECTS (`name`) with the STC-S combination `combined` as argument
-    /// `index` (0 or 1): the predicate over its parts, combined with `greatest` (any of),
-    /// `least` (all of) or `1 - p` (not), where that is the same predicate:
-    /// - INTERSECTS(x, Union(a, b)) = any of INTERSECTS(x, a), INTERSECTS(x, b);
-    /// - CONTAINS(x, Intersection(a, b)) = all of CONTAINS(x, a), CONTAINS(x, b);
-    /// - CONTAINS(Union(a, b), y) = all of CONTAINS(a, y), CONTAINS(b, y);
-    /// - for a POINT x, membership distributes over all three operators (a point on the
-    ///   boundary of `a` is in `a`, hence not in `Not(a)`).
-    fn combined_predicate(
-        &mut self,
-        position: Position,
-        name: &str,
-        args: &[Expr],
-        index: usize,
-        combined: &Stc,
-    ) -> Result<()> {
-        let other = &args[1 - index];
-        let other = match region_literal(other)? {
-            Some(Stc::Shape { kind, numbers }) => shape_expr(kind, &numbers, other.position),
-            Some(_) => {
-                return Err(AdqlError::unsupported(
-                    Some(position),
-                    format!(
-                        "{name} of two REGIONs with STC-S operators (Union, Intersection, Not) is \
-                         not supported"
-                    ),
-                ))
-            }
-            None => other.clone(),
-        };
-        let point = point_coordinates(&other).is_some();
-        self.stc_predicate(position, name, &other, index, combined, point)
-    }
-
-    fn stc_predicate(
-        &mut self,
-        position: Position,
-        name: &str,
-        other: &Expr,
-        index: usize,
-        region: &Stc,
-        point: bool,
-    ) -> Result<()> {
-        let contains = name == "CONTAINS";
-        let (combine, parts): (&str, Vec<&Stc>) = match region {
-            Stc::Shape { kind, numbers } => {
-                let shape = shape_expr(*kind, numbers, position);
-                let args = if index == 1 {
-                    [other.clone(), shape]
-                } else {
-                    [shape, other.clone()]
-                };
-                return self.geometry(position, name, &args);
-            }
-            Stc::Union(parts) if !contains || (index == 1 && point) => {
-                ("greatest(", parts.iter().collect())
-            }
-            Stc::Union(parts) if contains && index == 0 => ("least(", parts.iter().collect()),
-            Stc::Intersection(parts) if (contains && index == 1) || (!contains && point) => {
-                ("least(", parts.iter().collect())
-            }
-            Stc::Not(inner) if point && (!contains || index == 1) => ("(1 - ", vec![inner]),
-            other_region => {
-                return Err(AdqlError::unsupported(
-                    Some(position),
-                    format!(
-                        "{name} with a REGION using the STC-S operator {} is not supported in \
-                         this form: Union works in INTERSECTS and as the first argument of \
-                         CONTAINS, Intersection as the second argument of CONTAINS, and all \
-                         of Union, Intersection and Not against a POINT",
-                        other_region.operator().unwrap_or("?")
-                    ),
-                ))
-            }
-        };
-        self.push(combine);
-        for (i, part) in parts.into_iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.stc_predicate(position, name, other, index, part, point)?;
-        }
-        self.push(")");
-        Ok(())
-    }
-
     fn push(&mut self, text: &str) {
         self.out.push_str(text);
     }
@@ -547,28 +379,10 @@ impl Printer<'_> {
         Ok(())
     }
 
-    fn refs(&mut self, exprs: &[&Expr]) -> Result<()> {
-        for (i, expr) in exprs.iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.expr(expr)?;
-        }
-        Ok(())
-    }
-
     fn call(&mut self, name: &str, args: &[Expr]) -> Result<()> {
         self.push(name);
         self.push("(");
         self.list(args)?;
-        self.push(")");
-        Ok(())
-    }
-
-    fn call_refs(&mut self, name: &str, args: &[&Expr]) -> Result<()> {
-        self.push(name);
-        self.push("(");
-        self.refs(args)?;
         self.push(")");
         Ok(())
     }
@@ -790,32 +604,6 @@ impl Printer<'_> {
         Ok(())
     }
 
-    /// Checks the coordinate system argument of a geometry constructor: ADQL 2.1 lets it
-    /// be left out, empty or NULL; a value naming a frame must name ICRS.
-    fn check_coord_sys(args: &[Expr]) -> Result<&[Expr]> {
-        match args.first() {
-            Some(first) if is_coord_sys(first) => {
-                if let ExprKind::String(system) = &first.kind {
-                    let icrs = system
-                        .split_whitespace()
-                        .next()
-                        .is_none_or(|frame| frame.eq_ignore_ascii_case("ICRS"));
-                    if !icrs {
-                        return Err(AdqlError::invalid_argument(
-                            Some(first.position),
-                            format!(
-                                "coordinate system '{system}' is not supported: only ICRS \
-                                 (or '' or NULL) is supported"
-                            ),
-                        ));
-                    }
-                }
-                Ok(&args[1..])
-            }
-            _ => Ok(args),
-        }
-    }
-
     fn function(
         &mut self,
         position: Position,
@@ -939,173 +727,48 @@ impl Printer<'_> {
         Ok(())
     }
 
+    /// An ADQL geometry function, lowered as the pgwire path lowers it (see
+    /// [`crate::lowering`]).
     fn geometry(&mut self, position: Position, name: &str, args: &[Expr]) -> Result<()> {
-        // Every coordinate system in the call must be ICRS, whichever way it is printed.
-        if matches!(name, "POINT" | "CIRCLE" | "BOX" | "POLYGON") {
-            Self::check_coord_sys(args)?;
-        }
-        match name {
-            "CONTAINS" | "INTERSECTS" => {
-                // REGION strings become the constructors they describe (or, for the STC-S
-                // operators, combinations of the predicate over their parts).
-                let mut resolved = Vec::with_capacity(2);
-                for (i, arg) in args.iter().enumerate() {
-                    match region_literal(arg)? {
-                        Some(Stc::Shape { kind, numbers }) => {
-                            resolved.push(shape_expr(kind, &numbers, arg.position))
-                        }
-                        Some(combined) => {
-                            return self.combined_predicate(position, name, args, i, &combined)
-                        }
-                        None => resolved.push(arg.clone()),
-                    }
-                }
-                let args = resolved.as_slice();
-                let (a, b) = (&args[0], &args[1]);
-                for arg in args {
-                    if let Some(c) = constructor(arg) {
-                        let _ = c;
-                        if let ExprKind::Function { args: inner, .. } = &unnested(arg).kind {
-                            Self::check_coord_sys(inner)?;
-                        }
-                    }
-                }
-                let fast = match (point_coordinates(a), point_coordinates(b)) {
-                    (Some(p), _) => region_arguments(b).map(|r| (p, r)),
-                    (None, Some(p)) if name == "INTERSECTS" => region_arguments(a).map(|r| (p, r)),
-                    _ => None,
-                };
-                if let Some(([ra, dec], (udf, region))) = fast {
-                    let mut all = vec![ra, dec];
-                    all.extend(region);
-                    return self.call_refs(udf, &all);
-                }
-                let udf = if name == "CONTAINS" {
-                    geo::CONTAINS
-                } else {
-                    geo::INTERSECTS
-                };
-                self.call(udf, args)
-            }
-            "DISTANCE" => {
-                if args.len() == 4 {
-                    return self.call(S2_ANG_SEP, args);
-                }
-                if let (Some([a, b]), Some([c, d])) =
-                    (point_coordinates(&args[0]), point_coordinates(&args[1]))
-                {
-                    for arg in args {
-                        if let ExprKind::Function { args: inner, .. } = &unnested(arg).kind {
-                            Self::check_coord_sys(inner)?;
-                        }
-                    }
-                    return self.call_refs(S2_ANG_SEP, &[a, b, c, d]);
-                }
-                self.call(geo::DISTANCE, args)
-            }
-            "COORD1" | "COORD2" => {
-                if let Some([ra, dec]) = point_coordinates(&args[0]) {
-                    if let ExprKind::Function { args: inner, .. } = &unnested(&args[0]).kind {
-                        Self::check_coord_sys(inner)?;
-                    }
-                    self.push("(");
-                    self.expr(if name == "COORD1" { ra } else { dec })?;
-                    self.push(")");
-                    return Ok(());
-                }
-                self.call(
-                    if name == "COORD1" {
-                        geo::COORD1
-                    } else {
-                        geo::COORD2
-                    },
-                    args,
-                )
-            }
-            "AREA" => self.call(geo::AREA, args),
-            "CENTROID" => self.call(geo::CENTROID, args),
-            "COORDSYS" => self.call(geo::COORDSYS, args),
-            "POINT" => {
-                let rest = Self::check_coord_sys(args)?;
-                self.call(geo::POINT, rest)
-            }
-            "CIRCLE" | "BOX" => {
-                let rest = Self::check_coord_sys(args)?;
-                let extent = if name == "CIRCLE" { 1 } else { 2 };
-                let udf = if name == "CIRCLE" {
-                    geo::CIRCLE
-                } else {
-                    geo::BOX
-                };
-                if rest.len() == extent + 1 {
-                    // A centre given as a point value.
-                    self.push(udf);
-                    self.push("(");
-                    self.push(geo::COORD1);
-                    self.push("(");
-                    self.expr(&rest[0])?;
-                    self.push("), ");
-                    self.push(geo::COORD2);
-                    self.push("(");
-                    self.expr(&rest[0])?;
-                    self.push("), ");
-                    self.list(&rest[1..])?;
-                    self.push(")");
-                    Ok(())
-                } else {
-                    self.call(udf, rest)
-                }
-            }
-            "POLYGON" => {
-                let rest = Self::check_coord_sys(args)?;
-                let pairs = rest.len() >= 6 && rest.len() % 2 == 0;
-                if pairs {
-                    return self.call(geo::POLYGON, rest);
-                }
-                self.push(geo::POLYGON);
+        let Some(function) = Function::of(name) else {
+            return Err(AdqlError::internal(format!(
+                "the printer has no translation for the ADQL function {name}"
+            )));
+        };
+        let call = Call {
+            function,
+            args: args.iter().collect(),
+            position: Some(position),
+        };
+        self.lowered(&lowering::lower(&call)?)
+    }
+
+    fn lowered(&mut self, lowered: &Lowered<'_, Expr>) -> Result<()> {
+        match lowered {
+            Lowered::Source(expr) => self.expr(expr)?,
+            Lowered::Number(value) => self.push(&number(*value)),
+            Lowered::Call(name, args) => {
+                self.push(name);
                 self.push("(");
-                for (i, vertex) in rest.iter().enumerate() {
+                for (i, arg) in args.iter().enumerate() {
                     if i > 0 {
                         self.push(", ");
                     }
-                    for (j, f) in [geo::COORD1, geo::COORD2].iter().enumerate() {
-                        if j > 0 {
-                            self.push(", ");
-                        }
-                        self.push(f);
-                        self.push("(");
-                        self.expr(vertex)?;
-                        self.push(")");
-                    }
+                    self.lowered(arg)?;
                 }
                 self.push(")");
-                Ok(())
             }
-            "REGION" => match region_literal(&Expr {
-                kind: ExprKind::Function {
-                    name: name.to_string(),
-                    args: args.to_vec(),
-                    distinct: false,
-                    user_defined: false,
-                },
-                position,
-            })? {
-                Some(Stc::Shape { kind, numbers }) => {
-                    self.expr(&shape_expr(kind, &numbers, position))
-                }
-                Some(combined) => Err(AdqlError::unsupported(
-                    Some(position),
-                    format!(
-                        "REGION with the STC-S operator {} is supported only as an argument of \
-                         CONTAINS or INTERSECTS (tested against a POINT, except for Union)",
-                        combined.operator().unwrap_or("?")
-                    ),
-                )),
-                None => Err(AdqlError::internal("REGION without a string literal")),
-            },
-            other => Err(AdqlError::internal(format!(
-                "the printer has no translation for the ADQL function {other}"
-            ))),
+            Lowered::Nested(expr) => {
+                self.push("(");
+                self.expr(expr)?;
+                self.push(")");
+            }
+            Lowered::OneMinus(inner) => {
+                self.push("(1 - ");
+                self.lowered(inner)?;
+                self.push(")");
+            }
         }
+        Ok(())
     }
 }

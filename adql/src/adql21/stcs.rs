@@ -19,38 +19,19 @@
 //! frame, flavor or unit, or a malformed string, is an invalid argument; the message gives
 //! the offending word and its character offset in the string.
 
+use crate::shape::Shape;
+
 /// A parsed STC-S region.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stc {
     /// A shape and its numbers (degrees), in the order of the matching ADQL constructor.
     Shape {
-        kind: ShapeKind,
+        kind: Shape,
         numbers: Vec<f64>,
     },
     Union(Vec<Stc>),
     Intersection(Vec<Stc>),
     Not(Box<Stc>),
-}
-
-/// The STC-S shapes, with the ADQL constructor each one is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShapeKind {
-    Circle,
-    Box,
-    Polygon,
-    Position,
-}
-
-impl ShapeKind {
-    /// The ADQL function that builds the same shape from the same numbers.
-    pub fn adql_function(self) -> &'static str {
-        match self {
-            ShapeKind::Circle => "CIRCLE",
-            ShapeKind::Box => "BOX",
-            ShapeKind::Polygon => "POLYGON",
-            ShapeKind::Position => "POINT",
-        }
-    }
 }
 
 impl Stc {
@@ -213,13 +194,9 @@ impl Parser {
                  found the end of the string",
             ));
         };
-        let kind = match word.as_str() {
-            "CIRCLE" => Some(ShapeKind::Circle),
-            "BOX" => Some(ShapeKind::Box),
-            "POLYGON" => Some(ShapeKind::Polygon),
-            "POSITION" => Some(ShapeKind::Position),
-            _ => None,
-        };
+        let kind = Shape::ALL
+            .into_iter()
+            .find(|s| s.stcs_word().eq_ignore_ascii_case(&word));
         if let Some(kind) = kind {
             self.next += 1;
             self.frame_and_flavor()?;
@@ -320,7 +297,7 @@ impl Parser {
         Ok(())
     }
 
-    fn shape(&mut self, kind: ShapeKind) -> Result<Stc, StcError> {
+    fn shape(&mut self, kind: Shape) -> Result<Stc, StcError> {
         let mut numbers = Vec::new();
         while let Some(token) = self.peek() {
             let Ok(value) = token.text.parse::<f64>() else {
@@ -347,31 +324,16 @@ impl Parser {
                 }
             }
         }
-        let (name, n) = (title(kind.adql_function()), numbers.len());
-        let ok = match kind {
-            ShapeKind::Circle => n == 3,
-            ShapeKind::Box => n == 4,
-            ShapeKind::Position => n == 2,
-            ShapeKind::Polygon => n >= 6 && n % 2 == 0,
-        };
-        if !ok {
-            let expected = match kind {
-                ShapeKind::Circle => "3 numbers (ra, dec, radius)",
-                ShapeKind::Box => "4 numbers (ra, dec, width, height)",
-                ShapeKind::Position => "2 numbers (ra, dec)",
-                ShapeKind::Polygon => "an even number of at least 6 numbers (ra, dec pairs)",
-            };
+        let n = numbers.len();
+        if !kind.takes_numbers(n) {
+            let expected = kind.numbers_expected();
             let found = match self.peek() {
                 Some(t) if t.text != ")" && !is_region_word(&t.text) => {
                     format!("'{}'", t.text)
                 }
                 _ => format!("{n} number{}", if n == 1 { "" } else { "s" }),
             };
-            let name = if kind == ShapeKind::Position {
-                "Position".to_string()
-            } else {
-                name
-            };
+            let name = kind.stcs_word();
             return Err(self.error_here(format!("{name} expects {expected}, found {found}")));
         }
         Ok(Stc::Shape { kind, numbers })
@@ -399,7 +361,7 @@ fn title(word: &str) -> String {
 mod tests {
     use super::*;
 
-    fn shape(kind: ShapeKind, numbers: &[f64]) -> Stc {
+    fn shape(kind: Shape, numbers: &[f64]) -> Stc {
         Stc::Shape {
             kind,
             numbers: numbers.to_vec(),
@@ -410,43 +372,37 @@ mod tests {
     fn shapes_frames_and_units() {
         assert_eq!(
             parse("CIRCLE ICRS 10 20 0.5"),
-            Ok(shape(ShapeKind::Circle, &[10.0, 20.0, 0.5]))
+            Ok(shape(Shape::Circle, &[10.0, 20.0, 0.5]))
         );
         assert_eq!(
             parse("circle 359.9 -1e-1 .5"),
-            Ok(shape(ShapeKind::Circle, &[359.9, -0.1, 0.5]))
+            Ok(shape(Shape::Circle, &[359.9, -0.1, 0.5]))
         );
         assert_eq!(
             parse("  Box UNKNOWNFrame GEOCENTER SPHERICAL2 1 2 3 4 unit deg "),
-            Ok(shape(ShapeKind::Box, &[1.0, 2.0, 3.0, 4.0]))
+            Ok(shape(Shape::Box, &[1.0, 2.0, 3.0, 4.0]))
         );
         assert_eq!(
             parse("Position ICRS 1 2"),
-            Ok(shape(ShapeKind::Position, &[1.0, 2.0]))
+            Ok(shape(Shape::Point, &[1.0, 2.0]))
         );
         assert_eq!(
             parse("POLYGON ICRS 0 0 10 0 10 10"),
-            Ok(shape(
-                ShapeKind::Polygon,
-                &[0.0, 0.0, 10.0, 0.0, 10.0, 10.0]
-            ))
+            Ok(shape(Shape::Polygon, &[0.0, 0.0, 10.0, 0.0, 10.0, 10.0]))
         );
         assert_eq!(
             parse("Union ICRS (Position 1 2 Intersection (circle  1 2 3 box 1 2 3 4))"),
             Ok(Stc::Union(vec![
-                shape(ShapeKind::Position, &[1.0, 2.0]),
+                shape(Shape::Point, &[1.0, 2.0]),
                 Stc::Intersection(vec![
-                    shape(ShapeKind::Circle, &[1.0, 2.0, 3.0]),
-                    shape(ShapeKind::Box, &[1.0, 2.0, 3.0, 4.0]),
+                    shape(Shape::Circle, &[1.0, 2.0, 3.0]),
+                    shape(Shape::Box, &[1.0, 2.0, 3.0, 4.0]),
                 ]),
             ]))
         );
         assert_eq!(
             parse("NOT (circle  1 2 3)"),
-            Ok(Stc::Not(Box::new(shape(
-                ShapeKind::Circle,
-                &[1.0, 2.0, 3.0]
-            ))))
+            Ok(Stc::Not(Box::new(shape(Shape::Circle, &[1.0, 2.0, 3.0]))))
         );
     }
 
