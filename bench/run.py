@@ -773,6 +773,7 @@ class AlmagestSystem(System):
         ctx = self.ctx
         ctx.results.setdefault("almagest_help", {})["load"] = cmd_help(self.bin, "load")
         args = [str(self.bin), "load", "--coordinator", f"http://127.0.0.1:{self.grpc_port}",
+                "--cluster-secret-file", str(self.datadir / "coordinator" / "cluster-secret"),
                 "--table", self.table, "--ra", "ra", "--dec", "dec", "--key", "source_id",
                 *ctx.args.almagest_load_arg, str(ctx.parquet)]
         log("running: " + " ".join(args))

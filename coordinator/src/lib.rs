@@ -25,10 +25,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
+use almagest_proto::auth::{ClusterSecret, RequireSecret};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
+use tonic::service::interceptor::InterceptedService;
 
 pub use error::{CoordinatorError, Result};
 pub use session::UploadTable;
@@ -56,6 +58,11 @@ pub struct CoordinatorConfig {
     /// needs it yet, and the replicated cluster will decide how peers are named.
     #[serde(skip)]
     pub advertise_address: String,
+    /// The secret of the internal gRPC plane: calls from workers and loaders must carry
+    /// it, and calls to workers do. Not a key of `[coordinator]`: the server reads it from
+    /// `[cluster]`, shared by every role. None only in the library's in-process tests.
+    #[serde(skip)]
+    pub cluster_secret: Option<ClusterSecret>,
     /// Chunk depth of databases created by a load that does not choose one.
     pub default_chunk_depth: u8,
     /// Memory the merge side of queries may use, in bytes (`memory_limit_mb` in the file).
@@ -73,6 +80,7 @@ impl Default for CoordinatorConfig {
             node_id: 1,
             data_dir: PathBuf::from("almagest-data/coordinator"),
             advertise_address: String::new(),
+            cluster_secret: None,
             default_chunk_depth: catalog::DEFAULT_CHUNK_DEPTH,
             memory_limit_bytes: 4096 << 20,
             target_partitions: 2,
@@ -109,7 +117,7 @@ impl Coordinator {
             config.advertise_address.clone(),
         )
         .await?;
-        let pool = WorkerPool::default();
+        let pool = WorkerPool::new(config.cluster_secret.clone());
         let ctx = Arc::new(build_session(&config, catalog.clone(), pool.clone())?);
         let results_dir = config.data_dir.join("results");
         let coordinator = Arc::new_cyclic(|me: &Weak<Coordinator>| {
@@ -172,13 +180,20 @@ impl Coordinator {
         &self.catalog
     }
 
-    /// The gRPC service for workers and loaders.
+    /// The gRPC service for workers and loaders, refusing calls without the cluster
+    /// secret.
     pub fn grpc_service(
         self: &Arc<Self>,
-    ) -> almagest_proto::v1::coordinator_server::CoordinatorServer<CoordinatorService> {
-        almagest_proto::v1::coordinator_server::CoordinatorServer::new(CoordinatorService {
-            coordinator: self.clone(),
-        })
+    ) -> InterceptedService<
+        almagest_proto::v1::coordinator_server::CoordinatorServer<CoordinatorService>,
+        RequireSecret,
+    > {
+        almagest_proto::auth::require_secret(
+            almagest_proto::v1::coordinator_server::CoordinatorServer::new(CoordinatorService {
+                coordinator: self.clone(),
+            }),
+            self.config.cluster_secret.clone(),
+        )
     }
 
     /// Stops the catalog cleanly.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use almagest_proto::auth::{secret_channel, ClusterSecret, SecretChannel};
 use almagest_proto::v1::worker_client::WorkerClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -14,14 +15,24 @@ use almagest_proto::MAX_MESSAGE_BYTES;
 
 /// Cached gRPC channels to workers, keyed by worker id and address (a restarted worker
 /// re-registers with a new address and gets a new channel).
+/// Every call carries the cluster secret.
 #[derive(Debug, Default, Clone)]
 pub struct WorkerPool {
     channels: Arc<Mutex<HashMap<(u64, String), Channel>>>,
+    secret: Option<ClusterSecret>,
 }
 
 impl WorkerPool {
+    /// A pool whose calls carry `secret`.
+    pub fn new(secret: Option<ClusterSecret>) -> Self {
+        Self {
+            channels: Arc::default(),
+            secret,
+        }
+    }
+
     /// A client for `worker`; connecting happens on first use.
-    pub fn client(&self, worker: &WorkerMeta) -> Result<WorkerClient<Channel>> {
+    pub fn client(&self, worker: &WorkerMeta) -> Result<WorkerClient<SecretChannel>> {
         let key = (worker.id, worker.address.clone());
         let mut channels = self
             .channels
@@ -45,9 +56,11 @@ impl WorkerPool {
                 channel
             }
         };
-        Ok(WorkerClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        Ok(
+            WorkerClient::new(secret_channel(channel, self.secret.as_ref()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
     }
 }
 

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use almagest_proto::auth::{secret_channel, ClusterSecret, SecretChannel};
 use almagest_proto::v1::coordinator_client::CoordinatorClient;
 use almagest_proto::v1::worker_client::WorkerClient;
 use almagest_proto::v1::{
@@ -37,7 +38,7 @@ use almagest_proto::v1::{
 use datafusion::arrow::error::ArrowError;
 use futures::stream::{FuturesUnordered, StreamExt};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 pub use almagest_proto::docs::ColumnDocs;
 pub use encode::{EncodedChunk, EncodedChunkSummary, PAGE_ROWS, ROW_GROUP_ROWS};
@@ -88,6 +89,8 @@ pub struct LoadOptions {
     /// A TOML sidecar with units, UCDs and descriptions (see [`metadata`]); it wins over
     /// metadata stored in Parquet inputs.
     pub metadata: Option<PathBuf>,
+    /// The cluster's secret, carried by every call to the coordinator and the workers.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl Default for LoadOptions {
@@ -105,6 +108,7 @@ impl Default for LoadOptions {
             memory_rows: DEFAULT_MEMORY_ROWS,
             progress: false,
             metadata: None,
+            cluster_secret: None,
         }
     }
 }
@@ -140,7 +144,8 @@ pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
         .await?
     };
 
-    let mut coordinator = connect_coordinator(&opts.coordinator).await?;
+    let mut coordinator =
+        connect_coordinator(&opts.coordinator, opts.cluster_secret.as_ref()).await?;
     let begin = coordinator
         .begin_load(BeginLoadRequest {
             table: opts.table.clone(),
@@ -210,7 +215,7 @@ async fn run_load(
     input: InputSet,
     roles: &ColumnRoles,
     begin: &BeginLoadResponse,
-    coordinator: &mut CoordinatorClient<Channel>,
+    coordinator: &mut CoordinatorClient<SecretChannel>,
 ) -> Result<LoadReport> {
     let mut workers = begin.workers.clone();
     workers.sort_by_key(|w| w.worker_id);
@@ -251,7 +256,9 @@ async fn run_load(
     // load in a second, not after an hour of partitioning.
     let mut handles = Vec::with_capacity(workers.len());
     for w in &workers {
-        handles.push(WorkerHandle::connect(w.worker_id, &w.address).await?);
+        handles.push(
+            WorkerHandle::connect(w.worker_id, &w.address, opts.cluster_secret.as_ref()).await?,
+        );
     }
 
     let bar = rows_bar(opts.progress);
@@ -423,11 +430,11 @@ impl UploadJob {
 struct WorkerHandle {
     id: u64,
     address: String,
-    client: WorkerClient<Channel>,
+    client: WorkerClient<SecretChannel>,
 }
 
 impl WorkerHandle {
-    async fn connect(id: u64, address: &str) -> Result<Self> {
+    async fn connect(id: u64, address: &str, secret: Option<&ClusterSecret>) -> Result<Self> {
         let failed = |message: String| LoaderError::Worker {
             worker_id: id,
             address: address.to_string(),
@@ -439,7 +446,7 @@ impl WorkerHandle {
             .connect()
             .await
             .map_err(|e| failed(format!("cannot connect: {e}")))?;
-        let client = WorkerClient::new(channel)
+        let client = WorkerClient::new(secret_channel(channel, secret))
             .max_encoding_message_size(usize::MAX)
             .max_decoding_message_size(usize::MAX);
         Ok(WorkerHandle {
@@ -526,7 +533,10 @@ fn check_options(opts: &LoadOptions) -> Result<ColumnRoles> {
     })
 }
 
-async fn connect_coordinator(address: &str) -> Result<CoordinatorClient<Channel>> {
+async fn connect_coordinator(
+    address: &str,
+    secret: Option<&ClusterSecret>,
+) -> Result<CoordinatorClient<SecretChannel>> {
     let channel = Endpoint::from_shared(address.to_string())
         .map_err(|e| {
             LoaderError::InvalidRequest(format!("invalid coordinator address {address}: {e}"))
@@ -539,7 +549,7 @@ async fn connect_coordinator(address: &str) -> Result<CoordinatorClient<Channel>
                 "cannot connect to the coordinator at {address}: {e}"
             ))
         })?;
-    Ok(CoordinatorClient::new(channel)
+    Ok(CoordinatorClient::new(secret_channel(channel, secret))
         .max_encoding_message_size(usize::MAX)
         .max_decoding_message_size(usize::MAX))
 }

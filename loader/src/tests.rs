@@ -1032,6 +1032,7 @@ fn load_options(coordinator: String, files: Vec<PathBuf>, spill: &Path) -> LoadO
         memory_rows: 1000,
         progress: false,
         metadata: None,
+        cluster_secret: None,
     }
 }
 

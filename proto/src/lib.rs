@@ -5,6 +5,7 @@
 //! stream (schema and one record batch), so a receiver decodes every message on its own.
 //! Errors travel as statuses that carry their kind (`status`).
 
+pub mod auth;
 pub mod docs;
 pub mod status;
 

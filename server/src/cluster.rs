@@ -3,10 +3,12 @@
 //! process, still talking real gRPC over loopback.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use almagest_coordinator::Coordinator;
+use almagest_proto::auth::{secret_channel, ClusterSecret};
 use almagest_proto::v1;
 use almagest_worker::{WorkerConfig, WorkerService};
 use anyhow::Context;
@@ -15,7 +17,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::{AlmagestConfig, CoordinatorSection, PgAuthMode, WorkerSection};
+use crate::config::{
+    AlmagestConfig, ClusterSection, CoordinatorSection, PgAuthMode, WorkerSection,
+};
 use crate::pgwire::auth::PgAuth;
 use crate::users::{TokensFile, UsersFile};
 
@@ -71,6 +75,10 @@ pub struct RunningCoordinator {
     pub grpc_addr: SocketAddr,
     pub pg_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The file of the cluster secret that workers and loaders must be given.
+    pub secret_file: PathBuf,
+    /// The cluster secret itself, for in-process workers and loads.
+    pub secret: ClusterSecret,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -84,6 +92,7 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 /// `shutdown` fires.
 pub async fn start_coordinator(
     config: CoordinatorSection,
+    cluster: &ClusterSection,
     shutdown: Shutdown,
 ) -> anyhow::Result<RunningCoordinator> {
     let grpc = bind(config.grpc_listen, "gRPC").await?;
@@ -91,7 +100,7 @@ pub async fn start_coordinator(
     let http = bind(config.http_listen, "HTTP").await?;
     let (grpc_addr, pg_addr, http_addr) =
         (grpc.local_addr()?, pg.local_addr()?, http.local_addr()?);
-    let tap = config.tap.to_config();
+    let tap = config.tap.clone();
     let users = Arc::new(UsersFile::new(config.users_file()));
     let credentials = crate::tap::identity::Credentials {
         users: Arc::clone(&users),
@@ -122,6 +131,8 @@ pub async fn start_coordinator(
         }
     };
     let mut node = config.node;
+    let (secret, secret_file) = cluster.coordinator_secret(&node.data_dir)?;
+    node.cluster_secret = Some(secret.clone());
     if node.advertise_address.is_empty() {
         node.advertise_address = format!("http://{grpc_addr}");
     }
@@ -172,6 +183,8 @@ pub async fn start_coordinator(
         grpc_addr,
         pg_addr,
         http_addr,
+        secret_file,
+        secret,
         tasks,
     })
 }
@@ -200,6 +213,11 @@ pub async fn start_worker(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let id = role.node.id;
+    let secret = role
+        .node
+        .cluster_secret
+        .clone()
+        .context("a worker needs the cluster secret ([cluster] secret_file)")?;
     let service = WorkerService::new(role.node.clone()).with_context(|| {
         format!(
             "cannot open worker data directory {}",
@@ -212,13 +230,14 @@ pub async fn start_worker(
             warn!(error = %e, "worker gRPC server stopped");
         }
     });
-    register_worker(&role.coordinator, id, &advertise, shutdown).await?;
+    register_worker(&role.coordinator, &secret, id, &advertise, shutdown).await?;
     info!(worker_id = id, %addr, "worker started");
     Ok(handle)
 }
 
 async fn register_worker(
     coordinator: &str,
+    secret: &ClusterSecret,
     id: u64,
     address: &str,
     shutdown: Shutdown,
@@ -228,8 +247,13 @@ async fn register_worker(
     loop {
         attempts += 1;
         let result = async {
-            let mut client =
-                v1::coordinator_client::CoordinatorClient::connect(coordinator.to_string()).await?;
+            let channel = tonic::transport::Endpoint::from_shared(coordinator.to_string())?
+                .connect()
+                .await?;
+            let mut client = v1::coordinator_client::CoordinatorClient::new(secret_channel(
+                channel,
+                Some(secret),
+            ));
             client
                 .register_worker(v1::RegisterWorkerRequest {
                     worker_id: id,
@@ -242,6 +266,15 @@ async fn register_worker(
         match result {
             Ok(()) => return Ok(()),
             Err(e) => {
+                // A refused secret does not get better by retrying.
+                if let Some(status) = e.downcast_ref::<tonic::Status>() {
+                    if status.code() == tonic::Code::Unauthenticated {
+                        anyhow::bail!(
+                            "the coordinator at {coordinator} refused this worker: {}",
+                            status.message()
+                        );
+                    }
+                }
                 if attempts % 10 == 1 {
                     warn!(worker_id = id, %coordinator, error = %e, "cannot register with the coordinator yet; retrying");
                 }
@@ -302,7 +335,8 @@ pub async fn start_standalone(
     role.node.node_id = 1;
     role.node.data_dir = data_dir.join("coordinator");
     role.node.target_partitions = threads;
-    let coordinator = start_coordinator(role, shutdown.clone()).await?;
+    let coordinator = start_coordinator(role, &config.cluster, shutdown.clone()).await?;
+    let role_secret = Some(coordinator.secret.clone());
     let mut workers = Vec::new();
     for id in 1..=config.standalone.workers {
         let handle = start_worker(
@@ -311,6 +345,7 @@ pub async fn start_standalone(
                     id,
                     data_dir: data_dir.join(format!("worker-{id}")),
                     target_partitions: threads,
+                    cluster_secret: role_secret.clone(),
                 },
                 // Any free port: only the coordinator needs to reach the workers, and it
                 // learns their addresses when they register.

@@ -4,19 +4,23 @@
 //! `config/almagest.example.toml` documents every key.
 //!
 //! The libraries' own settings ([`CoordinatorConfig`] with its `JobsConfig`,
-//! [`WorkerConfig`]) are read from the file directly; the sections here add only what the
-//! server wires: the addresses it listens on, where a worker registers, the TAP limits,
-//! and the shape of the standalone cluster.
+//! [`WorkerConfig`], the TAP service's [`TapConfig`]) are read from the file directly, with
+//! no mirrored copies; the sections here add only what the server wires: the addresses it
+//! listens on, how clients authenticate, where a worker registers, and the shape of the
+//! standalone cluster.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use almagest_coordinator::CoordinatorConfig;
+use almagest_proto::auth::ClusterSecret;
 use almagest_worker::WorkerConfig;
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+
+use crate::tap::TapConfig;
 
 /// The coordinator's gRPC address unless configured: the coordinator listens there, and
 /// workers and `almagest load` connect there.
@@ -39,6 +43,85 @@ pub struct AlmagestConfig {
     pub coordinator: CoordinatorSection,
     pub worker: WorkerSection,
     pub standalone: StandaloneSection,
+    pub cluster: ClusterSection,
+}
+
+/// `[cluster]`: what every role of one cluster shares.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterSection {
+    /// The file holding the secret of the internal gRPC plane, which every call between
+    /// the coordinator, the workers and `almagest load` carries (written by
+    /// `almagest cluster-secret FILE`, or by the coordinator at its first start when the
+    /// file does not exist). Workers and loaders need it; a coordinator without one uses
+    /// `<data_dir>/cluster-secret`.
+    pub secret_file: Option<PathBuf>,
+}
+
+/// The name of the secret file a coordinator keeps in its data directory.
+pub const CLUSTER_SECRET_FILE: &str = "cluster-secret";
+
+impl ClusterSection {
+    /// The coordinator's secret: the configured file, else `<data_dir>/cluster-secret`;
+    /// either is generated (owner-readable only) when it does not exist, so that the first
+    /// start of a cluster needs no extra step. Returns the file too.
+    pub fn coordinator_secret(&self, data_dir: &Path) -> anyhow::Result<(ClusterSecret, PathBuf)> {
+        let path = match &self.secret_file {
+            Some(path) => path.clone(),
+            None => data_dir.join(CLUSTER_SECRET_FILE),
+        };
+        if !path.exists() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            write_cluster_secret(&path)?;
+            tracing::info!(path = %path.display(), "generated the cluster secret; workers and \
+                loaders need this file ([cluster] secret_file or --cluster-secret-file)");
+        }
+        Ok((read_cluster_secret(&path)?, path))
+    }
+
+    /// The secret of a worker or a loader: `what` names the role in the error when none
+    /// is configured.
+    pub fn client_secret(&self, what: &str) -> anyhow::Result<ClusterSecret> {
+        match &self.secret_file {
+            Some(path) => read_cluster_secret(path),
+            None => bail!(
+                "{what} needs the cluster secret: set [cluster] secret_file (or \
+                 ALMAGEST__CLUSTER__SECRET_FILE, or --cluster-secret-file) to the file the \
+                 coordinator uses (by default <coordinator data_dir>/{CLUSTER_SECRET_FILE})"
+            ),
+        }
+    }
+}
+
+/// Reads a cluster secret file.
+pub fn read_cluster_secret(path: &Path) -> anyhow::Result<ClusterSecret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the cluster secret file {}", path.display()))?;
+    ClusterSecret::new(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Writes a new random secret (64 hex digits) to `path`, readable by its owner only;
+/// refuses to replace an existing file.
+pub fn write_cluster_secret(path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let bytes: [u8; 32] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create the cluster secret file {}", path.display()))?;
+    writeln!(file, "{hex}")
+        .with_context(|| format!("cannot write the cluster secret file {}", path.display()))?;
+    Ok(())
 }
 
 /// `[coordinator]`
@@ -65,7 +148,7 @@ pub struct CoordinatorSection {
     /// `<data_dir>/tokens`.
     pub tokens_file: Option<PathBuf>,
     /// `[coordinator.tap]`: limits of the TAP service.
-    pub tap: TapSection,
+    pub tap: TapConfig,
 }
 
 /// `[coordinator] pg_auth`.
@@ -105,56 +188,7 @@ impl Default for CoordinatorSection {
             pg_auth: PgAuthMode::default(),
             users_file: None,
             tokens_file: None,
-            tap: TapSection::default(),
-        }
-    }
-}
-
-/// `[coordinator.tap]`: the TAP service's `TapConfig` as the file spells it (MiB, seconds). It stays a mirror
-/// until `TapConfig` itself derives `Deserialize` with `almagest_coordinator::serde_units`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TapSection {
-    /// Rows returned when a request gives no MAXREC.
-    pub default_maxrec: u64,
-    /// The largest MAXREC honoured; larger requests are capped (and flagged OVERFLOW).
-    pub hard_maxrec: u64,
-    /// Largest accepted request body (uploads included), MiB; also the most fetched for
-    /// the URL uploads of one request.
-    pub max_upload_mb: usize,
-    /// Whether `UPLOAD=name,http(s)://...` makes the server fetch the URL. The server then
-    /// requests any address a user names (SSRF): enable it only where that is acceptable.
-    pub allow_http_upload: bool,
-    /// The longest one upload fetch may take, seconds.
-    pub http_upload_timeout_s: u64,
-    /// Whether requests without credentials are served (as the anonymous user).
-    pub anonymous: bool,
-}
-
-impl Default for TapSection {
-    fn default() -> Self {
-        let d = crate::tap::TapConfig::default();
-        Self {
-            default_maxrec: d.default_maxrec,
-            hard_maxrec: d.hard_maxrec,
-            max_upload_mb: d.max_upload_bytes >> 20,
-            allow_http_upload: d.allow_http_upload,
-            http_upload_timeout_s: d.http_upload_timeout.as_secs(),
-            anonymous: d.anonymous,
-        }
-    }
-}
-
-impl TapSection {
-    /// The TAP service's settings.
-    pub fn to_config(&self) -> crate::tap::TapConfig {
-        crate::tap::TapConfig {
-            default_maxrec: self.default_maxrec,
-            hard_maxrec: self.hard_maxrec,
-            max_upload_bytes: self.max_upload_mb.saturating_mul(1 << 20),
-            allow_http_upload: self.allow_http_upload,
-            http_upload_timeout: std::time::Duration::from_secs(self.http_upload_timeout_s),
-            anonymous: self.anonymous,
+            tap: TapConfig::default(),
         }
     }
 }
@@ -359,10 +393,10 @@ impl AlmagestConfig {
                 c.tap.hard_maxrec
             );
         }
-        if c.tap.max_upload_mb == 0 {
+        if c.tap.max_upload_bytes < 1 << 20 {
             bail!("coordinator.tap.max_upload_mb must be at least 1");
         }
-        if c.tap.http_upload_timeout_s == 0 {
+        if c.tap.http_upload_timeout.is_zero() {
             bail!("coordinator.tap.http_upload_timeout_s must be at least 1");
         }
         if self.worker.node.id == 0 {
@@ -426,7 +460,7 @@ default_maxrec = 500
         figment::Jail::expect_with(|jail| {
             jail.set_env("ALMAGEST__COORDINATOR__TAP__MAX_UPLOAD_MB", "2");
             let c = AlmagestConfig::load(Some(&path)).unwrap();
-            let tap = c.coordinator.tap.to_config();
+            let tap = &c.coordinator.tap;
             assert_eq!(tap.default_maxrec, 500);
             assert_eq!(tap.hard_maxrec, 10_000_000);
             assert_eq!(tap.max_upload_bytes, 2 << 20);
@@ -446,11 +480,7 @@ default_maxrec = 500
         )
         .unwrap();
         figment::Jail::expect_with(|_| {
-            let tap = AlmagestConfig::load(Some(&path))
-                .unwrap()
-                .coordinator
-                .tap
-                .to_config();
+            let tap = AlmagestConfig::load(Some(&path)).unwrap().coordinator.tap;
             assert!(tap.allow_http_upload);
             assert_eq!(tap.http_upload_timeout.as_secs(), 5);
             Ok(())
@@ -458,13 +488,13 @@ default_maxrec = 500
         figment::Jail::expect_with(|jail| {
             jail.set_env("ALMAGEST__COORDINATOR__TAP__ALLOW_HTTP_UPLOAD", "false");
             let c = AlmagestConfig::load(Some(&path)).unwrap();
-            assert!(!c.coordinator.tap.to_config().allow_http_upload);
+            assert!(!c.coordinator.tap.allow_http_upload);
             Ok(())
         });
         figment::Jail::expect_with(|jail| {
             jail.set_env("ALMAGEST__COORDINATOR__TAP__ALLOW_HTTP_UPLOAD", "true");
             let c = AlmagestConfig::load(None).unwrap();
-            assert!(c.coordinator.tap.to_config().allow_http_upload);
+            assert!(c.coordinator.tap.allow_http_upload);
             Ok(())
         });
     }
@@ -605,5 +635,45 @@ default_maxrec = 500
             assert_eq!(example, expected);
             Ok(())
         });
+    }
+    #[test]
+    fn t16_cluster_secret_generated_once_read_by_every_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("coordinator");
+        let none = ClusterSection::default();
+        let (first, path) = none.coordinator_secret(&data).unwrap();
+        assert_eq!(path, data.join(CLUSTER_SECRET_FILE));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        // A restart reads the same secret; workers and loaders given the file agree.
+        let (again, _) = none.coordinator_secret(&data).unwrap();
+        assert_eq!(first, again);
+        let given = ClusterSection {
+            secret_file: Some(path.clone()),
+        };
+        assert_eq!(given.client_secret("a worker").unwrap(), first);
+        // Without the file a worker or loader refuses to start, naming the setting.
+        let e = none.client_secret("a worker").unwrap_err().to_string();
+        assert!(e.starts_with("a worker needs the cluster secret"), "{e}");
+        assert!(e.contains("[cluster] secret_file"), "{e}");
+        // A configured file that does not exist yet is created by the coordinator only.
+        let configured = ClusterSection {
+            secret_file: Some(dir.path().join("etc").join("secret")),
+        };
+        let e = format!("{:#}", configured.client_secret("a worker").unwrap_err());
+        assert!(e.contains("cannot read the cluster secret file"), "{e}");
+        let (made, made_path) = configured.coordinator_secret(&data).unwrap();
+        assert_eq!(made_path, dir.path().join("etc").join("secret"));
+        assert_ne!(made, first);
+        // `cluster-secret FILE` never replaces a secret in use.
+        assert!(write_cluster_secret(&made_path).is_err());
+        // A secret too short to be one is refused with the file's name.
+        std::fs::write(dir.path().join("short"), "abc\n").unwrap();
+        let e = read_cluster_secret(&dir.path().join("short")).unwrap_err().to_string();
+        assert!(e.contains("short") && e.contains("at least 32"), "{e}");
     }
 }

@@ -47,6 +47,16 @@ enum Command {
     User(UserArgs),
     /// Manage the bearer tokens TAP clients may authenticate with.
     Token(TokenArgs),
+    /// Write a new random cluster secret to FILE (owner-readable only) for `[cluster]
+    /// secret_file`: the credential of the internal gRPC plane, shared by the coordinator,
+    /// the workers and `almagest load`.
+    ClusterSecret(ClusterSecretArgs),
+}
+
+#[derive(Args)]
+struct ClusterSecretArgs {
+    /// Where to write the secret; an existing file is not replaced.
+    file: PathBuf,
 }
 
 #[derive(Args)]
@@ -217,6 +227,12 @@ struct LoadArgs {
     /// utype and principal flag (`[table] description = ".."`, `[columns.ra] unit = "deg"`).
     #[arg(long, value_name = "FILE")]
     metadata: Option<PathBuf>,
+    /// The cluster secret file [default: [cluster] secret_file of --config]; a standalone
+    /// cluster or the demo keeps it in <data_dir>/coordinator/cluster-secret.
+    #[arg(long, value_name = "FILE")]
+    cluster_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArg,
     /// Input files (CSV with a header line, or Parquet).
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -261,7 +277,13 @@ enum Login {
     Password(String, String),
 }
 
-fn print_connect(pg: SocketAddr, http: SocketAddr, grpc: SocketAddr, login: &Login) {
+fn print_connect(
+    pg: SocketAddr,
+    http: SocketAddr,
+    grpc: SocketAddr,
+    secret_file: &std::path::Path,
+    login: &Login,
+) {
     println!("Almagest is ready.");
     let (host, port) = (pg.ip(), pg.port());
     match login {
@@ -279,7 +301,10 @@ fn print_connect(pg: SocketAddr, http: SocketAddr, grpc: SocketAddr, login: &Log
         }
     }
     println!("  HTTP:  http://{http}/status");
-    println!("  load:  almagest load --coordinator http://{grpc} --table db.table --ra ra --dec dec --key id FILE...");
+    println!(
+        "  load:  almagest load --coordinator http://{grpc} --cluster-secret-file {} --table db.table --ra ra --dec dec --key id FILE...",
+        secret_file.display()
+    );
     println!("Press Ctrl-C to stop.");
 }
 
@@ -316,6 +341,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 c.pg_addr,
                 c.http_addr,
                 c.grpc_addr,
+                &c.secret_file,
                 &login_of(&config.coordinator),
             );
             cluster::termination_signal().await;
@@ -325,6 +351,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => demo(args).await,
         Command::Load(args) => {
+            let mut cluster = AlmagestConfig::load(args.config.path())?.cluster;
+            if let Some(file) = args.cluster_secret_file {
+                cluster.secret_file = Some(file);
+            }
+            let secret = cluster.client_secret("almagest load")?;
             let opts = LoadOptions {
                 coordinator: args.coordinator,
                 table: args.table,
@@ -338,6 +369,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 memory_rows: args.memory_rows,
                 progress: !args.quiet,
                 metadata: args.metadata,
+                cluster_secret: Some(secret),
             };
             let report = ingest::load(&opts).await?;
             println!(
@@ -356,11 +388,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             let (tx, shutdown) = Shutdown::new();
             let login = login_of(&config.coordinator);
-            let running = cluster::start_coordinator(config.coordinator, shutdown).await?;
+            let running =
+                cluster::start_coordinator(config.coordinator, &config.cluster, shutdown).await?;
             print_connect(
                 running.pg_addr,
                 running.http_addr,
                 running.grpc_addr,
+                &running.secret_file,
                 &login,
             );
             cluster::termination_signal().await;
@@ -370,7 +404,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker(args) => {
             let config = AlmagestConfig::load(args.path())?;
-            let w = config.worker;
+            let mut w = config.worker;
+            w.node.cluster_secret = Some(config.cluster.client_secret("a worker")?);
             let (id, listen) = (w.node.id, w.grpc_listen);
             let (tx, shutdown) = Shutdown::new();
             let handle = cluster::start_worker(w, shutdown.clone()).await?;
@@ -395,6 +430,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(TokenArgs {
             command: TokenCommand::Revoke(args),
         }) => token_revoke(args),
+        Command::ClusterSecret(args) => {
+            config::write_cluster_secret(&args.file)?;
+            println!(
+                "wrote a new cluster secret to {}; set [cluster] secret_file to it on the \
+                 coordinator, every worker and every loader",
+                args.file.display()
+            );
+            Ok(())
+        }
     }
 }
 
@@ -573,6 +617,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             files: vec![file],
             spill_dir: Some(data_dir.clone()),
             progress: true,
+            cluster_secret: Some(c.secret.clone()),
             // The generated Parquet file carries units, UCDs and descriptions itself, so
             // there is no metadata file (the default).
             ..LoadOptions::default()
@@ -585,7 +630,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             report.elapsed.as_secs_f64()
         );
     }
-    print_connect(c.pg_addr, c.http_addr, c.grpc_addr, &login);
+    print_connect(c.pg_addr, c.http_addr, c.grpc_addr, &c.secret_file, &login);
     println!("Try: SELECT source_id, ra, dec FROM demo.gaia WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 266.4, -28.9, 0.2));");
     cluster::termination_signal().await;
     info!("shutting down");

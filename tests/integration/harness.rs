@@ -213,6 +213,11 @@ impl Cluster {
             .join(format!("standalone-{}.log", self.pg_port))
     }
 
+    /// The cluster secret the standalone coordinator generated (loads need it).
+    pub fn secret_file(&self) -> PathBuf {
+        self.data_dir.join("coordinator").join("cluster-secret")
+    }
+
     pub fn coordinator(&self) -> String {
         format!("http://127.0.0.1:{}", self.grpc_port)
     }
@@ -250,6 +255,8 @@ impl Cluster {
             "--quiet".into(),
             "--coordinator".into(),
             coordinator,
+            "--cluster-secret-file".into(),
+            self.secret_file().display().to_string(),
             "--table".into(),
             table.into(),
         ];

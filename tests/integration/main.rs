@@ -10,6 +10,7 @@ mod t25_upload_sessions;
 mod t30_clients;
 mod t35_access;
 mod t36_pg_auth;
+mod t38_grpc_secret;
 mod t40_multiprocess;
 mod t50_load_errors;
 mod t60_tap_sync;

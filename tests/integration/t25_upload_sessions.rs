@@ -70,6 +70,7 @@ impl TestCluster {
             .unwrap();
         ingest::load(&LoadOptions {
             coordinator: format!("http://{}", cluster.coordinator.grpc_addr),
+            cluster_secret: Some(cluster.coordinator.secret.clone()),
             table: "demo.gaia".into(),
             ra_column: Some("ra".into()),
             dec_column: Some("dec".into()),
@@ -764,6 +765,7 @@ async fn t30_cross_match_is_a_cell_hash_join_and_exact() {
     std::fs::write(&csv, text).unwrap();
     ingest::load(&LoadOptions {
         coordinator: format!("http://{}", tc.cluster.coordinator.grpc_addr),
+        cluster_secret: Some(tc.cluster.coordinator.secret.clone()),
         table: "demo.targets".into(),
         files: vec![csv],
         spill_dir: Some(tc._dir.path().to_path_buf()),

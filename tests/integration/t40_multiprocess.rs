@@ -21,16 +21,25 @@ struct Ports {
     workers: [u16; 2],
 }
 
+/// The `[cluster]` section every role's file carries: the one secret file.
+fn cluster_section(dir: &Path) -> String {
+    format!(
+        "[cluster]\nsecret_file = \"{}\"\n",
+        dir.join("secret").display()
+    )
+}
+
 fn start_all(dir: &Path, p: &Ports) -> Result<Vec<Proc>> {
     let coord_cfg = dir.join("coordinator.toml");
     write_config(
         &coord_cfg,
         &format!(
-            "[coordinator]\nnode_id = 1\ndata_dir = \"{}\"\ngrpc_listen = \"127.0.0.1:{}\"\npg_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\npg_auth = \"trust\"\n",
+            "[coordinator]\nnode_id = 1\ndata_dir = \"{}\"\ngrpc_listen = \"127.0.0.1:{}\"\npg_listen = \"127.0.0.1:{}\"\nhttp_listen = \"127.0.0.1:{}\"\npg_auth = \"trust\"\n{}",
             dir.join("coordinator").display(),
             p.grpc,
             p.pg,
-            p.http
+            p.http,
+            cluster_section(dir)
         ),
     )?;
     let mut procs = vec![Proc::spawn(
@@ -45,9 +54,10 @@ fn start_all(dir: &Path, p: &Ports) -> Result<Vec<Proc>> {
         write_config(
             &cfg,
             &format!(
-                "[worker]\ndata_dir = \"{}\"\ngrpc_listen = \"127.0.0.1:{port}\"\ncoordinator = \"http://127.0.0.1:{}\"\n",
+                "[worker]\ndata_dir = \"{}\"\ngrpc_listen = \"127.0.0.1:{port}\"\ncoordinator = \"http://127.0.0.1:{}\"\n{}",
                 dir.join(format!("worker-{id}")).display(),
-                p.grpc
+                p.grpc,
+                cluster_section(dir)
             ),
         )?;
         let log = dir.join(format!("worker-{id}.log"));
@@ -81,6 +91,14 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
         .to_string();
     let cone = "SELECT COUNT(*) FROM test.gaia WHERE scisql_s2PtInCircle(ra, dec, 10, -5, 3) = 1";
 
+    // The operator's way: one secret file, named in every role's configuration.
+    let made = harness::almagest(&["cluster-secret", &dir.join("secret").display().to_string()])?;
+    ensure!(made.contains("wrote a new cluster secret"), "{made}");
+    let again = harness::almagest(&["cluster-secret", &dir.join("secret").display().to_string()]);
+    ensure!(
+        again.is_err(),
+        "an existing secret file must not be replaced"
+    );
     let procs = start_all(&dir, &ports)?;
     harness::wait_for_pg(ports.pg, &dir.join("coordinator.log")).await?;
     // Wait until both workers have registered (the load spreads chunks over all of them).
@@ -97,11 +115,44 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // A worker given another secret is refused at registration and stops with a message
+    // saying so, instead of retrying forever; the cluster still has two workers.
+    let stranger_dir = dir.join("stranger");
+    std::fs::create_dir_all(&stranger_dir)?;
+    std::fs::write(stranger_dir.join("secret"), "e".repeat(64))?;
+    let stranger_cfg = stranger_dir.join("worker.toml");
+    write_config(
+        &stranger_cfg,
+        &format!(
+            "[worker]\nid = 3\ndata_dir = \"{}\"\ngrpc_listen = \"127.0.0.1:{}\"\ncoordinator = \"http://127.0.0.1:{}\"\n{}",
+            stranger_dir.join("data").display(),
+            free_port(),
+            ports.grpc,
+            cluster_section(&stranger_dir)
+        ),
+    )?;
+    let out = std::process::Command::new(harness::BIN)
+        .args(["worker", "--config", &stranger_cfg.display().to_string()])
+        .env("RUST_LOG", "warn")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success()
+            && stderr.contains("refused this worker")
+            && stderr.contains("a wrong cluster secret"),
+        "a worker with a wrong secret: {} {stderr}",
+        out.status
+    );
+    let body = http_get(&status_url, "/status").await?;
+    ensure!(body.matches("\"address\"").count() == 2, "{body}");
+
     harness::almagest(&[
         "load",
         "--quiet",
         "--coordinator",
         &format!("http://127.0.0.1:{}", ports.grpc),
+        "--config",
+        &coord_cfg_path(&dir),
         "--table",
         "test.gaia",
         "--ra",
@@ -180,6 +231,10 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
     );
     drop(procs);
     Ok(())
+}
+
+fn coord_cfg_path(dir: &Path) -> String {
+    dir.join("coordinator.toml").display().to_string()
 }
 
 /// A minimal HTTP GET (the test needs no HTTP client dependency for one status call).

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use almagest_proto::auth::{ClusterSecret, RequireSecret};
 use almagest_proto::v1;
 use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
@@ -25,6 +26,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
 
@@ -49,6 +51,11 @@ pub struct WorkerConfig {
     pub data_dir: PathBuf,
     /// Threads of DataFusion's per-fragment parallelism.
     pub target_partitions: usize,
+    /// The secret every call to this worker must carry. Not a key of `[worker]`: the
+    /// server reads it from `[cluster]`, shared by every role. None only in the library's
+    /// in-process tests.
+    #[serde(skip)]
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl Default for WorkerConfig {
@@ -57,6 +64,7 @@ impl Default for WorkerConfig {
             id: 1,
             data_dir: PathBuf::from("almagest-data/worker-1"),
             target_partitions: 2,
+            cluster_secret: None,
         }
     }
 }
@@ -107,11 +115,18 @@ impl WorkerService {
         })
     }
 
-    /// The tonic server for this service, with message limits large enough for chunk files.
-    pub fn into_server(self) -> v1::worker_server::WorkerServer<Self> {
-        v1::worker_server::WorkerServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    /// The tonic server for this service, with message limits large enough for chunk
+    /// files, refusing calls without the cluster secret.
+    pub fn into_server(
+        self,
+    ) -> InterceptedService<v1::worker_server::WorkerServer<Self>, RequireSecret> {
+        let secret = self.config.cluster_secret.clone();
+        almagest_proto::auth::require_secret(
+            v1::worker_server::WorkerServer::new(self)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            secret,
+        )
     }
 
     /// Serves the gRPC service on `listener` until `shutdown` resolves.

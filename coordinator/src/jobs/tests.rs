@@ -23,6 +23,7 @@ async fn open(dir: &Path, jobs: JobsConfig) -> Arc<Coordinator> {
         memory_limit_bytes: 256 << 20,
         target_partitions: 2,
         jobs,
+        cluster_secret: None,
     })
     .await
     .unwrap()

@@ -6,9 +6,10 @@
 //! - `params`: TAP/DALI parameters from GET, POST form and multipart bodies.
 //! - `identity`: who a request comes from (HTTP Basic, bearer token, or anonymous), and
 //!   the rule that a job is its owner's.
-//! - `format`: VOTable (TABLEDATA, BINARY2), CSV, TSV, JSON, Parquet writers, streamed;
-//!   error documents.
-//! - `votable`: VOTable reading for UPLOAD.
+//! - `format`: result streaming and the column model (`mod.rs`), one file per encoder
+//!   (`delimited` CSV/TSV, `json`, `parquet`); the VOTable encoder is `votable::writer`.
+//! - `votable`: the VOTable reader (UPLOAD) and writer (TABLEDATA, BINARY2) side by side,
+//!   over the one map of FIELD datatypes (`votable::Datatype`).
 //! - `fetch`: UPLOAD by http(s) URL, when the operator allows it.
 //! - `tables`: `/tap/tables` (VODataService) from the catalog.
 //! - `translate`: ADQL to SQL with the columns' units (for `IN_UNIT`).
@@ -32,19 +33,32 @@ pub mod uws;
 pub mod votable;
 pub mod xml;
 
-/// Operator settings of the TAP service.
-#[derive(Debug, Clone)]
+/// Operator settings of the TAP service: `[coordinator.tap]` in the configuration file,
+/// whose keys name their unit. The `Default` impl is the one place the defaults live.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TapConfig {
     /// Rows returned when a request gives no MAXREC.
     pub default_maxrec: u64,
     /// The largest MAXREC honoured; larger requests are capped here (and flagged OVERFLOW).
     pub hard_maxrec: u64,
-    /// Largest accepted upload, in bytes (whole request body).
+    /// Largest accepted request body (uploads included), in bytes; also the most fetched
+    /// for the URL uploads of one request (`max_upload_mb` in the file).
+    #[serde(
+        rename = "max_upload_mb",
+        with = "almagest_coordinator::serde_units::mib"
+    )]
     pub max_upload_bytes: usize,
     /// Whether `UPLOAD=name,http://...` (or https) makes the server fetch the URL. Off by
-    /// default: the server then requests whatever address a user gives it.
+    /// default: the server then requests whatever address a user gives it (SSRF), so
+    /// enable it only where that is acceptable.
     pub allow_http_upload: bool,
-    /// The longest one upload fetch may take, connection and body included.
+    /// The longest one upload fetch may take, connection and body included
+    /// (`http_upload_timeout_s` in the file).
+    #[serde(
+        rename = "http_upload_timeout_s",
+        with = "almagest_coordinator::serde_units::seconds"
+    )]
     pub http_upload_timeout: std::time::Duration,
     /// Whether requests without credentials are served, as the anonymous user (who owns
     /// the jobs it creates as everyone anonymous does).

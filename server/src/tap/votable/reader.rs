@@ -25,7 +25,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
-use super::error::TapError;
+use super::Datatype;
+use crate::tap::error::TapError;
 
 /// Rows per record batch built from an upload.
 const BATCH_ROWS: usize = 8192;
@@ -44,47 +45,6 @@ pub fn read_votable(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>), TapEr
     parser.read()
 }
 
-/// The wire type of a FIELD.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prim {
-    Boolean,
-    UnsignedByte,
-    Short,
-    Int,
-    Long,
-    Float,
-    Double,
-    Char,
-    UnicodeChar,
-}
-
-impl Prim {
-    fn parse(datatype: &str) -> Option<Prim> {
-        Some(match datatype {
-            "boolean" => Prim::Boolean,
-            "unsignedByte" => Prim::UnsignedByte,
-            "short" => Prim::Short,
-            "int" => Prim::Int,
-            "long" => Prim::Long,
-            "float" => Prim::Float,
-            "double" => Prim::Double,
-            "char" => Prim::Char,
-            "unicodeChar" => Prim::UnicodeChar,
-            _ => return None,
-        })
-    }
-
-    /// Bytes of one element in BINARY/BINARY2.
-    fn width(&self) -> usize {
-        match self {
-            Prim::Boolean | Prim::UnsignedByte | Prim::Char => 1,
-            Prim::Short | Prim::UnicodeChar => 2,
-            Prim::Int | Prim::Float => 4,
-            Prim::Long | Prim::Double => 8,
-        }
-    }
-}
-
 /// The number of elements of a FIELD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Size {
@@ -97,7 +57,7 @@ enum Size {
 #[derive(Debug, Clone)]
 struct FieldSpec {
     name: String,
-    prim: Prim,
+    prim: Datatype,
     size: Size,
     /// `<VALUES null="...">`: the value that means null for integers.
     null: Option<String>,
@@ -115,7 +75,7 @@ impl FieldSpec {
             .or_else(|| attrs.get("ID").cloned())
             .ok_or_else(|| TapError::upload(format!("FIELD number {} has no name", index + 1)))?;
         let datatype = attrs.get("datatype").map(String::as_str).unwrap_or("");
-        let prim = Prim::parse(datatype).ok_or_else(|| {
+        let prim = Datatype::parse(datatype).ok_or_else(|| {
             TapError::upload(format!(
                 "field '{name}' has datatype '{datatype}', which uploads do not support \
                  (supported: boolean, unsignedByte, short, int, long, float, double, char, \
@@ -135,8 +95,8 @@ impl FieldSpec {
                 TapError::upload(format!("field '{name}' has an invalid arraysize \"{a}\""))
             })?),
         };
-        let text = matches!(prim, Prim::Char | Prim::UnicodeChar);
-        let floats = matches!(prim, Prim::Float | Prim::Double);
+        let text = matches!(prim, Datatype::Char | Datatype::UnicodeChar);
+        let floats = matches!(prim, Datatype::Float | Datatype::Double);
         if size != Size::Scalar && !text && !floats {
             return Err(TapError::upload(format!(
                 "field '{name}' is an array of {datatype}; uploads support arrays of char, \
@@ -159,15 +119,15 @@ impl FieldSpec {
     fn arrow_type(&self) -> DataType {
         let item = || Arc::new(Field::new_list_field(DataType::Float64, true));
         match (self.prim, self.size) {
-            (Prim::Char | Prim::UnicodeChar, _) => DataType::Utf8,
+            (Datatype::Char | Datatype::UnicodeChar, _) => DataType::Utf8,
             (_, Size::Fixed(n)) => DataType::FixedSizeList(item(), n as i32),
             (_, Size::Variable) => DataType::List(item()),
-            (Prim::Boolean, _) => DataType::Boolean,
-            (Prim::UnsignedByte | Prim::Short, _) => DataType::Int16,
-            (Prim::Int, _) => DataType::Int32,
-            (Prim::Long, _) => DataType::Int64,
-            (Prim::Float, _) => DataType::Float32,
-            (Prim::Double, _) => DataType::Float64,
+            (Datatype::Boolean, _) => DataType::Boolean,
+            (Datatype::UnsignedByte | Datatype::Short, _) => DataType::Int16,
+            (Datatype::Int, _) => DataType::Int32,
+            (Datatype::Long, _) => DataType::Int64,
+            (Datatype::Float, _) => DataType::Float32,
+            (Datatype::Double, _) => DataType::Float64,
         }
     }
 
@@ -178,7 +138,7 @@ impl FieldSpec {
             metadata.insert("xtype".to_string(), x.clone());
         }
         if let Some(unit) = &self.unit {
-            metadata.insert(super::translate::UNIT_KEY.to_string(), unit.clone());
+            metadata.insert(crate::tap::translate::UNIT_KEY.to_string(), unit.clone());
         }
         if metadata.is_empty() {
             field
@@ -249,7 +209,7 @@ impl Builder {
     fn new(spec: &FieldSpec) -> Self {
         let item = Field::new_list_field(DataType::Float64, true);
         match (spec.prim, spec.size) {
-            (Prim::Char | Prim::UnicodeChar, _) => Builder::Text(StringBuilder::new()),
+            (Datatype::Char | Datatype::UnicodeChar, _) => Builder::Text(StringBuilder::new()),
             (_, Size::Fixed(n)) => Builder::Fixed(
                 FixedSizeListBuilder::new(Float64Builder::new(), n as i32).with_field(item),
                 n,
@@ -257,12 +217,12 @@ impl Builder {
             (_, Size::Variable) => {
                 Builder::List(ListBuilder::new(Float64Builder::new()).with_field(item))
             }
-            (Prim::Boolean, _) => Builder::Boolean(BooleanBuilder::new()),
-            (Prim::UnsignedByte | Prim::Short, _) => Builder::Short(Int16Builder::new()),
-            (Prim::Int, _) => Builder::Int(Int32Builder::new()),
-            (Prim::Long, _) => Builder::Long(Int64Builder::new()),
-            (Prim::Float, _) => Builder::Float(Float32Builder::new()),
-            (Prim::Double, _) => Builder::Double(Float64Builder::new()),
+            (Datatype::Boolean, _) => Builder::Boolean(BooleanBuilder::new()),
+            (Datatype::UnsignedByte | Datatype::Short, _) => Builder::Short(Int16Builder::new()),
+            (Datatype::Int, _) => Builder::Int(Int32Builder::new()),
+            (Datatype::Long, _) => Builder::Long(Int64Builder::new()),
+            (Datatype::Float, _) => Builder::Float(Float32Builder::new()),
+            (Datatype::Double, _) => Builder::Double(Float64Builder::new()),
         }
     }
 
@@ -412,7 +372,7 @@ impl Table {
                 text
             ))
         };
-        if matches!(spec.prim, Prim::Char | Prim::UnicodeChar) {
+        if matches!(spec.prim, Datatype::Char | Datatype::UnicodeChar) {
             // Text keeps its spaces; an empty cell is null.
             return Ok(if text.is_empty() || spec.null.as_deref() == Some(text) {
                 Value::Null
@@ -433,7 +393,7 @@ impl Table {
             return Ok(Value::Doubles(numbers));
         }
         Ok(match spec.prim {
-            Prim::Boolean => match t {
+            Datatype::Boolean => match t {
                 "T" | "t" | "1" => Value::Bool(true),
                 "F" | "f" | "0" => Value::Bool(false),
                 "?" => Value::Null,
@@ -441,13 +401,13 @@ impl Table {
                 _ if t.eq_ignore_ascii_case("false") => Value::Bool(false),
                 _ => return Err(fail("boolean")),
             },
-            Prim::UnsignedByte | Prim::Short | Prim::Int | Prim::Long => {
+            Datatype::UnsignedByte | Datatype::Short | Datatype::Int | Datatype::Long => {
                 Value::Int(parse_int(t).ok_or_else(|| fail("an integer"))?)
             }
-            Prim::Float | Prim::Double => {
+            Datatype::Float | Datatype::Double => {
                 Value::Float(parse_float(t).ok_or_else(|| fail("a number"))?)
             }
-            Prim::Char | Prim::UnicodeChar => Value::Text(t.to_string()),
+            Datatype::Char | Datatype::UnicodeChar => Value::Text(t.to_string()),
         })
     }
 }
@@ -788,11 +748,11 @@ fn read_binary(bytes: &[u8], binary2: bool, table: &mut Table) -> Result<(), Tap
 fn decode_binary(spec: &FieldSpec, raw: &[u8], count: usize, binary2: bool) -> Value {
     let be = |w: usize, i: usize| &raw[i * w..(i + 1) * w];
     let float_at = |i: usize| match spec.prim {
-        Prim::Float => f32::from_be_bytes(be(4, i).try_into().unwrap_or([0; 4])) as f64,
+        Datatype::Float => f32::from_be_bytes(be(4, i).try_into().unwrap_or([0; 4])) as f64,
         _ => f64::from_be_bytes(be(8, i).try_into().unwrap_or([0; 8])),
     };
     match spec.prim {
-        Prim::Char => {
+        Datatype::Char => {
             let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
             let s = String::from_utf8_lossy(&raw[..end]).into_owned();
             if s.is_empty() {
@@ -801,7 +761,7 @@ fn decode_binary(spec: &FieldSpec, raw: &[u8], count: usize, binary2: bool) -> V
                 Value::Text(s)
             }
         }
-        Prim::UnicodeChar => {
+        Datatype::UnicodeChar => {
             let units: Vec<u16> = (0..count)
                 .map(|i| u16::from_be_bytes([raw[2 * i], raw[2 * i + 1]]))
                 .take_while(|u| *u != 0)
@@ -814,16 +774,16 @@ fn decode_binary(spec: &FieldSpec, raw: &[u8], count: usize, binary2: bool) -> V
             }
         }
         _ if spec.size != Size::Scalar => Value::Doubles((0..count).map(float_at).collect()),
-        Prim::Boolean => match raw[0] {
+        Datatype::Boolean => match raw[0] {
             b'T' | b't' | b'1' => Value::Bool(true),
             b'F' | b'f' | b'0' => Value::Bool(false),
             _ => Value::Null,
         },
-        Prim::UnsignedByte | Prim::Short | Prim::Int | Prim::Long => {
+        Datatype::UnsignedByte | Datatype::Short | Datatype::Int | Datatype::Long => {
             let v = match spec.prim {
-                Prim::UnsignedByte => raw[0] as i64,
-                Prim::Short => i16::from_be_bytes([raw[0], raw[1]]) as i64,
-                Prim::Int => i32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) as i64,
+                Datatype::UnsignedByte => raw[0] as i64,
+                Datatype::Short => i16::from_be_bytes([raw[0], raw[1]]) as i64,
+                Datatype::Int => i32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) as i64,
                 _ => i64::from_be_bytes(raw.try_into().unwrap_or([0; 8])),
             };
             match spec.null.as_deref().and_then(parse_int) {
@@ -831,7 +791,7 @@ fn decode_binary(spec: &FieldSpec, raw: &[u8], count: usize, binary2: bool) -> V
                 _ => Value::Int(v),
             }
         }
-        Prim::Float | Prim::Double => {
+        Datatype::Float | Datatype::Double => {
             let v = float_at(0);
             if v.is_nan() && !binary2 {
                 Value::Null

@@ -24,7 +24,6 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use base64::Engine;
 use bytes::Bytes;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeListArray, Float32Array,
@@ -40,7 +39,16 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::error::TapError;
-use super::xml::{escape_into, VOTABLE_HEAD};
+use super::votable::writer::VoTableEncoder;
+use super::votable::Datatype;
+
+mod delimited;
+mod json;
+mod parquet;
+
+use delimited::DelimitedEncoder;
+use json::JsonEncoder;
+use parquet::ParquetEncoder;
 
 /// A result serialization a client can ask for with RESPONSEFORMAT (or FORMAT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -336,7 +344,7 @@ async fn drive(
 }
 
 /// One serialization: a head, batches, a tail; or an error in place of the tail.
-trait Encoder: Send {
+pub(crate) trait Encoder: Send {
     fn begin(&mut self, out: &mut Vec<u8>) -> Result<(), TapError>;
     fn batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), TapError>;
     fn finish(&mut self, overflow: bool, out: &mut Vec<u8>) -> Result<(), TapError>;
@@ -373,7 +381,7 @@ fn encoder(
 /// The VOTable shape of a column; each batch is cast to the canonical Arrow type of its
 /// kind before it is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Boolean,
     Short,
     Int,
@@ -444,20 +452,21 @@ impl Kind {
         }
     }
 
-    fn datatype(&self) -> &'static str {
+    /// The VOTable datatype of the column's FIELD (and of its JSON metadata).
+    pub(crate) fn datatype(&self) -> Datatype {
         match self {
-            Kind::Boolean => "boolean",
-            Kind::Short => "short",
-            Kind::Int => "int",
-            Kind::Long => "long",
-            Kind::Float => "float",
-            Kind::Double | Kind::Doubles(_) | Kind::DoubleList => "double",
-            Kind::Text => "char",
-            Kind::Bytes => "unsignedByte",
+            Kind::Boolean => Datatype::Boolean,
+            Kind::Short => Datatype::Short,
+            Kind::Int => Datatype::Int,
+            Kind::Long => Datatype::Long,
+            Kind::Float => Datatype::Float,
+            Kind::Double | Kind::Doubles(_) | Kind::DoubleList => Datatype::Double,
+            Kind::Text => Datatype::Char,
+            Kind::Bytes => Datatype::UnsignedByte,
         }
     }
 
-    fn arraysize(&self) -> Option<String> {
+    pub(crate) fn arraysize(&self) -> Option<String> {
         match self {
             Kind::Text | Kind::Bytes | Kind::DoubleList => Some("*".into()),
             Kind::Doubles(n) => Some(n.to_string()),
@@ -472,15 +481,15 @@ fn is_float(t: &DataType) -> bool {
 
 /// One result column as written.
 #[derive(Debug, Clone)]
-struct Column {
-    name: String,
-    kind: Kind,
+pub(crate) struct Column {
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
     /// The source type, when it differs from the kind's.
     source: DataType,
-    xtype: Option<String>,
-    unit: Option<String>,
-    ucd: Option<String>,
-    description: Option<String>,
+    pub(crate) xtype: Option<String>,
+    pub(crate) unit: Option<String>,
+    pub(crate) ucd: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 impl Column {
@@ -561,7 +570,7 @@ impl Column {
 }
 
 /// A batch column, cast and downcast, ready to be read row by row.
-enum Values<'a> {
+pub(crate) enum Values<'a> {
     Boolean(&'a BooleanArray),
     Short(&'a Int16Array),
     Int(&'a Int32Array),
@@ -574,7 +583,10 @@ enum Values<'a> {
     DoubleList(&'a ListArray, &'a Float64Array),
 }
 
-fn normalize_batch(columns: &[Column], batch: &RecordBatch) -> Result<Vec<ArrayRef>, TapError> {
+pub(crate) fn normalize_batch(
+    columns: &[Column],
+    batch: &RecordBatch,
+) -> Result<Vec<ArrayRef>, TapError> {
     columns
         .iter()
         .zip(batch.columns())
@@ -582,7 +594,7 @@ fn normalize_batch(columns: &[Column], batch: &RecordBatch) -> Result<Vec<ArrayR
         .collect()
 }
 
-fn values<'a>(columns: &[Column], arrays: &'a [ArrayRef]) -> Vec<Values<'a>> {
+pub(crate) fn values<'a>(columns: &[Column], arrays: &'a [ArrayRef]) -> Vec<Values<'a>> {
     columns
         .iter()
         .zip(arrays)
@@ -608,7 +620,7 @@ fn values<'a>(columns: &[Column], arrays: &'a [ArrayRef]) -> Vec<Values<'a>> {
 }
 
 impl Values<'_> {
-    fn is_null(&self, row: usize) -> bool {
+    pub(crate) fn is_null(&self, row: usize) -> bool {
         match self {
             Values::Boolean(a) => a.is_null(row),
             Values::Short(a) => a.is_null(row),
@@ -640,7 +652,7 @@ impl Values<'_> {
     }
 
     /// Writes the value as text (not escaped for any format); nothing for null.
-    fn render(&self, row: usize, out: &mut String) {
+    pub(crate) fn render(&self, row: usize, out: &mut String) {
         use std::fmt::Write as _;
         if self.is_null(row) {
             return;
@@ -679,7 +691,7 @@ impl Values<'_> {
     }
 
     /// Writes the value as JSON.
-    fn render_json(&self, row: usize, out: &mut String) {
+    pub(crate) fn render_json(&self, row: usize, out: &mut String) {
         use std::fmt::Write as _;
         if self.is_null(row) {
             out.push_str("null");
@@ -719,7 +731,7 @@ impl Values<'_> {
 
     /// Appends the BINARY2 serialization of the value (nulls get filler bytes; the row's
     /// null flags say which are null).
-    fn binary(&self, row: usize, out: &mut Vec<u8>) {
+    pub(crate) fn binary(&self, row: usize, out: &mut Vec<u8>) {
         let null = self.is_null(row);
         match self {
             Values::Boolean(a) => out.push(match (null, !null && a.value(row)) {
@@ -821,468 +833,6 @@ fn push_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-// ---------------------------------------------------------------------------------------
-// VOTable.
-
-struct VoTableEncoder {
-    columns: Vec<Column>,
-    binary2: bool,
-    base64: Base64Lines,
-    /// Whether the TABLE element is open (an error closes it first).
-    in_table: bool,
-}
-
-impl VoTableEncoder {
-    fn new(columns: Vec<Column>, binary2: bool) -> Self {
-        Self {
-            columns,
-            binary2,
-            base64: Base64Lines::default(),
-            in_table: false,
-        }
-    }
-
-    fn close_table(&mut self, out: &mut Vec<u8>) {
-        if !self.in_table {
-            return;
-        }
-        if self.binary2 {
-            self.base64.finish(out);
-            out.extend_from_slice(b"</STREAM></BINARY2></DATA>\n</TABLE>\n");
-        } else {
-            out.extend_from_slice(b"</TABLEDATA></DATA>\n</TABLE>\n");
-        }
-        self.in_table = false;
-    }
-}
-
-/// The FIELD elements of a VOTable for `columns`.
-fn votable_fields(columns: &[Column]) -> String {
-    let mut s = String::new();
-    for c in columns {
-        s.push_str("<FIELD name=\"");
-        escape_into(&c.name, &mut s);
-        s.push_str("\" datatype=\"");
-        s.push_str(c.kind.datatype());
-        s.push('"');
-        if let Some(a) = c.kind.arraysize() {
-            s.push_str(" arraysize=\"");
-            s.push_str(&a);
-            s.push('"');
-        }
-        for (attr, value) in [("xtype", &c.xtype), ("unit", &c.unit), ("ucd", &c.ucd)] {
-            if let Some(v) = value {
-                s.push(' ');
-                s.push_str(attr);
-                s.push_str("=\"");
-                escape_into(v, &mut s);
-                s.push('"');
-            }
-        }
-        match &c.description {
-            Some(d) => {
-                s.push_str("><DESCRIPTION>");
-                escape_into(d, &mut s);
-                s.push_str("</DESCRIPTION></FIELD>\n");
-            }
-            None => s.push_str("/>\n"),
-        }
-    }
-    s
-}
-
-impl Encoder for VoTableEncoder {
-    fn begin(&mut self, out: &mut Vec<u8>) -> Result<(), TapError> {
-        out.extend_from_slice(VOTABLE_HEAD.as_bytes());
-        out.extend_from_slice(
-            b"<RESOURCE type=\"results\">\n<INFO name=\"QUERY_STATUS\" value=\"OK\"/>\n<TABLE>\n",
-        );
-        out.extend_from_slice(votable_fields(&self.columns).as_bytes());
-        if self.binary2 {
-            out.extend_from_slice(b"<DATA><BINARY2><STREAM encoding=\"base64\">\n");
-        } else {
-            out.extend_from_slice(b"<DATA><TABLEDATA>\n");
-        }
-        self.in_table = true;
-        Ok(())
-    }
-
-    fn batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), TapError> {
-        let arrays = normalize_batch(&self.columns, batch)?;
-        let values = values(&self.columns, &arrays);
-        if self.binary2 {
-            let flag_bytes = self.columns.len().div_ceil(8);
-            let mut raw = Vec::with_capacity(batch.num_rows() * (flag_bytes + 8 * values.len()));
-            for row in 0..batch.num_rows() {
-                let start = raw.len();
-                raw.resize(start + flag_bytes, 0);
-                for (i, v) in values.iter().enumerate() {
-                    if v.is_null(row) {
-                        raw[start + i / 8] |= 0x80 >> (i % 8);
-                    }
-                    v.binary(row, &mut raw);
-                }
-            }
-            self.base64.push(&raw, out);
-        } else {
-            let mut text = String::new();
-            let mut cell = String::new();
-            for row in 0..batch.num_rows() {
-                text.push_str("<TR>");
-                for v in &values {
-                    if v.is_null(row) {
-                        text.push_str("<TD/>");
-                    } else {
-                        cell.clear();
-                        v.render(row, &mut cell);
-                        text.push_str("<TD>");
-                        escape_into(&cell, &mut text);
-                        text.push_str("</TD>");
-                    }
-                }
-                text.push_str("</TR>\n");
-            }
-            out.extend_from_slice(text.as_bytes());
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, overflow: bool, out: &mut Vec<u8>) -> Result<(), TapError> {
-        self.close_table(out);
-        if overflow {
-            out.extend_from_slice(b"<INFO name=\"QUERY_STATUS\" value=\"OVERFLOW\"/>\n");
-        }
-        out.extend_from_slice(b"</RESOURCE>\n</VOTABLE>\n");
-        Ok(())
-    }
-
-    fn fail(&mut self, message: &str, out: &mut Vec<u8>) -> bool {
-        self.close_table(out);
-        let mut s = String::from("<INFO name=\"QUERY_STATUS\" value=\"ERROR\">");
-        escape_into(message, &mut s);
-        s.push_str("</INFO>\n</RESOURCE>\n</VOTABLE>\n");
-        out.extend_from_slice(s.as_bytes());
-        true
-    }
-}
-
-/// Base64 in lines of 76 characters, fed in pieces: up to two bytes wait for the next
-/// piece so that no padding appears before the end.
-#[derive(Default)]
-struct Base64Lines {
-    leftover: Vec<u8>,
-    column: usize,
-}
-
-const LINE: usize = 76;
-
-impl Base64Lines {
-    fn push(&mut self, raw: &[u8], out: &mut Vec<u8>) {
-        let mut data = std::mem::take(&mut self.leftover);
-        data.extend_from_slice(raw);
-        let whole = data.len() / 3 * 3;
-        self.leftover = data[whole..].to_vec();
-        self.emit(&data[..whole], out);
-    }
-
-    fn emit(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(data);
-        let mut rest = encoded.as_bytes();
-        while !rest.is_empty() {
-            let take = (LINE - self.column).min(rest.len());
-            out.extend_from_slice(&rest[..take]);
-            self.column += take;
-            rest = &rest[take..];
-            if self.column == LINE {
-                out.push(b'\n');
-                self.column = 0;
-            }
-        }
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        let tail = std::mem::take(&mut self.leftover);
-        self.emit(&tail, out);
-        if self.column > 0 {
-            out.push(b'\n');
-            self.column = 0;
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// CSV and TSV.
-
-struct DelimitedEncoder {
-    columns: Vec<Column>,
-    tsv: bool,
-}
-
-impl DelimitedEncoder {
-    fn push_cell(&self, cell: &str, out: &mut String) {
-        if self.tsv {
-            // Tabs and line breaks cannot appear in a TSV field: escape them (and the
-            // backslash that introduces the escapes).
-            for c in cell.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '\t' => out.push_str("\\t"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    c => out.push(c),
-                }
-            }
-        } else if cell.contains([',', '"', '\n', '\r'])
-            || cell.starts_with(' ')
-            || cell.ends_with(' ')
-        {
-            out.push('"');
-            out.push_str(&cell.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(cell);
-        }
-    }
-
-    fn separator(&self) -> char {
-        if self.tsv {
-            '\t'
-        } else {
-            ','
-        }
-    }
-
-    fn newline(&self) -> &'static str {
-        if self.tsv {
-            "\n"
-        } else {
-            "\r\n"
-        }
-    }
-}
-
-impl Encoder for DelimitedEncoder {
-    fn begin(&mut self, out: &mut Vec<u8>) -> Result<(), TapError> {
-        let mut s = String::new();
-        for (i, c) in self.columns.iter().enumerate() {
-            if i > 0 {
-                s.push(self.separator());
-            }
-            self.push_cell(&c.name, &mut s);
-        }
-        s.push_str(self.newline());
-        out.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
-
-    fn batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), TapError> {
-        let arrays = normalize_batch(&self.columns, batch)?;
-        let values = values(&self.columns, &arrays);
-        let mut text = String::new();
-        let mut cell = String::new();
-        for row in 0..batch.num_rows() {
-            for (i, v) in values.iter().enumerate() {
-                if i > 0 {
-                    text.push(self.separator());
-                }
-                cell.clear();
-                v.render(row, &mut cell);
-                self.push_cell(&cell, &mut text);
-            }
-            text.push_str(self.newline());
-        }
-        out.extend_from_slice(text.as_bytes());
-        Ok(())
-    }
-
-    fn finish(&mut self, _overflow: bool, _out: &mut Vec<u8>) -> Result<(), TapError> {
-        Ok(())
-    }
-
-    fn fail(&mut self, _message: &str, _out: &mut Vec<u8>) -> bool {
-        false
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// JSON.
-
-struct JsonEncoder {
-    columns: Vec<Column>,
-    first_row: bool,
-}
-
-impl Encoder for JsonEncoder {
-    fn begin(&mut self, out: &mut Vec<u8>) -> Result<(), TapError> {
-        // Written by hand to keep the keys in this order.
-        let mut metadata = String::from("[");
-        for (i, c) in self.columns.iter().enumerate() {
-            if i > 0 {
-                metadata.push_str(",\n");
-            }
-            let entries = [
-                ("name", Some(c.name.clone())),
-                ("datatype", Some(c.kind.datatype().to_string())),
-                ("arraysize", c.kind.arraysize()),
-                ("xtype", c.xtype.clone()),
-                ("unit", c.unit.clone()),
-                ("ucd", c.ucd.clone()),
-                ("description", c.description.clone()),
-            ];
-            metadata.push('{');
-            for (j, (key, value)) in entries.iter().enumerate() {
-                if j > 0 {
-                    metadata.push(',');
-                }
-                push_json_string(key, &mut metadata);
-                metadata.push(':');
-                match value {
-                    Some(v) => push_json_string(v, &mut metadata),
-                    None => metadata.push_str("null"),
-                }
-            }
-            metadata.push('}');
-        }
-        metadata.push(']');
-        out.extend_from_slice(b"{\"metadata\":");
-        out.extend_from_slice(metadata.as_bytes());
-        out.extend_from_slice(b",\n\"data\":[\n");
-        Ok(())
-    }
-
-    fn batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), TapError> {
-        let arrays = normalize_batch(&self.columns, batch)?;
-        let values = values(&self.columns, &arrays);
-        let mut text = String::new();
-        for row in 0..batch.num_rows() {
-            if !self.first_row {
-                text.push_str(",\n");
-            }
-            self.first_row = false;
-            text.push('[');
-            for (i, v) in values.iter().enumerate() {
-                if i > 0 {
-                    text.push(',');
-                }
-                v.render_json(row, &mut text);
-            }
-            text.push(']');
-        }
-        out.extend_from_slice(text.as_bytes());
-        Ok(())
-    }
-
-    fn finish(&mut self, overflow: bool, out: &mut Vec<u8>) -> Result<(), TapError> {
-        if !self.first_row {
-            out.push(b'\n');
-        }
-        out.extend_from_slice(format!("],\n\"overflow\":{overflow}}}\n").as_bytes());
-        Ok(())
-    }
-
-    fn fail(&mut self, _message: &str, _out: &mut Vec<u8>) -> bool {
-        false
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Parquet.
-
-/// A `Write` whose bytes the encoder takes out after each call into the Parquet writer.
-#[derive(Clone, Default)]
-struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned buffer"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl SharedBuffer {
-    fn drain_into(&self, out: &mut Vec<u8>) {
-        if let Ok(mut buf) = self.0.lock() {
-            out.append(&mut buf);
-        }
-    }
-}
-
-/// Row groups are cut at this many rows, or earlier when their encoded size passes
-/// [`PARQUET_FLUSH_BYTES`]: what a row group holds is what the writer keeps in memory.
-const PARQUET_ROW_GROUP_ROWS: usize = 128 * 1024;
-const PARQUET_FLUSH_BYTES: usize = 16 << 20;
-
-struct ParquetEncoder {
-    buffer: SharedBuffer,
-    writer: Option<ArrowWriter<SharedBuffer>>,
-}
-
-impl ParquetEncoder {
-    fn new(schema: SchemaRef) -> Result<Self, TapError> {
-        let buffer = SharedBuffer::default();
-        let props = WriterProperties::builder()
-            .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
-            .build();
-        let writer = ArrowWriter::try_new(buffer.clone(), schema, Some(props))
-            .map_err(|e| TapError::Query(format!("cannot write Parquet: {e}")))?;
-        Ok(Self {
-            buffer,
-            writer: Some(writer),
-        })
-    }
-
-    fn writer(&mut self) -> Result<&mut ArrowWriter<SharedBuffer>, TapError> {
-        self.writer
-            .as_mut()
-            .ok_or_else(|| TapError::internal("Parquet writer used after close"))
-    }
-}
-
-fn parquet_error(e: datafusion::parquet::errors::ParquetError) -> TapError {
-    TapError::Query(format!("cannot write Parquet: {e}"))
-}
-
-impl Encoder for ParquetEncoder {
-    fn begin(&mut self, _out: &mut Vec<u8>) -> Result<(), TapError> {
-        Ok(())
-    }
-
-    fn batch(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), TapError> {
-        let writer = self.writer()?;
-        writer.write(batch).map_err(parquet_error)?;
-        if writer.in_progress_size() > PARQUET_FLUSH_BYTES {
-            writer.flush().map_err(parquet_error)?;
-        }
-        self.buffer.drain_into(out);
-        Ok(())
-    }
-
-    fn finish(&mut self, overflow: bool, out: &mut Vec<u8>) -> Result<(), TapError> {
-        let mut writer = self
-            .writer
-            .take()
-            .ok_or_else(|| TapError::internal("Parquet writer closed twice"))?;
-        writer.append_key_value_metadata(KeyValue::new(
-            "QUERY_STATUS".to_string(),
-            if overflow { "OVERFLOW" } else { "OK" }.to_string(),
-        ));
-        writer.close().map_err(parquet_error)?;
-        self.buffer.drain_into(out);
-        Ok(())
-    }
-
-    fn fail(&mut self, _message: &str, _out: &mut Vec<u8>) -> bool {
-        false
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -1299,6 +849,10 @@ mod tests {
 
     use super::*;
     use crate::tap::votable::read_votable;
+    use base64::Engine;
+
+    use crate::tap::votable::writer::Base64Lines;
+    use crate::tap::xml::VOTABLE_HEAD;
 
     fn geometry_field(name: &str, dt: DataType, xtype: &str) -> Field {
         Field::new(name, dt, true)
