@@ -5,7 +5,9 @@
 //!
 //! The one ambiguity of this path: `CONTAINS` is also DataFusion's string function
 //! `contains(haystack, needle)`, and sqlparser knows no types, so a CONTAINS none of whose
-//! arguments is a geometry constructor, REGION or CENTROID is left to DataFusion.
+//! arguments is a geometry constructor, REGION or CENTROID is left as it is, and our
+//! `contains` ([`crate::contains`], which replaces DataFusion's) decides by the argument
+//! types while planning.
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, Function as SqlFunction, FunctionArg, FunctionArgExpr,

@@ -104,6 +104,14 @@ pub fn udfs() -> Vec<Arc<ScalarUDF>> {
         .collect()
 }
 
+/// `adql_contains` alone, for the two-way CONTAINS of pgwire ([`crate::contains`]).
+pub(crate) fn contains_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(GeometryUdf {
+        op: Op::Contains,
+        signature: Signature::variadic_any(Volatility::Immutable),
+    }))
+}
+
 /// The Arrow type of a point, circle or polygon value.
 pub fn geometry_type(xtype: &str) -> DataType {
     let item = Arc::new(Field::new("item", DataType::Float64, true));

@@ -23,8 +23,12 @@
 //!   ([`plan_filters`] collects them, [`extract_region`] reads them), for chunk pruning.
 //! - [`cells`]: the internal UDF listing the HEALPix cells a cone may touch (cross-matches
 //!   and chunk-local joins hash-join on them).
-//! - [`checked`]: integer `+`, `-`, `*` that fail on overflow (22003) and `SUM(bigint)`
-//!   as a decimal, as in PostgreSQL: an analyzer rule both sides register.
+//! - [`contains`]: our `contains`, replacing DataFusion's: pgwire's `CONTAINS(a, b)` without a
+//!   geometry constructor, resolved by
+//!   the argument types to ADQL's predicate or the string function.
+//! - [`checked`]: integer `+`, `-`, `*` and `SUM(bigint)` that fail on overflow with
+//!   22003 instead of wrapping (the sum keeps its BIGINT type): an analyzer rule both
+//!   sides register.
 //! - [`areaspec`]: the coordinator's rewrite of Qserv's `qserv_areaspec_*` pseudo-functions.
 //!
 //! Architecture invariants: this crate does no I/O and keeps no state; a region it extracts
@@ -35,6 +39,7 @@ pub mod adql21;
 pub mod areaspec;
 pub mod cells;
 pub mod checked;
+pub mod contains;
 pub mod error;
 mod geometry;
 pub mod geometry_values;

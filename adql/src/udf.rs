@@ -47,6 +47,7 @@ pub fn udfs() -> Vec<Arc<ScalarUDF>> {
             SeededRand::new(),
         ))))
         .chain(crate::checked::udfs())
+        .chain(std::iter::once(crate::contains::udf()))
         .collect()
 }
 
@@ -565,9 +566,10 @@ mod tests {
     #[test]
     fn t10_names_and_arity() {
         let names: Vec<String> = udfs().iter().map(|u| u.name().to_string()).collect();
-        // 8 scisql/qserv functions, 13 geometry-value functions, RAND(seed) and the 3
-        // checked integer operators.
-        assert_eq!(names.len(), 25);
+        // 8 scisql/qserv functions, 13 geometry-value functions, RAND(seed), the 3
+        // checked integer operators and the two-way `contains`.
+        assert_eq!(names.len(), 26);
+        assert!(names.iter().any(|n| n == crate::contains::NAME));
         assert!(names.iter().all(|n| *n == n.to_lowercase()));
         assert_eq!(
             GeoFunction::of("scisql_s2PtInCircle"),

@@ -673,7 +673,9 @@ default_maxrec = 500
         assert!(write_cluster_secret(&made_path).is_err());
         // A secret too short to be one is refused with the file's name.
         std::fs::write(dir.path().join("short"), "abc\n").unwrap();
-        let e = read_cluster_secret(&dir.path().join("short")).unwrap_err().to_string();
+        let e = read_cluster_secret(&dir.path().join("short"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("short") && e.contains("at least 32"), "{e}");
     }
 }
