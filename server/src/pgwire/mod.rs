@@ -14,6 +14,8 @@
 //! - `session`: ADQL translation of every query, cancellation of streaming queries, panics
 //!   kept to an error on their connection;
 //! - `cancel`: which query a cancel request, arriving on a connection of its own, stops;
+//! - `timeout`: `statement_timeout` checked as PostgreSQL checks it and enforced on
+//!   planning and streaming;
 //! - `errors`: the one mapping from errors to SQLSTATE;
 //! - `jobs`: asynchronous jobs (`SUBMIT`, `SHOW JOBS`, `CANCEL JOB`, `job_result`).
 //!
@@ -35,6 +37,7 @@ mod jobs;
 mod session;
 #[cfg(test)]
 mod tests;
+mod timeout;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -6,8 +6,9 @@
 //! - the allow-list of statements (`access`), the first hook every statement meets;
 //! - cancellation (see `cancel`) of planning and of streaming: DataFusion streams are lazy
 //!   and the real work happens while pgwire pulls rows, so each row stream runs in a task
-//!   of its own, raced against the query's cancel signal and aborted when it fires
-//!   (dropping the stream is what stops the workers);
+//!   of its own, raced against the query's stop signal and aborted when it fires
+//!   (dropping the stream is what stops the workers); the stop signal is a cancel request
+//!   or the session's `statement_timeout` (see `timeout`), whichever comes first;
 //! - panics: a panicking query becomes an `XX000` error on its own connection;
 //! - the audit log (`audit`): one record per statement, written when its rows are sent;
 //! - the job commands (`SUBMIT`, `SHOW JOBS`, `CANCEL JOB`; see `jobs`), rewritten before
@@ -42,6 +43,7 @@ use tokio::sync::mpsc;
 use super::access::ReadOnlyHook;
 use super::audit::Audit;
 use super::cancel::{QueryCancel, SessionCancel};
+use super::timeout;
 use almagest_error::ErrorKind;
 
 use super::errors;
@@ -101,7 +103,7 @@ impl SimpleQueryHandler for AlmagestSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let cancel = self.cancel.query();
+        let stop = Stop::new(self.cancel.query(), client.metadata());
         let user = client.metadata().get(METADATA_USER).cloned();
         self.owner.set(user.as_ref());
         let audit = Audit::start(user.as_ref(), client.socket_addr(), query);
@@ -114,14 +116,14 @@ impl SimpleQueryHandler for AlmagestSession {
             ));
             tokio::select! {
                 biased;
-                () = cancel.clone().cancelled() => Err(query_canceled()),
+                stopped = stop.signal() => Err(stopped),
                 planned = planned => planned?.map_err(|e| locate(e, query, &translated)),
             }
         };
         let responses = planned.await.inspect_err(|e| audit.failed(e))?;
         Ok(responses
             .into_iter()
-            .map(|response| guard_response(response, cancel.clone(), Arc::clone(&audit)))
+            .map(|response| guard_response(response, stop.clone(), Arc::clone(&audit)))
             .collect())
     }
 }
@@ -147,7 +149,7 @@ impl ExtendedQueryHandler for AlmagestSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let cancel = self.cancel.query();
+        let stop = Stop::new(self.cancel.query(), client.metadata());
         let audit = Audit::start(
             client.metadata().get(METADATA_USER),
             client.socket_addr(),
@@ -161,11 +163,11 @@ impl ExtendedQueryHandler for AlmagestSession {
         ));
         let response = tokio::select! {
             biased;
-            () = cancel.clone().cancelled() => Err(query_canceled()),
+            stopped = stop.signal() => Err(stopped),
             planned = planned => planned.and_then(|r| r),
         }
         .inspect_err(|e| audit.failed(e))?;
-        Ok(guard_response(response, cancel, audit))
+        Ok(guard_response(response, stop, audit))
     }
 
     async fn do_describe_portal<C>(
@@ -258,7 +260,7 @@ fn translate(sql: &str) -> PgWireResult<String> {
         None => almagest_adql::translate_sql(sql).map_err(|e| errors::adql_error(&e, sql))?,
     };
     almagest_adql::check_sql(&translated).map_err(|e| errors::adql_error(&e, sql))?;
-    Ok(translated)
+    Ok(timeout::normalize_set(&translated)?.unwrap_or(translated))
 }
 
 /// Points a syntax error at its place in the client's text, when that is the text parsed.
@@ -272,18 +274,52 @@ fn locate(error: PgWireError, original: &str, translated: &str) -> PgWireError {
 
 /// Makes a query response's row stream cancellable and panic-safe.
 /// `audit` records the rows sent and how the stream ended.
-fn guard_response(response: Response, cancel: QueryCancel, audit: Arc<Audit>) -> Response {
+fn guard_response(response: Response, stop: Stop, audit: Arc<Audit>) -> Response {
     match response {
         Response::Query(mut query) => {
             let rows = std::mem::replace(query.data_rows(), Box::pin(futures::stream::empty()));
-            *query.data_rows() = guard_rows(rows, cancel, audit);
+            *query.data_rows() = guard_rows(rows, stop, audit);
             Response::Query(query)
         }
         other => other,
     }
 }
 
-type CancelSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// What stops a query: a cancel request for it, or its session's `statement_timeout`
+/// counted from when it started.
+#[derive(Clone)]
+struct Stop {
+    cancel: QueryCancel,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Stop {
+    fn new(cancel: QueryCancel, metadata: &std::collections::HashMap<String, String>) -> Self {
+        let deadline = timeout::of_session(metadata).map(|t| tokio::time::Instant::now() + t);
+        Self { cancel, deadline }
+    }
+
+    /// Completes, with the error the client is to get, when the query is to stop.
+    fn signal(&self) -> StopSignal {
+        let cancelled = self.cancel.clone().cancelled();
+        let deadline = self.deadline;
+        Box::pin(async move {
+            match deadline {
+                Some(deadline) => tokio::select! {
+                    biased;
+                    () = cancelled => query_canceled(),
+                    () = tokio::time::sleep_until(deadline) => timeout::timed_out(),
+                },
+                None => {
+                    cancelled.await;
+                    query_canceled()
+                }
+            }
+        })
+    }
+}
+
+type StopSignal = Pin<Box<dyn Future<Output = PgWireError> + Send>>;
 
 /// Rows already encoded are handed over in chunks of at most this many...
 const ROWS_PER_CHUNK: usize = 256;
@@ -293,7 +329,7 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 type RowChunk = Vec<PgWireResult<DataRow>>;
 
 /// Runs a query's row stream in a task of its own and races the rows it hands over against
-/// the query's cancel signal. On cancel the stream yields one `57014` error and ends,
+/// the query's stop signal. When it fires the stream yields one `57014` error and ends,
 /// aborting the task, which drops the DataFusion stream (and so its own tasks and the
 /// workers' streams) at its next yield point.
 ///
@@ -302,35 +338,31 @@ type RowChunk = Vec<PgWireResult<DataRow>>;
 /// checked between polls would wait for it; the connection task only waits on a channel.
 /// The task starts at the first poll, when pgwire starts pulling rows: the statements of a
 /// simple query run one after another.
-fn guard_rows(
-    rows: SendableRowStream,
-    cancel: QueryCancel,
-    audit: Arc<Audit>,
-) -> SendableRowStream {
+fn guard_rows(rows: SendableRowStream, stop: Stop, audit: Arc<Audit>) -> SendableRowStream {
     struct Running {
         chunks: mpsc::Receiver<RowChunk>,
         ready: std::vec::IntoIter<PgWireResult<DataRow>>,
-        cancel: CancelSignal,
+        stop: StopSignal,
         audit: Arc<Audit>,
         _producer: AbortOnDrop,
     }
 
     enum State {
-        NotStarted(SendableRowStream, QueryCancel, Arc<Audit>),
+        NotStarted(SendableRowStream, Stop, Arc<Audit>),
         Running(Running),
         Finished,
     }
 
-    let start = State::NotStarted(rows, cancel, audit);
+    let start = State::NotStarted(rows, stop, audit);
     let stream = futures::stream::unfold(start, |state| async move {
         let mut running = match state {
-            State::NotStarted(rows, cancel, audit) => {
+            State::NotStarted(rows, stop, audit) => {
                 let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
                 let producer = tokio::spawn(produce_rows(rows, sender, Arc::clone(&audit)));
                 Running {
                     chunks,
                     ready: Vec::new().into_iter(),
-                    cancel: Box::pin(cancel.cancelled()),
+                    stop: stop.signal(),
                     audit,
                     _producer: AbortOnDrop(producer),
                 }
@@ -344,10 +376,10 @@ fn guard_rows(
             }
             let chunk = tokio::select! {
                 biased;
-                () = &mut running.cancel => {
+                stopped = &mut running.stop => {
                     running.audit.canceled();
                     // Dropping `running` here aborts the producer.
-                    return Some((Err(query_canceled()), State::Finished));
+                    return Some((Err(stopped), State::Finished));
                 }
                 chunk = running.chunks.recv() => chunk,
             };

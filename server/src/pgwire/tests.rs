@@ -402,6 +402,95 @@ async fn t40_cancel_stops_a_running_query() {
     server.stop().await;
 }
 
+/// Runs `query` (simple or extended protocol) under the session's statement timeout and
+/// checks it fails with 57014 for that reason, well before `PATIENCE`.
+async fn times_out(client: &Client, query: &str, extended: bool) {
+    let outcome = tokio::time::timeout(PATIENCE, async {
+        if extended {
+            client.query(query, &[]).await.map(|_| ())
+        } else {
+            client.simple_query(query).await.map(|_| ())
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{query} did not time out"));
+    let err = outcome.expect_err("the query should have timed out");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(
+        (db.code().code(), db.message()),
+        ("57014", "canceling statement due to statement timeout"),
+        "{query}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn t45_statement_timeout_stops_planning_and_streaming() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    // Values PostgreSQL refuses are refused, on both protocols, and change nothing.
+    for bad in ["'abc'", "-1", "'5 hours'", "'25d'"] {
+        let sql = format!("SET statement_timeout TO {bad}");
+        let err = client.simple_query(&sql).await.unwrap_err();
+        assert_eq!(sqlstate(&err), "22023", "{sql}: {err:?}");
+        let err = client.execute(sql.as_str(), &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&err), "22023", "{sql}: {err:?}");
+    }
+    assert_eq!(show_timeout(&client).await, "0");
+
+    // Set over the extended protocol, with a unit; read back in milliseconds.
+    client
+        .execute("SET statement_timeout TO '0.3s'", &[])
+        .await
+        .unwrap();
+    assert_eq!(show_timeout(&client).await, "300ms");
+    // A quick query is untouched.
+    assert_usable(&client).await;
+
+    let long_join = "SELECT count(*) FROM generate_series(1, 3) AS a \
+                     CROSS JOIN generate_series(1, 10000000000) AS b";
+    for extended in [false, true] {
+        server.endless_dropped.store(false, Ordering::SeqCst);
+        times_out(&client, "SELECT * FROM demo.endless", extended).await;
+        // The stream is dropped, which is what stops a query's workers.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !server.endless_dropped.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the stream was not dropped");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        times_out(&client, long_join, extended).await;
+        assert_usable(&client).await;
+    }
+
+    // RESET lifts it: the endless stream runs until cancelled by the user.
+    client
+        .simple_query("RESET statement_timeout")
+        .await
+        .unwrap();
+    assert_eq!(show_timeout(&client).await, "0");
+    cancel_while_running(&client, "SELECT * FROM demo.endless", false).await;
+
+    // A plain number is milliseconds; 0 is no limit.
+    client
+        .simple_query("SET statement_timeout = 200")
+        .await
+        .unwrap();
+    assert_eq!(show_timeout(&client).await, "200ms");
+    times_out(&client, long_join, false).await;
+    client
+        .simple_query("SET statement_timeout TO DEFAULT")
+        .await
+        .unwrap();
+    assert_eq!(show_timeout(&client).await, "0");
+
+    drop(client);
+    server.stop().await;
+}
+
+async fn show_timeout(client: &Client) -> String {
+    let rows = client.simple_query("SHOW statement_timeout").await.unwrap();
+    rows_of(&rows)[0][0].clone().unwrap()
+}
+
 #[tokio::test]
 async fn t50_a_panicking_query_is_an_error_not_a_crash() {
     let server = TestServer::start().await;
