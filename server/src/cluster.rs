@@ -79,6 +79,12 @@ pub struct RunningCoordinator {
     pub secret_file: PathBuf,
     /// The cluster secret itself, for in-process workers and loads.
     pub secret: ClusterSecret,
+    /// The certificate clients verify the server by, when TLS is on.
+    pub tls_cert: Option<PathBuf>,
+    /// Whether pgwire refuses clients without TLS.
+    pub pg_tls_required: bool,
+    /// Whether the HTTP port speaks HTTPS.
+    pub https: bool,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -130,6 +136,29 @@ pub async fn start_coordinator(
             PgAuth::TrustLoopback
         }
     };
+    let acceptors = match config.tls.files() {
+        Some((cert, key)) => {
+            let acceptors = crate::tls::acceptors(cert, key)?;
+            info!(
+                cert = %cert.display(),
+                pg_required = config.tls.pg_required,
+                https = config.tls.https,
+                "TLS is on"
+            );
+            Some(acceptors)
+        }
+        None => None,
+    };
+    let pg_tls = acceptors.as_ref().map(|a| crate::pgwire::PgTls {
+        acceptor: a.pg.clone(),
+        required: config.tls.pg_required,
+    });
+    let https = acceptors
+        .as_ref()
+        .filter(|_| config.tls.https)
+        .map(|a| a.http.clone());
+    let tls_cert = config.tls.cert_file.clone().filter(|_| acceptors.is_some());
+    let pg_tls_required = pg_tls.as_ref().is_some_and(|tls| tls.required);
     let mut node = config.node;
     let (secret, secret_file) = cluster.coordinator_secret(&node.data_dir)?;
     node.cluster_secret = Some(secret.clone());
@@ -161,7 +190,7 @@ pub async fn start_coordinator(
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) =
-            crate::pgwire::serve_coordinator(pg, pg_coordinator, pg_auth, sd.wait()).await
+            crate::pgwire::serve_coordinator(pg, pg_coordinator, pg_auth, pg_tls, sd.wait()).await
         {
             warn!(error = %e, "pgwire server stopped");
         }
@@ -169,11 +198,17 @@ pub async fn start_coordinator(
 
     let app = crate::http::router(coordinator.clone(), tap, credentials);
     let sd = shutdown.clone();
+    let serves_https = https.is_some();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(http, app)
-            .with_graceful_shutdown(sd.wait())
-            .await
-        {
+        let result = match https {
+            Some(acceptor) => crate::tls::serve_https(http, acceptor, app, sd.wait()).await,
+            None => {
+                axum::serve(http, app)
+                    .with_graceful_shutdown(sd.wait())
+                    .await
+            }
+        };
+        if let Err(e) = result {
             warn!(error = %e, "HTTP server stopped");
         }
     }));
@@ -185,6 +220,9 @@ pub async fn start_coordinator(
         http_addr,
         secret_file,
         secret,
+        tls_cert,
+        pg_tls_required,
+        https: serves_https,
         tasks,
     })
 }

@@ -149,6 +149,44 @@ pub struct CoordinatorSection {
     pub tokens_file: Option<PathBuf>,
     /// `[coordinator.tap]`: limits of the TAP service.
     pub tap: TapConfig,
+    /// `[coordinator.tls]`: TLS on pgwire and HTTPS on the HTTP port.
+    pub tls: TlsSection,
+}
+
+/// `[coordinator.tls]`: with a certificate and its key, pgwire accepts TLS (it answers a
+/// client's SSLRequest with `S`) and the HTTP port speaks HTTPS only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsSection {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// Refuse pgwire clients that do not use TLS (28000), as a `hostssl`-only
+    /// `pg_hba.conf` does. Needs a certificate.
+    pub pg_required: bool,
+    /// Serve the HTTP port (TAP, status) over HTTPS when a certificate is configured;
+    /// `false` keeps it plain HTTP (the demo's choice: its certificate is self-signed,
+    /// which TOPCAT and pyvo refuse unless told to trust it).
+    pub https: bool,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            pg_required: false,
+            https: true,
+        }
+    }
+}
+
+impl TlsSection {
+    /// The configured certificate and key, if TLS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        Some((self.cert_file.as_deref()?, self.key_file.as_deref()?))
+    }
 }
 
 /// `[coordinator] pg_auth`.
@@ -189,6 +227,7 @@ impl Default for CoordinatorSection {
             users_file: None,
             tokens_file: None,
             tap: TapConfig::default(),
+            tls: TlsSection::default(),
         }
     }
 }
@@ -280,6 +319,16 @@ pub struct CoordinatorFlags {
     /// anonymous].
     #[arg(long)]
     pub tap_anonymous: Option<bool>,
+    /// PEM certificate chain for TLS on pgwire and HTTPS [default: [coordinator.tls]
+    /// cert_file].
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [default: [coordinator.tls] key_file].
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse pgwire clients that do not use TLS [default: [coordinator.tls] pg_required].
+    #[arg(long)]
+    pub pg_require_tls: bool,
 }
 
 impl CoordinatorFlags {
@@ -315,6 +364,13 @@ impl CoordinatorFlags {
         }
         if let Some(anonymous) = self.tap_anonymous {
             c.tap.anonymous = anonymous;
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            c.tls.cert_file = Some(cert.clone());
+            c.tls.key_file = Some(key.clone());
+        }
+        if self.pg_require_tls {
+            c.tls.pg_required = true;
         }
     }
 }
@@ -399,6 +455,12 @@ impl AlmagestConfig {
         if c.tap.http_upload_timeout.is_zero() {
             bail!("coordinator.tap.http_upload_timeout_s must be at least 1");
         }
+        if c.tls.cert_file.is_some() != c.tls.key_file.is_some() {
+            bail!("coordinator.tls needs both cert_file and key_file, or neither");
+        }
+        if c.tls.pg_required && c.tls.cert_file.is_none() {
+            bail!("coordinator.tls.pg_required needs a certificate (cert_file and key_file)");
+        }
         if self.worker.node.id == 0 {
             bail!("worker.id must be positive");
         }
@@ -444,6 +506,14 @@ mod tests {
         c.coordinator.tap.default_maxrec = c.coordinator.tap.hard_maxrec + 1;
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("coordinator.tap.default_maxrec"), "{e}");
+        let mut c = AlmagestConfig::default();
+        c.coordinator.tls.cert_file = Some("server.crt".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("both cert_file and key_file"), "{e}");
+        let mut c = AlmagestConfig::default();
+        c.coordinator.tls.pg_required = true;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("pg_required needs a certificate"), "{e}");
     }
 
     #[test]

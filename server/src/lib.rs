@@ -9,4 +9,5 @@ pub mod gen;
 pub mod http;
 pub mod pgwire;
 pub mod tap;
+pub mod tls;
 pub mod users;

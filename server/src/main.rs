@@ -2,7 +2,6 @@
 //! (`coordinator`, `worker`), a whole cluster in one process (`standalone`, `demo`), or a
 //! client tool (`load`, `gen`).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use almagest::{cluster, config, gen};
@@ -51,6 +50,18 @@ enum Command {
     /// secret_file`: the credential of the internal gRPC plane, shared by the coordinator,
     /// the workers and `almagest load`.
     ClusterSecret(ClusterSecretArgs),
+    /// Write a self-signed TLS certificate and key (DIR/server.crt, DIR/server.key) for
+    /// `[coordinator.tls]`, valid for localhost, 127.0.0.1, ::1 and the --host names.
+    TlsCert(TlsCertArgs),
+}
+
+#[derive(Args)]
+struct TlsCertArgs {
+    /// Where to write server.crt and server.key; an existing pair is kept.
+    dir: PathBuf,
+    /// A further name or address the certificate is valid for (repeatable).
+    #[arg(long = "host")]
+    hosts: Vec<String>,
 }
 
 #[derive(Args)]
@@ -277,33 +288,55 @@ enum Login {
     Password(String, String),
 }
 
-fn print_connect(
-    pg: SocketAddr,
-    http: SocketAddr,
-    grpc: SocketAddr,
-    secret_file: &std::path::Path,
-    login: &Login,
-) {
+fn print_connect(c: &cluster::RunningCoordinator, login: &Login) {
     println!("Almagest is ready.");
-    let (host, port) = (pg.ip(), pg.port());
+    let (host, port) = (c.pg_addr.ip(), c.pg_addr.port());
+    // With TLS, the connect lines verify the server (the certificate and its name) when
+    // the authority is known (one `almagest tls-cert` made: ca.crt beside the
+    // certificate), as a client should; psql's default (sslmode=prefer) also uses TLS,
+    // without verifying.
+    let ca = c
+        .tls_cert
+        .as_ref()
+        .and_then(|cert| cert.parent())
+        .map(|dir| dir.join(almagest::tls::SELF_SIGNED_CA))
+        .filter(|ca| ca.exists());
+    let db = match (&c.tls_cert, ca) {
+        (Some(_), Some(ca)) => format!(
+            "-d 'dbname=almagest sslmode=verify-full sslrootcert={}'",
+            ca.canonicalize().unwrap_or(ca).display()
+        ),
+        (Some(_), None) => "-d 'dbname=almagest sslmode=require'".to_owned(),
+        (None, _) => "almagest".to_owned(),
+    };
     match login {
         Login::AnyUser => {
-            println!("  psql:  psql -h {host} -p {port} -U NAME almagest");
+            println!("  psql:  psql -h {host} -p {port} -U NAME {db}");
             println!("         (a user added with `almagest user add NAME`; SCRAM-SHA-256)");
         }
         Login::Trust => {
-            println!("  psql:  psql -h {host} -p {port} -U almagest almagest");
+            println!("  psql:  psql -h {host} -p {port} -U almagest {db}");
             println!("         (pg_auth = trust: no password, loopback clients only)");
         }
         Login::Password(user, password) => {
-            println!("  psql:  PGPASSWORD={password} psql -h {host} -p {port} -U {user} almagest");
+            println!("  psql:  PGPASSWORD={password} psql -h {host} -p {port} -U {user} {db}");
             println!("  URL:   postgresql://{user}:{password}@{host}:{port}/almagest");
         }
     }
-    println!("  HTTP:  http://{http}/status");
+    match (&c.tls_cert, c.pg_tls_required) {
+        (Some(_), true) => println!("  TLS:   pgwire requires TLS"),
+        (Some(cert), false) => println!(
+            "  TLS:   pgwire accepts TLS (certificate {}); plain connections are accepted too",
+            cert.display()
+        ),
+        (None, _) => {}
+    }
+    let scheme = if c.https { "https" } else { "http" };
+    println!("  HTTP:  {scheme}://{}/status", c.http_addr);
     println!(
-        "  load:  almagest load --coordinator http://{grpc} --cluster-secret-file {} --table db.table --ra ra --dec dec --key id FILE...",
-        secret_file.display()
+        "  load:  almagest load --coordinator http://{} --cluster-secret-file {} --table db.table --ra ra --dec dec --key id FILE...",
+        c.grpc_addr,
+        c.secret_file.display()
     );
     println!("Press Ctrl-C to stop.");
 }
@@ -337,13 +370,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (tx, shutdown) = Shutdown::new();
             let cluster = cluster::start_standalone(&config, shutdown).await?;
             let c = &cluster.coordinator;
-            print_connect(
-                c.pg_addr,
-                c.http_addr,
-                c.grpc_addr,
-                &c.secret_file,
-                &login_of(&config.coordinator),
-            );
+            print_connect(c, &login_of(&config.coordinator));
             cluster::termination_signal().await;
             info!("shutting down");
             let _ = tx.send(true);
@@ -390,13 +417,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let login = login_of(&config.coordinator);
             let running =
                 cluster::start_coordinator(config.coordinator, &config.cluster, shutdown).await?;
-            print_connect(
-                running.pg_addr,
-                running.http_addr,
-                running.grpc_addr,
-                &running.secret_file,
-                &login,
-            );
+            print_connect(&running, &login);
             cluster::termination_signal().await;
             info!("shutting down");
             let _ = tx.send(true);
@@ -430,6 +451,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(TokenArgs {
             command: TokenCommand::Revoke(args),
         }) => token_revoke(args),
+        Command::TlsCert(args) => {
+            let made = almagest::tls::write_self_signed(&args.dir, &args.hosts)?;
+            println!("certificate: {}", made.cert.display());
+            println!("key: {}", made.key.display());
+            println!("authority: {}", made.ca.display());
+            println!(
+                "Set [coordinator.tls] cert_file and key_file (or --tls-cert and --tls-key) to \
+                 the first two; clients verify the server by trusting the authority \
+                 (psql: sslmode=verify-full sslrootcert={}).",
+                made.ca.display()
+            );
+            Ok(())
+        }
         Command::ClusterSecret(args) => {
             config::write_cluster_secret(&args.file)?;
             println!(
@@ -579,6 +613,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    // TLS on pgwire with a certificate of the demo's own unless one is configured; the
+    // HTTP port stays plain then (see [coordinator.tls] https).
+    if config.coordinator.tls.files().is_none() {
+        let made = almagest::tls::write_self_signed(&data_dir.join("tls"), &[])?;
+        config.coordinator.tls.cert_file = Some(made.cert);
+        config.coordinator.tls.key_file = Some(made.key);
+        config.coordinator.tls.https = false;
+    }
     // Before the cluster starts, so that it starts with a user.
     let login = match config.coordinator.pg_auth {
         PgAuthMode::Trust => Login::Trust,
@@ -630,7 +672,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             report.elapsed.as_secs_f64()
         );
     }
-    print_connect(c.pg_addr, c.http_addr, c.grpc_addr, &c.secret_file, &login);
+    print_connect(c, &login);
     println!("Try: SELECT source_id, ra, dec FROM demo.gaia WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 266.4, -28.9, 0.2));");
     cluster::termination_signal().await;
     info!("shutting down");

@@ -316,7 +316,15 @@ pub async fn wait_for_pg(port: u16, log: &Path) -> Result<()> {
                     return Ok(());
                 }
             }
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD) => {
+            // Refused as it should be: a wrong password, or (on a server that requires
+            // TLS) a plain connection.
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD)
+                    || e.code()
+                        == Some(
+                            &tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                        ) =>
+            {
                 return Ok(())
             }
             Err(_) => {}

@@ -12,6 +12,7 @@ mod t35_access;
 mod t36_pg_auth;
 mod t38_grpc_secret;
 mod t40_multiprocess;
+mod t41_tls;
 mod t50_load_errors;
 mod t60_tap_sync;
 mod t70_tap_schema;

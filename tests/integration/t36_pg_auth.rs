@@ -379,6 +379,23 @@ async fn t37_demo_prints_credentials_that_work() -> Result<()> {
             psql_line.starts_with(&format!("PGPASSWORD={password} psql -h 127.0.0.1 -p {pg}")),
             "{psql_line}"
         );
+        // The line works as printed: over TLS, verifying the demo's certificate.
+        ensure!(
+            psql_line.contains("sslmode=verify-full sslrootcert="),
+            "{psql_line}"
+        );
+        let ran = Command::new("sh")
+            .args([
+                "-c",
+                &format!("{psql_line} -X -w -tAc 'SELECT COUNT(*) FROM demo.gaia'"),
+            ])
+            .output()?;
+        ensure!(
+            ran.status.success() && String::from_utf8_lossy(&ran.stdout).trim() == "3000",
+            "{psql_line}: {} {}",
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr)
+        );
         credentials.push(password.to_string());
         demo.stop();
     }

@@ -55,6 +55,8 @@ impl AuthSource for UsersFile {
 /// the cancel registry once the client is in.
 pub(crate) struct Startup {
     method: Method,
+    /// Refuse clients that did not negotiate TLS.
+    tls_required: bool,
     cancels: Arc<CancelRegistry>,
     cancel: Arc<SessionCancel>,
     registered: AtomicBool,
@@ -71,6 +73,7 @@ impl Startup {
         pids: Arc<dyn PidSecretKeyGenerator>,
         cancels: Arc<CancelRegistry>,
         cancel: Arc<SessionCancel>,
+        tls_required: bool,
     ) -> Self {
         let method = match auth {
             PgAuth::TrustLoopback => Method::Trust,
@@ -86,6 +89,7 @@ impl Startup {
         };
         Self {
             method,
+            tls_required,
             cancels,
             cancel,
             registered: AtomicBool::new(false),
@@ -112,6 +116,26 @@ impl StartupHandler for Startup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let peer = client.socket_addr();
+        if self.tls_required && !client.is_secure() {
+            let user = client
+                .metadata()
+                .get(pgwire::api::METADATA_USER)
+                .cloned()
+                .unwrap_or_default();
+            tracing::warn!(%peer, %user, "refused: this server requires TLS and the client did not use it");
+            return Err(PgWireError::UserError(Box::new(
+                pgwire::error::ErrorInfo::new(
+                    "FATAL".to_owned(),
+                    almagest_error::ErrorKind::InvalidAuthorization
+                        .sqlstate()
+                        .to_owned(),
+                    format!(
+                    "connection for user \"{user}\" refused: this server accepts TLS connections \
+                     only (connect with sslmode=require or stronger)"
+                ),
+                ),
+            )));
+        }
         let result = match &self.method {
             Method::Trust if !peer.ip().is_loopback() => {
                 tracing::warn!(%peer, "refused: trust authentication admits loopback clients only");

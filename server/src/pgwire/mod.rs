@@ -19,7 +19,9 @@
 //! - `errors`: the one mapping from errors to SQLSTATE;
 //! - `jobs`: asynchronous jobs (`SUBMIT`, `SHOW JOBS`, `CANCEL JOB`, `job_result`).
 //!
-//! Connections: SSL requests are refused with `N` (no TLS is configured yet); users
+//! Connections: SSL requests are answered `S` when a certificate is configured
+//! (`crate::tls`), `N` otherwise, and plain connections are refused (28000) when the
+//! operator requires TLS; users
 //! authenticate with SCRAM-SHA-256 against the users file (`crate::users`, written by
 //! `almagest user add`), or are trusted when the operator configured `trust`, from loopback
 //! only (`auth`). Each connection runs in its own task on
@@ -70,6 +72,15 @@ pub struct PgServer {
     /// Process ids and secret keys of connections, unique across them (cancel requests
     /// name a connection by them).
     pids: Arc<RandomPidSecretKeyGenerator>,
+    /// TLS, when a certificate is configured.
+    tls: Option<PgTls>,
+}
+
+/// TLS on pgwire: the acceptor, and whether clients without TLS are refused.
+#[derive(Clone)]
+pub struct PgTls {
+    pub acceptor: pgwire::tokio::TlsAcceptor,
+    pub required: bool,
 }
 
 impl PgServer {
@@ -81,7 +92,14 @@ impl PgServer {
             jobs: None,
             auth: PgAuth::TrustLoopback,
             pids: Arc::new(RandomPidSecretKeyGenerator::default()),
+            tls: None,
         })
+    }
+
+    /// Accepts TLS (and requires it, if `tls.required`).
+    pub fn with_tls(mut self, tls: Option<PgTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Authenticates clients as `auth` says (the default: trust, loopback only).
@@ -115,8 +133,10 @@ impl PgServer {
                     // algorithm and delayed ACKs add ~40 ms to every query.
                     let _ = socket.set_nodelay(true);
                     let handlers = self.connection_handlers();
+                    let acceptor = self.tls.as_ref().map(|tls| tls.acceptor.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await
+                        if let Err(e) =
+                            pgwire::tokio::process_socket(socket, acceptor, handlers).await
                         {
                             tracing::debug!(%peer, "pgwire connection ended with an error: {e}");
                         }
@@ -146,6 +166,7 @@ impl PgServer {
                 Arc::clone(&self.pids) as _,
                 Arc::clone(&self.cancels),
                 cancel,
+                self.tls.as_ref().is_some_and(|tls| tls.required),
             )),
             cancels: Arc::clone(&self.cancels),
             errors: Arc::new(SqlStateErrorHandler),
@@ -167,16 +188,19 @@ pub async fn serve(
 }
 
 /// Serves the Postgres wire protocol for `coordinator` (its query session and its job
-/// system) on `listener` until `shutdown` resolves, authenticating clients as `auth` says.
+/// system) on `listener` until `shutdown` resolves, authenticating clients as `auth` says,
+/// over TLS as `tls` says.
 pub async fn serve_coordinator(
     listener: TcpListener,
     coordinator: Arc<Coordinator>,
     auth: PgAuth,
+    tls: Option<PgTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let server = PgServer::new(&coordinator.session_context())
         .map_err(std::io::Error::other)?
         .with_auth(auth)
+        .with_tls(tls)
         .with_jobs(Arc::clone(coordinator.jobs()));
     server.serve(listener, shutdown).await
 }
