@@ -57,6 +57,10 @@ pub enum ErrorKind {
     QueryCanceled,
     /// A query that needs more memory than it may use (53200).
     OutOfMemory,
+    /// The server has as many connections as it accepts (53300; HTTP 503).
+    TooManyConnections,
+    /// A per-user limit is reached, such as concurrent queries (53400; HTTP 429).
+    ConfigurationLimitExceeded,
     FeatureNotSupported,
     /// A part of the cluster failed or cannot be reached: a worker, the catalog, no
     /// workers registered (58000).
@@ -69,7 +73,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for tables and their tests.
-    pub const ALL: [ErrorKind; 29] = [
+    pub const ALL: [ErrorKind; 31] = [
         ErrorKind::SyntaxError,
         ErrorKind::AccessRuleViolation,
         ErrorKind::InsufficientPrivilege,
@@ -95,6 +99,8 @@ impl ErrorKind {
         ErrorKind::ObjectNotInPrerequisiteState,
         ErrorKind::QueryCanceled,
         ErrorKind::OutOfMemory,
+        ErrorKind::TooManyConnections,
+        ErrorKind::ConfigurationLimitExceeded,
         ErrorKind::FeatureNotSupported,
         ErrorKind::Unavailable,
         ErrorKind::Io,
@@ -129,6 +135,8 @@ impl ErrorKind {
             ErrorKind::ObjectNotInPrerequisiteState => "55000",
             ErrorKind::QueryCanceled => "57014",
             ErrorKind::OutOfMemory => "53200",
+            ErrorKind::TooManyConnections => "53300",
+            ErrorKind::ConfigurationLimitExceeded => "53400",
             ErrorKind::FeatureNotSupported => "0A000",
             ErrorKind::Unavailable => "58000",
             ErrorKind::Io => "58030",
@@ -144,7 +152,8 @@ impl ErrorKind {
 
     /// The HTTP status a TAP or UWS client is told: the HTTP table. The client's mistakes
     /// are 400 (DALI), missing or wrong credentials 401, an unknown job 404, what it may
-    /// not do 403, a request too large 413, a cluster that cannot serve it now 503, our
+    /// not do 403, a request too large 413, a per-user limit reached 429, a cluster that
+    /// cannot serve it now (or one with too many connections) 503, our
     /// failures 500.
     pub fn http_status(self) -> u16 {
         match self {
@@ -152,7 +161,8 @@ impl ErrorKind {
             ErrorKind::InsufficientPrivilege => 403,
             ErrorKind::UndefinedObject => 404,
             ErrorKind::ProgramLimitExceeded => 413,
-            ErrorKind::Unavailable => 503,
+            ErrorKind::ConfigurationLimitExceeded => 429,
+            ErrorKind::Unavailable | ErrorKind::TooManyConnections => 503,
             ErrorKind::Io | ErrorKind::Internal => 500,
             _ => 400,
         }
@@ -186,6 +196,8 @@ impl ErrorKind {
             ErrorKind::ObjectNotInPrerequisiteState => "object_not_in_prerequisite_state",
             ErrorKind::QueryCanceled => "query_canceled",
             ErrorKind::OutOfMemory => "out_of_memory",
+            ErrorKind::TooManyConnections => "too_many_connections",
+            ErrorKind::ConfigurationLimitExceeded => "configuration_limit_exceeded",
             ErrorKind::FeatureNotSupported => "feature_not_supported",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Io => "io_error",
@@ -203,7 +215,10 @@ impl ErrorKind {
     pub fn is_server_error(self) -> bool {
         matches!(
             self,
-            ErrorKind::Unavailable | ErrorKind::Io | ErrorKind::Internal
+            ErrorKind::Unavailable
+                | ErrorKind::TooManyConnections
+                | ErrorKind::Io
+                | ErrorKind::Internal
         )
     }
 }

@@ -38,6 +38,9 @@ fn t20_http_statuses_of_note() {
     // A dead worker is not the client's mistake.
     assert_eq!(ErrorKind::Unavailable.http_status(), 503);
     assert_eq!(ErrorKind::UndefinedTable.http_status(), 400);
+    assert_eq!(ErrorKind::ConfigurationLimitExceeded.http_status(), 429);
+    assert_eq!(ErrorKind::TooManyConnections.sqlstate(), "53300");
+    assert_eq!(ErrorKind::ConfigurationLimitExceeded.sqlstate(), "53400");
 }
 
 #[test]

@@ -17,7 +17,9 @@ pub fn code_of(kind: ErrorKind) -> Code {
         DuplicateTable | DuplicateSchema => Code::AlreadyExists,
         InsufficientPrivilege => Code::PermissionDenied,
         InvalidAuthorization => Code::Unauthenticated,
-        OutOfMemory | ProgramLimitExceeded => Code::ResourceExhausted,
+        OutOfMemory | ProgramLimitExceeded | TooManyConnections | ConfigurationLimitExceeded => {
+            Code::ResourceExhausted
+        }
         ObjectNotInPrerequisiteState => Code::FailedPrecondition,
         QueryCanceled => Code::Cancelled,
         FeatureNotSupported => Code::Unimplemented,

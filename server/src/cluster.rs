@@ -187,10 +187,18 @@ pub async fn start_coordinator(
     }));
 
     let pg_coordinator = coordinator.clone();
+    let pg_limits = config.limits.clone();
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) =
-            crate::pgwire::serve_coordinator(pg, pg_coordinator, pg_auth, pg_tls, sd.wait()).await
+        if let Err(e) = crate::pgwire::serve_coordinator(
+            pg,
+            pg_coordinator,
+            pg_auth,
+            pg_tls,
+            pg_limits,
+            sd.wait(),
+        )
+        .await
         {
             warn!(error = %e, "pgwire server stopped");
         }

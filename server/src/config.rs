@@ -151,6 +151,8 @@ pub struct CoordinatorSection {
     pub tap: TapConfig,
     /// `[coordinator.tls]`: TLS on pgwire and HTTPS on the HTTP port.
     pub tls: TlsSection,
+    /// `[coordinator.limits]`: what one pgwire client may take of the server.
+    pub limits: crate::pgwire::LimitsConfig,
 }
 
 /// `[coordinator.tls]`: with a certificate and its key, pgwire accepts TLS (it answers a
@@ -228,6 +230,7 @@ impl Default for CoordinatorSection {
             tokens_file: None,
             tap: TapConfig::default(),
             tls: TlsSection::default(),
+            limits: crate::pgwire::LimitsConfig::default(),
         }
     }
 }

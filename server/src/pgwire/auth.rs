@@ -57,6 +57,9 @@ pub(crate) struct Startup {
     method: Method,
     /// Refuse clients that did not negotiate TLS.
     tls_required: bool,
+    /// Set when the server has no place for this connection (max_connections): its
+    /// startup is refused.
+    full: Option<Arc<super::limits::Limits>>,
     cancels: Arc<CancelRegistry>,
     cancel: Arc<SessionCancel>,
     registered: AtomicBool,
@@ -74,6 +77,7 @@ impl Startup {
         cancels: Arc<CancelRegistry>,
         cancel: Arc<SessionCancel>,
         tls_required: bool,
+        full: Option<Arc<super::limits::Limits>>,
     ) -> Self {
         let method = match auth {
             PgAuth::TrustLoopback => Method::Trust,
@@ -90,6 +94,7 @@ impl Startup {
         Self {
             method,
             tls_required,
+            full,
             cancels,
             cancel,
             registered: AtomicBool::new(false),
@@ -116,6 +121,10 @@ impl StartupHandler for Startup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let peer = client.socket_addr();
+        if let Some(limits) = &self.full {
+            tracing::warn!(%peer, "refused: max_connections reached");
+            return Err(limits.too_many_connections());
+        }
         if self.tls_required && !client.is_secure() {
             let user = client
                 .metadata()

@@ -36,6 +36,7 @@ mod cancel;
 mod catalog;
 mod errors;
 mod jobs;
+mod limits;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -57,6 +58,8 @@ use tokio::net::TcpListener;
 use auth::{PgAuth, Startup};
 use cancel::{CancelRegistry, SessionCancel};
 use errors::SqlStateErrorHandler;
+use limits::Limits;
+pub use limits::LimitsConfig;
 use session::AlmagestSession;
 
 /// The Postgres front end over one coordinator session.
@@ -74,6 +77,8 @@ pub struct PgServer {
     pids: Arc<RandomPidSecretKeyGenerator>,
     /// TLS, when a certificate is configured.
     tls: Option<PgTls>,
+    /// What clients may take: connections, running statements, text and result sizes.
+    limits: Arc<Limits>,
 }
 
 /// TLS on pgwire: the acceptor, and whether clients without TLS are refused.
@@ -93,7 +98,14 @@ impl PgServer {
             auth: PgAuth::TrustLoopback,
             pids: Arc::new(RandomPidSecretKeyGenerator::default()),
             tls: None,
+            limits: Arc::new(Limits::new(LimitsConfig::default())),
         })
+    }
+
+    /// Applies `limits` (the defaults otherwise).
+    pub fn with_limits(mut self, limits: LimitsConfig) -> Self {
+        self.limits = Arc::new(Limits::new(limits));
+        self
     }
 
     /// Accepts TLS (and requires it, if `tls.required`).
@@ -132,7 +144,10 @@ impl PgServer {
                     // Small request/response exchanges: without TCP_NODELAY, Nagle's
                     // algorithm and delayed ACKs add ~40 ms to every query.
                     let _ = socket.set_nodelay(true);
-                    let handlers = self.connection_handlers();
+                    // Held while the connection is open; without one its startup is
+                    // refused (53300), which the client is told in its own protocol.
+                    let place = self.limits.connection();
+                    let handlers = self.connection_handlers(place.is_none());
                     let acceptor = self.tls.as_ref().map(|tls| tls.acceptor.clone());
                     tokio::spawn(async move {
                         if let Err(e) =
@@ -140,6 +155,7 @@ impl PgServer {
                         {
                             tracing::debug!(%peer, "pgwire connection ended with an error: {e}");
                         }
+                        drop(place);
                     });
                 }
                 Err(e) => {
@@ -152,7 +168,8 @@ impl PgServer {
         Ok(())
     }
 
-    fn connection_handlers(&self) -> ConnectionHandlers {
+    /// The handlers of a new connection; `full` when the server has no place for it.
+    fn connection_handlers(&self, full: bool) -> ConnectionHandlers {
         let cancel = Arc::new(SessionCancel::default());
         let ctx = SessionContext::new_with_state(self.base.state());
         let owner = Arc::new(jobs::JobOwner::default());
@@ -160,13 +177,19 @@ impl PgServer {
             jobs::register(&ctx, manager, &owner);
         }
         ConnectionHandlers {
-            session: Arc::new(AlmagestSession::new(ctx, Arc::clone(&cancel), owner)),
+            session: Arc::new(AlmagestSession::new(
+                ctx,
+                Arc::clone(&cancel),
+                owner,
+                Arc::clone(&self.limits),
+            )),
             startup: Arc::new(Startup::new(
                 &self.auth,
                 Arc::clone(&self.pids) as _,
                 Arc::clone(&self.cancels),
                 cancel,
                 self.tls.as_ref().is_some_and(|tls| tls.required),
+                full.then(|| Arc::clone(&self.limits)),
             )),
             cancels: Arc::clone(&self.cancels),
             errors: Arc::new(SqlStateErrorHandler),
@@ -183,24 +206,39 @@ pub async fn serve(
     ctx: Arc<SessionContext>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let server = PgServer::new(&ctx).map_err(std::io::Error::other)?;
+    serve_with_limits(listener, ctx, LimitsConfig::default(), shutdown).await
+}
+
+/// [`serve`] within `limits`.
+#[cfg(test)]
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    ctx: Arc<SessionContext>,
+    limits: LimitsConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let server = PgServer::new(&ctx)
+        .map_err(std::io::Error::other)?
+        .with_limits(limits);
     server.serve(listener, shutdown).await
 }
 
 /// Serves the Postgres wire protocol for `coordinator` (its query session and its job
 /// system) on `listener` until `shutdown` resolves, authenticating clients as `auth` says,
-/// over TLS as `tls` says.
+/// over TLS as `tls` says, within `limits`.
 pub async fn serve_coordinator(
     listener: TcpListener,
     coordinator: Arc<Coordinator>,
     auth: PgAuth,
     tls: Option<PgTls>,
+    limits: LimitsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let server = PgServer::new(&coordinator.session_context())
         .map_err(std::io::Error::other)?
         .with_auth(auth)
         .with_tls(tls)
+        .with_limits(limits)
         .with_jobs(Arc::clone(coordinator.jobs()));
     server.serve(listener, shutdown).await
 }

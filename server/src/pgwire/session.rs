@@ -43,6 +43,7 @@ use tokio::sync::mpsc;
 use super::access::ReadOnlyHook;
 use super::audit::Audit;
 use super::cancel::{QueryCancel, SessionCancel};
+use super::limits::{self, Limits, StatementSlot};
 use super::timeout;
 use almagest_error::ErrorKind;
 
@@ -60,15 +61,18 @@ pub(crate) struct AlmagestSession {
     ctx: Arc<SessionContext>,
     cancel: Arc<SessionCancel>,
     owner: Arc<JobOwner>,
+    limits: Arc<Limits>,
 }
 
 impl AlmagestSession {
     /// A session over its own `SessionContext`, so that `SET` stays on this connection,
-    /// whose queries `cancel` stops; the jobs it submits belong to the user `owner` holds.
+    /// whose queries `cancel` stops; the jobs it submits belong to the user `owner` holds;
+    /// its statements count against `limits`.
     pub(crate) fn new(
         ctx: SessionContext,
         cancel: Arc<SessionCancel>,
         owner: Arc<JobOwner>,
+        limits: Arc<Limits>,
     ) -> Self {
         let ctx = Arc::new(ctx);
         // datafusion-postgres's own hooks (cursors, SET/SHOW, transactions) after ours,
@@ -83,6 +87,7 @@ impl AlmagestSession {
         let parser = Arc::new(AdqlQueryParser {
             inner: inner.query_parser(),
             owner: Arc::clone(&owner),
+            limits: Arc::clone(&limits),
         });
         Self {
             inner,
@@ -90,6 +95,7 @@ impl AlmagestSession {
             ctx,
             cancel,
             owner,
+            limits,
         }
     }
 }
@@ -107,6 +113,12 @@ impl SimpleQueryHandler for AlmagestSession {
         let user = client.metadata().get(METADATA_USER).cloned();
         self.owner.set(user.as_ref());
         let audit = Audit::start(user.as_ref(), client.socket_addr(), query);
+        let slot = self
+            .limits
+            .check_text(query)
+            .and_then(|()| self.limits.statement(user.as_deref().unwrap_or_default()))
+            .inspect_err(|e| audit.failed(e))?;
+        let slot = Arc::new(slot);
         let planned = async {
             let translated = translate(query)?;
             let planned = catch_panic(SimpleQueryHandler::do_query(
@@ -123,7 +135,15 @@ impl SimpleQueryHandler for AlmagestSession {
         let responses = planned.await.inspect_err(|e| audit.failed(e))?;
         Ok(responses
             .into_iter()
-            .map(|response| guard_response(response, stop.clone(), Arc::clone(&audit)))
+            .map(|response| {
+                let guard = Guard {
+                    stop: stop.clone(),
+                    audit: Arc::clone(&audit),
+                    _slot: Arc::clone(&slot),
+                    max_rows: self.limits.max_result_rows(),
+                };
+                guard_response(response, guard)
+            })
             .collect())
     }
 }
@@ -150,11 +170,16 @@ impl ExtendedQueryHandler for AlmagestSession {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let stop = Stop::new(self.cancel.query(), client.metadata());
+        let user = client.metadata().get(METADATA_USER).cloned();
         let audit = Audit::start(
-            client.metadata().get(METADATA_USER),
+            user.as_ref(),
             client.socket_addr(),
             &portal.statement.statement.0,
         );
+        let slot = self
+            .limits
+            .statement(user.as_deref().unwrap_or_default())
+            .inspect_err(|e| audit.failed(e))?;
         let planned = catch_panic(ExtendedQueryHandler::do_query(
             &self.inner,
             client,
@@ -167,7 +192,13 @@ impl ExtendedQueryHandler for AlmagestSession {
             planned = planned => planned.and_then(|r| r),
         }
         .inspect_err(|e| audit.failed(e))?;
-        Ok(guard_response(response, stop, audit))
+        let guard = Guard {
+            stop,
+            audit,
+            _slot: Arc::new(slot),
+            max_rows: self.limits.max_result_rows(),
+        };
+        Ok(guard_response(response, guard))
     }
 
     async fn do_describe_portal<C>(
@@ -213,6 +244,7 @@ async fn describe_cursor(
 pub(crate) struct AdqlQueryParser {
     inner: Arc<datafusion_postgres::Parser>,
     owner: Arc<JobOwner>,
+    limits: Arc<Limits>,
 }
 
 #[async_trait]
@@ -229,6 +261,7 @@ impl QueryParser for AdqlQueryParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         self.owner.set(client.metadata().get(METADATA_USER));
+        self.limits.check_text(sql)?;
         let translated = translate(sql)?;
         catch_panic(self.inner.parse_sql(client, &translated, types))
             .await?
@@ -272,13 +305,22 @@ fn locate(error: PgWireError, original: &str, translated: &str) -> PgWireError {
     }
 }
 
-/// Makes a query response's row stream cancellable and panic-safe.
-/// `audit` records the rows sent and how the stream ended.
-fn guard_response(response: Response, stop: Stop, audit: Arc<Audit>) -> Response {
+/// What watches over a statement's rows: its stop signal, its audit record (the rows sent
+/// and how the stream ended), its place among its user's running statements (held until
+/// the rows are sent) and the most rows it may return.
+struct Guard {
+    stop: Stop,
+    audit: Arc<Audit>,
+    _slot: Arc<StatementSlot>,
+    max_rows: Option<u64>,
+}
+
+/// Makes a query response's row stream cancellable, bounded and panic-safe.
+fn guard_response(response: Response, guard: Guard) -> Response {
     match response {
         Response::Query(mut query) => {
             let rows = std::mem::replace(query.data_rows(), Box::pin(futures::stream::empty()));
-            *query.data_rows() = guard_rows(rows, stop, audit);
+            *query.data_rows() = guard_rows(rows, guard);
             Response::Query(query)
         }
         other => other,
@@ -338,32 +380,39 @@ type RowChunk = Vec<PgWireResult<DataRow>>;
 /// checked between polls would wait for it; the connection task only waits on a channel.
 /// The task starts at the first poll, when pgwire starts pulling rows: the statements of a
 /// simple query run one after another.
-fn guard_rows(rows: SendableRowStream, stop: Stop, audit: Arc<Audit>) -> SendableRowStream {
+fn guard_rows(rows: SendableRowStream, guard: Guard) -> SendableRowStream {
     struct Running {
         chunks: mpsc::Receiver<RowChunk>,
         ready: std::vec::IntoIter<PgWireResult<DataRow>>,
         stop: StopSignal,
         audit: Arc<Audit>,
+        _slot: Arc<StatementSlot>,
         _producer: AbortOnDrop,
     }
 
     enum State {
-        NotStarted(SendableRowStream, Stop, Arc<Audit>),
+        NotStarted(SendableRowStream, Guard),
         Running(Running),
         Finished,
     }
 
-    let start = State::NotStarted(rows, stop, audit);
+    let start = State::NotStarted(rows, guard);
     let stream = futures::stream::unfold(start, |state| async move {
         let mut running = match state {
-            State::NotStarted(rows, stop, audit) => {
+            State::NotStarted(rows, guard) => {
                 let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
-                let producer = tokio::spawn(produce_rows(rows, sender, Arc::clone(&audit)));
+                let producer = tokio::spawn(produce_rows(
+                    rows,
+                    sender,
+                    Arc::clone(&guard.audit),
+                    guard.max_rows,
+                ));
                 Running {
                     chunks,
                     ready: Vec::new().into_iter(),
-                    stop: stop.signal(),
-                    audit,
+                    stop: guard.stop.signal(),
+                    audit: guard.audit,
+                    _slot: guard._slot,
                     _producer: AbortOnDrop(producer),
                 }
             }
@@ -392,16 +441,32 @@ fn guard_rows(rows: SendableRowStream, stop: Stop, audit: Arc<Audit>) -> Sendabl
     Box::pin(stream)
 }
 
-/// Pulls `rows` into `sender` until the stream ends, fails, panics, or nobody listens.
-/// Counts the rows into `audit`, and records the error the stream ends with.
-async fn produce_rows(rows: SendableRowStream, sender: mpsc::Sender<RowChunk>, audit: Arc<Audit>) {
+/// Pulls `rows` into `sender` until the stream ends, fails, panics, passes `max_rows`, or
+/// nobody listens. Counts the rows into `audit`, and records the error the stream ends
+/// with.
+async fn produce_rows(
+    rows: SendableRowStream,
+    sender: mpsc::Sender<RowChunk>,
+    audit: Arc<Audit>,
+    max_rows: Option<u64>,
+) {
     let mut chunks = rows.ready_chunks(ROWS_PER_CHUNK);
+    let mut sent = 0u64;
     loop {
         let mut chunk = match AssertUnwindSafe(chunks.next()).catch_unwind().await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => return,
             Err(panic) => vec![Err(panicked(panic))],
         };
+        if let Some(max) = max_rows {
+            let room = usize::try_from(max.saturating_sub(sent)).unwrap_or(usize::MAX);
+            if chunk.len() > room {
+                // The rows up to the limit, then the error: the statement fails, visibly.
+                chunk.truncate(room);
+                chunk.push(Err(limits::too_many_rows(max)));
+            }
+            sent += chunk.len() as u64;
+        }
         // pgwire stops at the first error; so does the producer.
         let failed = chunk.iter().position(Result::is_err);
         if let Some(at) = failed {

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use super::serve;
+use super::{serve_with_limits, LimitsConfig};
 
 /// Generous bound on anything that should be quick, so a bug fails instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -37,12 +37,16 @@ struct TestServer {
 
 impl TestServer {
     async fn start() -> Self {
+        Self::start_with_limits(LimitsConfig::default()).await
+    }
+
+    async fn start_with_limits(limits: LimitsConfig) -> Self {
         let endless_dropped = Arc::new(AtomicBool::new(false));
         let ctx = demo_context(Arc::clone(&endless_dropped));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, ctx, async move {
+        let task = tokio::spawn(serve_with_limits(listener, ctx, limits, async move {
             let _ = stopped.await;
         }));
         Self {
@@ -54,15 +58,19 @@ impl TestServer {
     }
 
     async fn connect(&self) -> Client {
+        self.connect_as("almagest").await.unwrap()
+    }
+
+    async fn connect_as(&self, user: &str) -> Result<Client, tokio_postgres::Error> {
         let config = format!(
-            "host=127.0.0.1 port={} user=almagest dbname=almagest",
+            "host=127.0.0.1 port={} user={user} dbname=almagest",
             self.addr.port()
         );
-        let (client, connection) = tokio_postgres::connect(&config, NoTls).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&config, NoTls).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        client
+        Ok(client)
     }
 
     async fn stop(self) {
@@ -489,6 +497,130 @@ async fn t45_statement_timeout_stops_planning_and_streaming() {
 async fn show_timeout(client: &Client) -> String {
     let rows = client.simple_query("SHOW statement_timeout").await.unwrap();
     rows_of(&rows)[0][0].clone().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn t47_limits_refuse_with_their_sqlstate_and_release() {
+    let server = TestServer::start_with_limits(LimitsConfig {
+        max_connections: 3,
+        max_queries_per_user: 1,
+        max_query_bytes: 200,
+        max_result_rows: 5,
+    })
+    .await;
+    let ann = server.connect_as("ann").await.unwrap();
+    let ann2 = server.connect_as("ann").await.unwrap();
+    let bob = server.connect_as("bob").await.unwrap();
+
+    // A fourth connection is refused in the protocol, with PostgreSQL's words.
+    let err = server
+        .connect_as("eve")
+        .await
+        .err()
+        .expect("a fourth connection");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(
+        (db.code().code(), db.message()),
+        (
+            "53300",
+            "sorry, too many clients already (max_connections = 3)"
+        )
+    );
+    // A cancel request still gets through on a full server (it is not a session).
+    bob.cancel_token().cancel_query(NoTls).await.unwrap();
+
+    // ann holds a statement open: a portal of the endless stream that has sent its first
+    // rows. Her second statement, on another connection, is refused at once; bob is not
+    // held back by ann.
+    let mut ann = ann;
+    let transaction = ann.transaction().await.unwrap();
+    let portal = transaction
+        .bind("SELECT * FROM demo.endless", &[])
+        .await
+        .unwrap();
+    let first = transaction.query_portal(&portal, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let refused = ann2.simple_query("SELECT 1").await.unwrap_err();
+    let db = refused.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "53400", "{db:?}");
+    assert!(
+        db.message().contains("max_queries_per_user = 1"),
+        "{}",
+        db.message()
+    );
+    // The extended protocol counts too.
+    let err = ann2.query("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "53400", "{err:?}");
+    assert_usable(&bob).await;
+    // Closing the portal ends the statement: ann's other connection runs again.
+    drop(portal);
+    transaction.rollback().await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while ann2.simple_query("SELECT 1").await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "ann's statement was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_usable(&ann).await;
+
+    // A statement text past max_query_bytes, on both protocols.
+    let long = format!("SELECT 1 + {}", vec!["1"; 100].join(" + "));
+    for extended in [false, true] {
+        let err = if extended {
+            bob.query(long.as_str(), &[]).await.unwrap_err()
+        } else {
+            bob.simple_query(&long).await.unwrap_err()
+        };
+        let db = err.as_db_error().expect("a server error");
+        assert_eq!(db.code().code(), "54000", "{db:?}");
+        assert!(
+            db.message().contains("max_query_bytes = 200"),
+            "{}",
+            db.message()
+        );
+    }
+
+    // A result of up to max_result_rows comes whole; one row more fails, never cut.
+    let rows = bob
+        .query("SELECT * FROM generate_series(1, 5) AS t(v)", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 5);
+    for extended in [false, true] {
+        let sql = "SELECT * FROM generate_series(1, 6) AS t(v)";
+        let err = if extended {
+            bob.query(sql, &[]).await.unwrap_err()
+        } else {
+            bob.simple_query(sql).await.unwrap_err()
+        };
+        let db = err.as_db_error().expect("a server error");
+        assert_eq!(db.code().code(), "54000", "{db:?}");
+        assert!(
+            db.message().contains("more than 5 rows"),
+            "{}",
+            db.message()
+        );
+        assert_usable(&bob).await;
+    }
+
+    // A connection closed makes room for another.
+    drop(bob);
+    let deadline = Instant::now() + PATIENCE;
+    let eve = loop {
+        match server.connect_as("eve").await {
+            Ok(eve) => break eve,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("no room after a connection closed: {e}"),
+        }
+    };
+    assert_usable(&eve).await;
+
+    drop((ann, ann2, eve));
+    server.stop().await;
 }
 
 #[tokio::test]
