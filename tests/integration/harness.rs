@@ -207,6 +207,11 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Whether the server process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self._proc.child.try_wait(), Ok(None))
+    }
+
     /// The server's log file (its standard error).
     pub fn log_file(&self) -> PathBuf {
         self.data_dir
