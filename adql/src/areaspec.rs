@@ -1,4 +1,5 @@
-//! Qserv's area-spec pseudo-functions (`qserv_areaspec_circle(ra, dec, r)`, `_box`, `_poly`)
+//! Qserv's area-spec pseudo-functions (`qserv_areaspec_circle(ra, dec, r)`, `_box`, `_poly`,
+//! `_ellipse`)
 //! name a region but not the columns it constrains; the coordinator, which knows the
 //! partitioned table's position columns, rewrites them into point-in-shape predicates.
 
@@ -25,6 +26,7 @@ pub fn rewrite_areaspec(expr: Expr, ra: Expr, dec: Expr) -> Result<Expr> {
             GeoFunction::AreaspecCircle => GeoFunction::PtInCircle,
             GeoFunction::AreaspecBox => GeoFunction::PtInBox,
             GeoFunction::AreaspecPoly => GeoFunction::PtInCPoly,
+            GeoFunction::AreaspecEllipse => GeoFunction::PtInEllipse,
             _ => return Ok(Transformed::no(e)),
         };
         if !function.takes(call.args.len()) {
@@ -55,6 +57,11 @@ pub fn rewrite_areaspec(expr: Expr, ra: Expr, dec: Expr) -> Result<Expr> {
         },
         Err(other) => Err(AdqlError::internal(other.to_string())),
     }
+}
+
+/// Whether `name` is one of the `qserv_areaspec_*` pseudo-functions (any case).
+pub fn is_areaspec(name: &str) -> bool {
+    GeoFunction::of(name).is_some_and(GeoFunction::is_areaspec)
 }
 
 /// Whether `expr` calls one of the `qserv_areaspec_*` pseudo-functions.

@@ -22,6 +22,9 @@ use crate::shape::Shape;
 /// The replacement of `expr` if it is a call of an ADQL geometry function, `None` if it is
 /// not one.
 pub(crate) fn translate_expr(expr: &Expr) -> Result<Option<Expr>> {
+    if let Some(areaspec) = areaspec_equals_one(expr) {
+        return Ok(Some(areaspec));
+    }
     // The walk meets parenthesized calls again one level down.
     let Expr::Function(function) = expr else {
         return Ok(None);
@@ -36,6 +39,34 @@ pub(crate) fn translate_expr(expr: &Expr) -> Result<Option<Expr>> {
         return Ok(None);
     };
     Ok(Some(to_expr(&lowering::lower(&call)?)))
+}
+
+/// `qserv_areaspec_*(...) = 1` (either side) is the area spec itself: Qserv writes the
+/// pseudo-functions as predicates, ADQL can only compare them with 1.
+fn areaspec_equals_one(expr: &Expr) -> Option<Expr> {
+    let Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Eq,
+        right,
+    } = expr
+    else {
+        return None;
+    };
+    let is_one = |e: &Expr| matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n == "1"));
+    let is_areaspec = |e: &Expr| match e {
+        Expr::Function(f) => match f.name.0.last() {
+            Some(ObjectNamePart::Identifier(ident)) => crate::areaspec::is_areaspec(&ident.value),
+            _ => false,
+        },
+        _ => false,
+    };
+    if is_areaspec(left) && is_one(right) {
+        Some((**left).clone())
+    } else if is_one(left) && is_areaspec(right) {
+        Some((**right).clone())
+    } else {
+        None
+    }
 }
 
 /// The geometry function a call names, by the last part of the name, whatever its quoting

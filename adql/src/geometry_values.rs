@@ -358,6 +358,22 @@ fn xtype_field(name: &str, xtype: &str) -> FieldRef {
     )
 }
 
+/// The field of a POINT-valued function's result (xtype `point`).
+pub(crate) fn point_field(name: &str) -> FieldRef {
+    xtype_field(name, "point")
+}
+
+/// A POINT array of the given (ra, dec) values, NULL where `None`.
+pub(crate) fn point_array(points: Vec<Option<(f64, f64)>>) -> Result<ArrayRef> {
+    shape_array(
+        Shape::Point,
+        points
+            .into_iter()
+            .map(|p| p.map(|(ra, dec)| Value::Point(ra, dec)))
+            .collect(),
+    )
+}
+
 /// The array of values of `shape`'s xtype.
 fn shape_array(shape: Shape, shapes: Vec<Option<Value>>) -> Result<ArrayRef> {
     let xtype = shape.xtype();

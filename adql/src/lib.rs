@@ -29,6 +29,11 @@
 //! - [`checked`]: integer `+`, `-`, `*` and `SUM(bigint)` that fail on overflow with
 //!   22003 instead of wrapping (the sum keeps its BIGINT type): an analyzer rule both
 //!   sides register.
+//! - `row_functions`: functions of a row's numbers: the IVOA UDF catalogue's
+//!   `ivo_epoch_prop_pos` (over `almagest-sky`'s epoch propagation), `ivo_healpix_index`,
+//!   `ivo_healpix_center`; `photometry` holds scisql's photometry functions in that form.
+//! - [`functions`]: the one list of the service's user-defined functions (forms and
+//!   descriptions) that the strict ADQL parser accepts and TAP's capabilities announce.
 //! - [`areaspec`]: the coordinator's rewrite of Qserv's `qserv_areaspec_*` pseudo-functions.
 //!
 //! Architecture invariants: this crate does no I/O and keeps no state; a region it extracts
@@ -41,10 +46,13 @@ pub mod cells;
 pub mod checked;
 pub mod contains;
 pub mod error;
+pub mod functions;
 mod geometry;
 pub mod geometry_values;
 mod lowering;
+mod photometry;
 pub mod region;
+mod row_functions;
 pub mod shape;
 pub mod spatial;
 pub mod translate;
@@ -57,6 +65,7 @@ pub use adql21::{
 pub use areaspec::{contains_areaspec, rewrite_areaspec};
 pub use cells::{cells_udf, CELLS_UDF};
 pub use error::{AdqlError, Position, Result};
+pub use functions::{service_functions, ServiceFunction};
 pub use region::{extract_region, plan_filters};
 pub use translate::translate_sql;
 pub use udf::{names, register_udfs, udfs};

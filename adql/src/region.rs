@@ -5,7 +5,7 @@
 //! satisfy the filters. Whatever is not understood is left out of a conjunction (which only
 //! widens it) and makes a disjunction unbounded; `None` means "anywhere on the sky".
 
-use almagest_sky::{adql_box, Circle, LonLatBox, Region, SphericalPolygon};
+use almagest_sky::{adql_box, Circle, Ellipse, LonLatBox, Region, SphericalPolygon};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
@@ -214,6 +214,12 @@ fn predicate_region(call: &Expr, columns: &PositionColumns) -> Option<Region> {
     if !is_column(ra, columns.ra) || !is_column(dec, columns.dec) {
         return None;
     }
+    if let Area::Ellipse(args) = area {
+        let &[ra, dec, major, minor, angle] = literals(args)?.as_slice() else {
+            return None;
+        };
+        return ellipse_region(ra, dec, major, minor, angle);
+    }
     if let Area::LonLatBox(args) = area {
         let &[ra_min, dec_min, ra_max, dec_max] = literals(args)?.as_slice() else {
             return None;
@@ -257,8 +263,19 @@ fn areaspec_region(function: GeoFunction, args: &[Expr]) -> Option<Region> {
                 .map(Region::LonLatBox)
         }
         (GeoFunction::AreaspecPoly, vertices) if vertices.len() >= 6 => polygon(vertices),
+        (GeoFunction::AreaspecEllipse, &[ra, dec, major, minor, angle]) => {
+            ellipse_region(ra, dec, major, minor, angle)
+        }
         _ => None,
     }
+}
+
+/// The circle about an ellipse's centre that holds it: pruning needs no more.
+fn ellipse_region(ra: f64, dec: f64, major: f64, minor: f64, angle: f64) -> Option<Region> {
+    let ellipse = Ellipse::new(ra, dec, major, minor, angle).ok()?;
+    Circle::new(ra, dec, ellipse.bounding_radius_deg().min(180.0))
+        .ok()
+        .map(Region::Circle)
 }
 
 fn polygon(coordinates: &[f64]) -> Option<Region> {

@@ -53,6 +53,8 @@ pub enum Area<'a> {
     Shape(Shape, &'a [Expr]),
     /// `scisql_s2ptinbox`'s range: ra_min, dec_min, ra_max, dec_max.
     LonLatBox(&'a [Expr]),
+    /// `scisql_s2ptinellipse`'s ellipse: centre, semi-axes (arcsec), position angle.
+    Ellipse(&'a [Expr]),
     /// A constant geometry value (what the optimizer folds a constructor with constant
     /// arguments into): its shape (a BOX is folded into its polygon) and numbers.
     Value(Shape, Vec<f64>),
@@ -66,7 +68,7 @@ impl Area<'_> {
         match self {
             Area::Shape(shape, args) => Some((*shape, literals(args)?)),
             Area::Value(shape, values) => Some((*shape, values.clone())),
-            Area::LonLatBox(_) | Area::Other(_) => None,
+            Area::LonLatBox(_) | Area::Ellipse(_) | Area::Other(_) => None,
         }
     }
 }
@@ -132,6 +134,7 @@ pub fn point_in(call: &Expr) -> Option<([&Expr; 2], Area<'_>)> {
         GeoFunction::PtInAdqlBox => Area::Shape(Shape::Box, rest),
         GeoFunction::PtInCPoly => Area::Shape(Shape::Polygon, rest),
         GeoFunction::PtInBox => Area::LonLatBox(rest),
+        GeoFunction::PtInEllipse => Area::Ellipse(rest),
         _ => return None,
     };
     Some(([ra, dec], area))

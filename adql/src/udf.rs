@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::AdqlError;
-use almagest_sky::{adql_box, angular_distance_deg, Circle, LonLatBox, SphericalPolygon};
+use almagest_sky::{adql_box, angular_distance_deg, Circle, Ellipse, LonLatBox, SphericalPolygon};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Float64Builder, Int32Builder,
 };
@@ -29,10 +29,14 @@ pub mod names {
     pub const S2_PT_IN_BOX: &str = "scisql_s2ptinbox";
     pub const S2_PT_IN_CPOLY: &str = "scisql_s2ptincpoly";
     pub const S2_ANG_SEP: &str = "scisql_s2angsep";
+    /// scisql's name of [`S2_ANG_SEP`], registered as its alias.
+    pub const ANG_SEP_SCISQL: &str = "scisql_angsep";
     pub const PT_IN_ADQL_BOX: &str = "almagest_pt_in_adql_box";
     pub const AREASPEC_CIRCLE: &str = "qserv_areaspec_circle";
     pub const AREASPEC_BOX: &str = "qserv_areaspec_box";
     pub const AREASPEC_POLY: &str = "qserv_areaspec_poly";
+    pub const S2_PT_IN_ELLIPSE: &str = "scisql_s2ptinellipse";
+    pub const AREASPEC_ELLIPSE: &str = "qserv_areaspec_ellipse";
     /// ADQL's `RAND(seed)`.
     pub const SEEDED_RAND: &str = "almagest_rand";
 }
@@ -47,6 +51,12 @@ pub fn udfs() -> Vec<Arc<ScalarUDF>> {
             SeededRand::new(),
         ))))
         .chain(crate::checked::udfs())
+        .chain(
+            crate::row_functions::IVO
+                .iter()
+                .chain(crate::photometry::PHOTOMETRY.iter())
+                .map(|f| f.udf()),
+        )
         .chain(std::iter::once(crate::contains::udf()))
         .collect()
 }
@@ -72,10 +82,12 @@ pub(crate) enum GeoFunction {
     AreaspecCircle,
     AreaspecBox,
     AreaspecPoly,
+    PtInEllipse,
+    AreaspecEllipse,
 }
 
 impl GeoFunction {
-    const ALL: [GeoFunction; 8] = [
+    const ALL: [GeoFunction; 10] = [
         GeoFunction::PtInCircle,
         GeoFunction::PtInBox,
         GeoFunction::PtInCPoly,
@@ -84,6 +96,8 @@ impl GeoFunction {
         GeoFunction::AreaspecCircle,
         GeoFunction::AreaspecBox,
         GeoFunction::AreaspecPoly,
+        GeoFunction::PtInEllipse,
+        GeoFunction::AreaspecEllipse,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -96,6 +110,8 @@ impl GeoFunction {
             GeoFunction::AreaspecCircle => names::AREASPEC_CIRCLE,
             GeoFunction::AreaspecBox => names::AREASPEC_BOX,
             GeoFunction::AreaspecPoly => names::AREASPEC_POLY,
+            GeoFunction::PtInEllipse => names::S2_PT_IN_ELLIPSE,
+            GeoFunction::AreaspecEllipse => names::AREASPEC_ELLIPSE,
         }
     }
 
@@ -114,16 +130,25 @@ impl GeoFunction {
         } else {
             Volatility::Immutable
         };
+        // scisql's own name of the angular separation.
+        let aliases = match self {
+            GeoFunction::AngSep => vec![names::ANG_SEP_SCISQL.to_string()],
+            _ => vec![],
+        };
         Arc::new(ScalarUDF::new_from_impl(GeoUdf {
             function: self,
             signature: Signature::user_defined(volatility),
+            aliases,
         }))
     }
 
     pub(crate) fn is_areaspec(self) -> bool {
         matches!(
             self,
-            GeoFunction::AreaspecCircle | GeoFunction::AreaspecBox | GeoFunction::AreaspecPoly
+            GeoFunction::AreaspecCircle
+                | GeoFunction::AreaspecBox
+                | GeoFunction::AreaspecPoly
+                | GeoFunction::AreaspecEllipse
         )
     }
 
@@ -145,6 +170,14 @@ impl GeoFunction {
             GeoFunction::AreaspecPoly => {
                 "qserv_areaspec_poly(ra1, dec1, ra2, dec2, ra3, dec3, ...)"
             }
+            GeoFunction::PtInEllipse => {
+                "scisql_s2ptinellipse(ra, dec, ra_center, dec_center, semi_major_arcsec, \
+                 semi_minor_arcsec, position_angle_deg)"
+            }
+            GeoFunction::AreaspecEllipse => {
+                "qserv_areaspec_ellipse(ra_center, dec_center, semi_major_arcsec, \
+                 semi_minor_arcsec, position_angle_deg)"
+            }
         }
     }
 
@@ -155,6 +188,8 @@ impl GeoFunction {
             GeoFunction::PtInBox | GeoFunction::PtInAdqlBox => n == 6,
             GeoFunction::AngSep | GeoFunction::AreaspecBox => n == 4,
             GeoFunction::AreaspecCircle => n == 3,
+            GeoFunction::PtInEllipse => n == 7,
+            GeoFunction::AreaspecEllipse => n == 5,
             GeoFunction::PtInCPoly => n >= 8 && n % 2 == 0,
             GeoFunction::AreaspecPoly => n >= 6 && n % 2 == 0,
         }
@@ -177,11 +212,16 @@ impl GeoFunction {
 struct GeoUdf {
     function: GeoFunction,
     signature: Signature,
+    aliases: Vec<String>,
 }
 
 impl ScalarUDFImpl for GeoUdf {
     fn name(&self) -> &str {
         self.function.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
     }
 
     fn signature(&self) -> &Signature {
@@ -328,6 +368,7 @@ fn invalid_shape(message: String) -> datafusion::error::DataFusionError {
 /// A shape of the sky crate, whichever function built it.
 enum SkyShape {
     Circle(Circle),
+    Ellipse(Ellipse),
     Box(LonLatBox),
     Polygon(SphericalPolygon),
 }
@@ -359,6 +400,13 @@ impl SkyShape {
                         format!("invalid BOX ({ra}, {dec}, width {width}, height {height}): {e}")
                     })
             }
+            (GeoFunction::PtInEllipse, &[ra, dec, major, minor, angle]) => {
+                Ellipse::new(ra, dec, major, minor, angle)
+                    .map(SkyShape::Ellipse)
+                    .map_err(|e| {
+                        format!("invalid ellipse ({ra}, {dec}, {major}, {minor}, {angle}): {e}")
+                    })
+            }
             (GeoFunction::PtInCPoly, vertices) if vertices.len() >= 6 => {
                 let vertices: Vec<(f64, f64)> =
                     vertices.chunks_exact(2).map(|v| (v[0], v[1])).collect();
@@ -385,6 +433,7 @@ impl SkyShape {
         }
         match self {
             SkyShape::Circle(c) => c.contains(ra, dec),
+            SkyShape::Ellipse(e) => e.contains(ra, dec),
             SkyShape::Box(b) => b.contains(ra, dec),
             SkyShape::Polygon(p) => p.contains(ra, dec),
         }
@@ -566,9 +615,10 @@ mod tests {
     #[test]
     fn t10_names_and_arity() {
         let names: Vec<String> = udfs().iter().map(|u| u.name().to_string()).collect();
-        // 8 scisql/qserv functions, 13 geometry-value functions, RAND(seed), the 3
-        // checked integer operators and the two-way `contains`.
-        assert_eq!(names.len(), 26);
+        // 10 scisql/qserv functions, 13 geometry-value functions, RAND(seed), the 3
+        // checked integer operators, the two-way `contains`, 3 ivo_* functions and 8
+        // photometry functions.
+        assert_eq!(names.len(), 39);
         assert!(names.iter().any(|n| n == crate::contains::NAME));
         assert!(names.iter().all(|n| *n == n.to_lowercase()));
         assert_eq!(

@@ -85,11 +85,78 @@ pub struct ColumnRoles {
     pub ra: Option<String>,
     pub dec: Option<String>,
     pub key: Option<String>,
+    /// How the input's column names (and these) become the table's.
+    pub naming: ColumnNaming,
 }
 
 impl ColumnRoles {
+    /// Whether `name` (as the input writes it) is a position column.
     fn is_position(&self, name: &str) -> bool {
-        self.ra.as_deref() == Some(name) || self.dec.as_deref() == Some(name)
+        let name = self.naming.apply(name);
+        self.ra.as_deref().map(|r| self.naming.apply(r)) == Some(name.clone())
+            || self.dec.as_deref().map(|d| self.naming.apply(d)) == Some(name)
+    }
+
+    /// The roles with the table's names of their columns.
+    pub fn named(&self) -> ColumnRoles {
+        let apply = |c: &Option<String>| c.as_deref().map(|n| self.naming.apply(n));
+        ColumnRoles {
+            ra: apply(&self.ra),
+            dec: apply(&self.dec),
+            key: apply(&self.key),
+            naming: self.naming,
+        }
+    }
+}
+
+/// How the column names of the input become the table's: folded to lower case, as
+/// PostgreSQL folds the unquoted names of a `CREATE TABLE`, so that `objectId`,
+/// `OBJECTID` and `objectid` in a query all name the column `objectId` of the file; or
+/// kept as written, when the file has names that differ only in case (a name with
+/// upper-case letters is then double-quoted in queries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColumnNaming {
+    #[default]
+    Fold,
+    Keep,
+}
+
+impl ColumnNaming {
+    /// The table's name of the input column `name`: PostgreSQL's folding of an unquoted
+    /// identifier (ASCII letters only).
+    pub fn apply(self, name: &str) -> String {
+        match self {
+            ColumnNaming::Fold => name.to_ascii_lowercase(),
+            ColumnNaming::Keep => name.to_string(),
+        }
+    }
+
+    /// `schema` with the table's names, or the two columns that would get the same name.
+    fn rename(self, path: &Path, schema: Schema) -> Result<Schema> {
+        if self == ColumnNaming::Keep {
+            return Ok(schema);
+        }
+        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for f in schema.fields() {
+            if let Some(other) = seen.insert(self.apply(f.name()), f.name()) {
+                if other != f.name() {
+                    return Err(LoaderError::BadInput(format!(
+                        "{}: columns \"{other}\" and \"{}\" would both be named {}: column \
+                         names are folded to lower case as PostgreSQL folds unquoted names; \
+                         load with --keep-column-case to keep them as written",
+                        path.display(),
+                        f.name(),
+                        self.apply(f.name())
+                    )));
+                }
+            }
+        }
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_name(self.apply(f.name())))
+            .collect();
+        Ok(Schema::new_with_metadata(fields, schema.metadata().clone()))
     }
 }
 
@@ -118,6 +185,7 @@ impl InputSet {
                 InputFormat::Csv => csv_schema(path, roles)?,
                 InputFormat::Parquet => parquet_schema(path)?,
             };
+            let schema = roles.naming.rename(path, schema)?;
             check_columns(path, &schema, roles)?;
             unified = Some(match unified {
                 None => (path.clone(), schema),
@@ -253,7 +321,7 @@ fn check_columns(path: &Path, schema: &Schema, roles: &ColumnRoles) -> Result<()
     let named = [("RA", &roles.ra), ("Dec", &roles.dec), ("key", &roles.key)];
     for (role, name) in named {
         let Some(name) = name else { continue };
-        let Ok(field) = schema.field_with_name(name) else {
+        let Ok(field) = schema.field_with_name(&roles.naming.apply(name)) else {
             let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             return Err(LoaderError::BadInput(format!(
                 "{}: {role} column \"{name}\" not found (columns: {})",

@@ -43,8 +43,8 @@ use tonic::transport::Endpoint;
 pub use almagest_proto::docs::ColumnDocs;
 pub use encode::{EncodedChunk, EncodedChunkSummary, PAGE_ROWS, ROW_GROUP_ROWS};
 pub use input::{
-    BatchOrigin, ColumnRoles, InputFile, InputFormat, InputReader, InputSet, CSV_INFER_ROWS,
-    HPX_COLUMN, INPUT_BATCH_ROWS,
+    BatchOrigin, ColumnNaming, ColumnRoles, InputFile, InputFormat, InputReader, InputSet,
+    CSV_INFER_ROWS, HPX_COLUMN, INPUT_BATCH_ROWS,
 };
 pub use metadata::TableDocs;
 pub use partition::{
@@ -91,6 +91,9 @@ pub struct LoadOptions {
     pub metadata: Option<PathBuf>,
     /// The cluster's secret, carried by every call to the coordinator and the workers.
     pub cluster_secret: Option<ClusterSecret>,
+    /// Keep the input's column names as written instead of folding them to lower case
+    /// ([`ColumnNaming`]).
+    pub keep_column_case: bool,
 }
 
 impl Default for LoadOptions {
@@ -109,6 +112,7 @@ impl Default for LoadOptions {
             progress: false,
             metadata: None,
             cluster_secret: None,
+            keep_column_case: false,
         }
     }
 }
@@ -130,15 +134,22 @@ pub struct LoadReport {
 /// Loads files into a table through the coordinator; see the module documentation.
 pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
     let started = Instant::now();
-    let roles = check_options(opts)?;
+    // Database and table names are folded to lower case, as PostgreSQL folds the unquoted
+    // names of a CREATE TABLE (they are also directory names on the workers).
+    let folded = LoadOptions {
+        table: opts.table.to_ascii_lowercase(),
+        ..opts.clone()
+    };
+    let opts = &folded;
+    let given = check_options(opts)?;
+    let roles = given.named();
     let director = roles.ra.is_some();
     let (input, docs) = {
         let files = opts.files.clone();
-        let roles = roles.clone();
         let sidecar = opts.metadata.clone();
         blocking(move || {
-            let input = InputSet::inspect(&files, &roles)?;
-            let docs = table_docs(&input, sidecar.as_deref())?;
+            let input = InputSet::inspect(&files, &given)?;
+            let docs = table_docs(&input, sidecar.as_deref(), given.naming)?;
             Ok((input, docs))
         })
         .await?
@@ -195,10 +206,14 @@ pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
 
 /// The descriptive metadata of the load: the Parquet inputs' field metadata, overlaid by
 /// the sidecar file (whose columns must all be in the input).
-fn table_docs(input: &InputSet, sidecar: Option<&std::path::Path>) -> Result<TableDocs> {
-    let mut docs = TableDocs::from_parquet(&input.files)?;
+fn table_docs(
+    input: &InputSet,
+    sidecar: Option<&std::path::Path>,
+    naming: ColumnNaming,
+) -> Result<TableDocs> {
+    let mut docs = TableDocs::from_parquet(&input.files)?.renamed(naming);
     if let Some(path) = sidecar {
-        let over = TableDocs::read_sidecar(path)?;
+        let over = TableDocs::read_sidecar(path)?.renamed(naming);
         over.check_columns(path, &input.schema)?;
         docs.overlay(over);
     }
@@ -530,6 +545,11 @@ fn check_options(opts: &LoadOptions) -> Result<ColumnRoles> {
         ra: opts.ra_column.clone(),
         dec: opts.dec_column.clone(),
         key: opts.key_column.clone(),
+        naming: if opts.keep_column_case {
+            ColumnNaming::Keep
+        } else {
+            ColumnNaming::Fold
+        },
     })
 }
 

@@ -170,6 +170,19 @@ impl TableDocs {
         Ok(docs)
     }
 
+    /// The same docs under the table's names of the columns (see [`ColumnNaming`]); when
+    /// two names fold together, the attributes of both are kept, the later winning.
+    pub fn renamed(self, naming: crate::input::ColumnNaming) -> Self {
+        let mut columns: BTreeMap<String, ColumnDocs> = BTreeMap::new();
+        for (name, c) in self.columns {
+            columns.entry(naming.apply(&name)).or_default().overlay(c);
+        }
+        TableDocs {
+            description: self.description,
+            columns,
+        }
+    }
+
     /// Every attribute `over` sets replaces ours.
     pub fn overlay(&mut self, over: TableDocs) {
         if over.description.is_some() {

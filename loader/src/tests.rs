@@ -125,6 +125,7 @@ fn director_roles() -> ColumnRoles {
         ra: Some("ra".into()),
         dec: Some("dec".into()),
         key: Some("id".into()),
+        ..ColumnRoles::default()
     }
 }
 
@@ -633,6 +634,7 @@ fn t22_ingest_missing_or_non_numeric_columns_name_file_and_column() {
         ra: Some("RA_ICRS".into()),
         dec: Some("dec".into()),
         key: Some("id".into()),
+        ..ColumnRoles::default()
     };
     let msg = InputSet::inspect(&[path.clone()], &roles)
         .unwrap_err()
@@ -1033,6 +1035,7 @@ fn load_options(coordinator: String, files: Vec<PathBuf>, spill: &Path) -> LoadO
         progress: false,
         metadata: None,
         cluster_secret: None,
+        keep_column_case: false,
     }
 }
 

@@ -204,7 +204,8 @@ struct CoordinatorArgs {
 
 #[derive(Args)]
 struct LoadArgs {
-    /// Table to create, `database.table`.
+    /// Table to create, `database.table` (folded to lower case, as PostgreSQL folds unquoted
+    /// names: `qcase.Object` creates qcase.object).
     #[arg(long)]
     table: String,
     /// Right ascension column (degrees); with --dec, makes a sky-partitioned table.
@@ -242,6 +243,12 @@ struct LoadArgs {
     /// cluster or the demo keeps it in <data_dir>/coordinator/cluster-secret.
     #[arg(long, value_name = "FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// Keep the files' column names as written. By default they are folded to lower case,
+    /// as PostgreSQL folds the unquoted names of a CREATE TABLE, so that `objectId` is
+    /// queried as objectId, OBJECTID or objectid; kept, a name with capitals must be
+    /// double-quoted in every query.
+    #[arg(long)]
+    keep_column_case: bool,
     #[command(flatten)]
     config: ConfigArg,
     /// Input files (CSV with a header line, or Parquet).
@@ -397,6 +404,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 progress: !args.quiet,
                 metadata: args.metadata,
                 cluster_secret: Some(secret),
+                keep_column_case: args.keep_column_case,
             };
             let report = ingest::load(&opts).await?;
             println!(

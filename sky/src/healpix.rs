@@ -99,6 +99,22 @@ pub fn chunk_of_hpx29(hpx: u64, depth: u8) -> ChunkId {
     hpx >> (2 * (HPX_DEPTH - clamp_depth(depth)))
 }
 
+/// The nested HEALPix index at `depth` of a position in degrees (the IVOA UDF catalogue's
+/// `ivo_healpix_index`): the cell holding its `_hpx`, so that it agrees with [`chunk_of`]
+/// on cell borders.
+#[inline]
+pub fn healpix_index(depth: u8, ra_deg: f64, dec_deg: f64) -> u64 {
+    chunk_of(ra_deg, dec_deg, depth)
+}
+
+/// The centre of the nested HEALPix cell `index` at `depth`, in degrees (RA in [0, 360)).
+/// An index beyond the depth's cells is taken modulo their number.
+pub fn healpix_center(depth: u8, index: u64) -> (f64, f64) {
+    let depth = clamp_depth(depth);
+    let (lon, lat) = nested::center(depth, index % chunk_count(depth));
+    (normalize_ra(lon.to_degrees()), lat.to_degrees())
+}
+
 /// Number of chunks (cells) at `depth`: 12 * 4^depth.
 #[inline]
 pub fn chunk_count(depth: u8) -> u64 {

@@ -40,6 +40,8 @@
 
 mod circle;
 mod coverage;
+mod ellipse;
+mod epoch;
 mod error;
 mod geom;
 mod healpix;
@@ -49,11 +51,13 @@ mod polygon;
 mod region;
 
 pub use circle::Circle;
+pub use ellipse::Ellipse;
+pub use epoch::{Astrometry, A_V};
 pub use error::{Result, SkyError};
 pub use geom::{angular_distance_deg, normalize_ra};
 pub use healpix::{
     check_depth, check_position, chunk_count, chunk_of, chunk_of_hpx29, cone_cell_depth,
-    cone_cells, hpx29, hpx29_range_of_cell, ChunkId, HPX_DEPTH,
+    cone_cells, healpix_center, healpix_index, hpx29, hpx29_range_of_cell, ChunkId, HPX_DEPTH,
 };
 pub use lonlat_box::LonLatBox;
 pub use overlap::overlap_chunks;

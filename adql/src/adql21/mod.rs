@@ -35,20 +35,12 @@ pub fn adql_to_sql_with(
     print::to_sql(&query, units)
 }
 
-/// The parser options of Almagest's TAP service: the scisql UDFs are its user-defined
-/// functions.
+/// The parser options of Almagest's TAP service: its user-defined functions
+/// ([`crate::functions::service_functions`]) with their arities.
 pub fn service_options() -> ParseOptions {
-    use crate::udf::names::*;
-    let user_functions = [(S2_PT_IN_CIRCLE, 5), (S2_PT_IN_BOX, 6), (S2_ANG_SEP, 4)]
+    let user_functions = crate::functions::service_functions()
         .iter()
-        .map(|(name, arity)| UserFunction {
-            name: name.to_string(),
-            arity: Some(*arity),
-        })
-        .chain(std::iter::once(UserFunction {
-            name: S2_PT_IN_CPOLY.to_string(),
-            arity: None,
-        }))
+        .filter_map(|f| UserFunction::from_signature(f.form))
         .collect();
     ParseOptions { user_functions }
 }

@@ -40,9 +40,11 @@ impl UserFunction {
                 _ => {}
             }
         }
+        // `...` among the arguments: any number of them.
+        let variadic = form[open + 1..].contains("...");
         Some(UserFunction {
             name: name.to_string(),
-            arity: Some(if empty && commas == 0 { 0 } else { commas + 1 }),
+            arity: (!variadic).then_some(if empty && commas == 0 { 0 } else { commas + 1 }),
         })
     }
 }

@@ -416,6 +416,21 @@ impl Printer<'_> {
                 });
             }
             ExprKind::Binary { op, left, right } => {
+                // `qserv_areaspec_*(...) = 1` is the area spec, which DataFusion reads as a
+                // predicate (the coordinator rewrites it for the table's position).
+                if *op == BinaryOp::Eq {
+                    let areaspec = |e: &Expr| {
+                        matches!(&e.kind, ExprKind::Function { name, user_defined: true, .. }
+                            if crate::areaspec::is_areaspec(name))
+                    };
+                    let one = |e: &Expr| matches!(&e.kind, ExprKind::Integer(t) if t == "1");
+                    if areaspec(left) && one(right) {
+                        return self.expr(left);
+                    }
+                    if one(left) && areaspec(right) {
+                        return self.expr(right);
+                    }
+                }
                 let symbol = match op {
                     BinaryOp::Add => "+",
                     BinaryOp::Subtract => "-",

@@ -37,18 +37,21 @@ mod catalog;
 mod errors;
 mod jobs;
 mod limits;
+mod search_path;
 mod session;
 #[cfg(test)]
 mod tests;
 mod timeout;
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use almagest_coordinator::jobs::JobManager;
 use almagest_coordinator::Coordinator;
 use datafusion::prelude::SessionContext;
+use futures::FutureExt;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -150,10 +153,20 @@ impl PgServer {
                     let handlers = self.connection_handlers(place.is_none());
                     let acceptor = self.tls.as_ref().map(|tls| tls.acceptor.clone());
                     tokio::spawn(async move {
-                        if let Err(e) =
-                            pgwire::tokio::process_socket(socket, acceptor, handlers).await
-                        {
-                            tracing::debug!(%peer, "pgwire connection ended with an error: {e}");
+                        let connection = pgwire::tokio::process_socket(socket, acceptor, handlers);
+                        // pgwire 0.41's decoders panic on some malformed frames (a length
+                        // field below 4 underflows); the panic ends this connection only,
+                        // as a protocol violation ends it in PostgreSQL.
+                        match AssertUnwindSafe(connection).catch_unwind().await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, "pgwire connection ended with an error: {e}");
+                            }
+                            Err(_) => tracing::warn!(
+                                %peer,
+                                "pgwire connection closed: a malformed message made the \
+                                 protocol decoder panic"
+                            ),
                         }
                         drop(place);
                     });

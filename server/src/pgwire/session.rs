@@ -9,6 +9,8 @@
 //!   of its own, raced against the query's stop signal and aborted when it fires
 //!   (dropping the stream is what stops the workers); the stop signal is a cancel request
 //!   or the session's `statement_timeout` (see `timeout`), whichever comes first;
+//! - `search_path` (see `search_path`): each statement resolves unqualified table names in
+//!   the first schema of the connection's path that exists;
 //! - panics: a panicking query becomes an `XX000` error on its own connection;
 //! - the audit log (`audit`): one record per statement, written when its rows are sent;
 //! - the job commands (`SUBMIT`, `SHOW JOBS`, `CANCEL JOB`; see `jobs`), rewritten before
@@ -44,6 +46,7 @@ use super::access::ReadOnlyHook;
 use super::audit::Audit;
 use super::cancel::{QueryCancel, SessionCancel};
 use super::limits::{self, Limits, StatementSlot};
+use super::search_path;
 use super::timeout;
 use almagest_error::ErrorKind;
 
@@ -86,6 +89,7 @@ impl AlmagestSession {
         let inner = DfSessionService::new_with_hooks(Arc::clone(&ctx), hooks);
         let parser = Arc::new(AdqlQueryParser {
             inner: inner.query_parser(),
+            ctx: Arc::clone(&ctx),
             owner: Arc::clone(&owner),
             limits: Arc::clone(&limits),
         });
@@ -121,6 +125,7 @@ impl SimpleQueryHandler for AlmagestSession {
         let slot = Arc::new(slot);
         let planned = async {
             let translated = translate(query)?;
+            search_path::apply(&self.ctx, client.metadata());
             let planned = catch_panic(SimpleQueryHandler::do_query(
                 &self.inner,
                 client,
@@ -243,6 +248,8 @@ async fn describe_cursor(
 /// datafusion-postgres's parser with ADQL translation in front of it.
 pub(crate) struct AdqlQueryParser {
     inner: Arc<datafusion_postgres::Parser>,
+    /// The connection's context, whose default schema follows `search_path`.
+    ctx: Arc<SessionContext>,
     owner: Arc<JobOwner>,
     limits: Arc<Limits>,
 }
@@ -263,6 +270,7 @@ impl QueryParser for AdqlQueryParser {
         self.owner.set(client.metadata().get(METADATA_USER));
         self.limits.check_text(sql)?;
         let translated = translate(sql)?;
+        search_path::apply(&self.ctx, client.metadata());
         catch_panic(self.inner.parse_sql(client, &translated, types))
             .await?
             .map_err(|e| locate(e, sql, &translated))
@@ -293,7 +301,8 @@ fn translate(sql: &str) -> PgWireResult<String> {
         None => almagest_adql::translate_sql(sql).map_err(|e| errors::adql_error(&e, sql))?,
     };
     almagest_adql::check_sql(&translated).map_err(|e| errors::adql_error(&e, sql))?;
-    Ok(timeout::normalize_set(&translated)?.unwrap_or(translated))
+    let translated = timeout::normalize_set(&translated)?.unwrap_or(translated);
+    Ok(search_path::normalize_set(&translated).unwrap_or(translated))
 }
 
 /// Points a syntax error at its place in the client's text, when that is the text parsed.

@@ -386,26 +386,6 @@ const FEATURES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// User-defined functions: (form, description).
-const UDFS: &[(&str, &str)] = &[
-    (
-        "scisql_s2angsep(ra1 DOUBLE, dec1 DOUBLE, ra2 DOUBLE, dec2 DOUBLE) -> DOUBLE",
-        "Angular separation in degrees between two positions given in degrees.",
-    ),
-    (
-        "scisql_s2ptincircle(ra DOUBLE, dec DOUBLE, ra_c DOUBLE, dec_c DOUBLE, radius DOUBLE) -> INTEGER",
-        "1 when the position lies in the circle (all in degrees), 0 otherwise.",
-    ),
-    (
-        "scisql_s2ptinbox(ra DOUBLE, dec DOUBLE, ra_min DOUBLE, dec_min DOUBLE, ra_max DOUBLE, dec_max DOUBLE) -> INTEGER",
-        "1 when the position lies in the longitude/latitude box (degrees; ra_min > ra_max wraps through 0), 0 otherwise.",
-    ),
-    (
-        "scisql_s2ptincpoly(ra DOUBLE, dec DOUBLE, ra1 DOUBLE, dec1 DOUBLE, ...) -> INTEGER",
-        "1 when the position lies in the convex spherical polygon with the given vertices (degrees), 0 otherwise.",
-    ),
-];
-
 fn interface(xsi_type: &str, role_std: bool, url: &str, use_: &str) -> String {
     let role = if role_std {
         " role=\"std\" version=\"1.1\""
@@ -454,11 +434,11 @@ pub fn capabilities_document(base: &str, config: &super::TapConfig) -> String {
         s.push_str("      </languageFeatures>\n");
     }
     s.push_str("      <languageFeatures type=\"ivo://ivoa.net/std/TAPRegExt#features-udf\">\n");
-    for (form, description) in UDFS {
+    for udf in almagest_adql::service_functions() {
         s.push_str(&format!(
             "        <feature>\n          <form>{}</form>\n          <description>{}</description>\n        </feature>\n",
-            escape_xml(form),
-            escape_xml(description)
+            escape_xml(udf.form),
+            escape_xml(udf.description)
         ));
     }
     s.push_str("      </languageFeatures>\n    </language>\n");
