@@ -90,7 +90,42 @@ pub fn unqualify(expr: Expr) -> datafusion::error::Result<Expr> {
 }
 
 fn sql_of(unparser: &Unparser, e: &Expr) -> datafusion::error::Result<String> {
-    Ok(unparser.expr_to_sql(e)?.to_string())
+    Ok(unparser
+        .expr_to_sql(&spell_non_finite(e.clone())?)?
+        .to_string())
+}
+
+/// `e` with every NaN or infinite floating-point constant written as a cast of its text:
+/// the unparser prints them as the bare words `NaN` and `inf`, which the worker would read
+/// as column names.
+fn spell_non_finite(e: Expr) -> datafusion::error::Result<Expr> {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::common::ScalarValue;
+    let spelled = |v: f64, t: DataType| {
+        let text = if v.is_nan() {
+            "NaN"
+        } else if v > 0.0 {
+            "inf"
+        } else {
+            "-inf"
+        };
+        Transformed::yes(Expr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(datafusion::logical_expr::lit(text)),
+            t,
+        )))
+    };
+    e.transform(|e| {
+        Ok(match e {
+            Expr::Literal(ScalarValue::Float64(Some(v)), _) if !v.is_finite() => {
+                spelled(v, DataType::Float64)
+            }
+            Expr::Literal(ScalarValue::Float32(Some(v)), _) if !v.is_finite() => {
+                spelled(f64::from(v), DataType::Float32)
+            }
+            other => Transformed::no(other),
+        })
+    })
+    .map(|t| t.data)
 }
 
 fn quote_ident(name: &str) -> String {

@@ -270,6 +270,14 @@ impl QueryParser for AdqlQueryParser {
         self.owner.set(client.metadata().get(METADATA_USER));
         self.limits.check_text(sql)?;
         let translated = translate(sql)?;
+        // PostgreSQL's extended protocol takes one statement per Parse; datafusion-postgres
+        // would plan the first and drop the rest without a word.
+        if statement_count(&translated) > 1 {
+            return Err(errors::user_error(
+                ErrorKind::SyntaxError,
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
         search_path::apply(&self.ctx, client.metadata());
         catch_panic(self.inner.parse_sql(client, &translated, types))
             .await?
@@ -287,6 +295,19 @@ impl QueryParser for AdqlQueryParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         self.inner.get_result_schema(stmt, column_format)
     }
+}
+
+/// The number of statements in `sql` as PostgreSQL's parser counts them (0 when it does
+/// not parse: its own parser reports that later).
+fn statement_count(sql: &str) -> usize {
+    if !sql.contains(';') {
+        return 1;
+    }
+    datafusion::sql::sqlparser::parser::Parser::parse_sql(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+        sql,
+    )
+    .map_or(0, |statements| statements.len())
 }
 
 /// Rewrites a job command into its query, or else applies the ADQL translation; its

@@ -295,6 +295,34 @@ async fn t30_errors_carry_sqlstate_and_leave_the_connection_usable() {
 }
 
 #[tokio::test]
+async fn t31_extended_protocol_takes_one_statement() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    // As in PostgreSQL: a Parse of several statements is refused, nothing of it runs.
+    for sql in ["BEGIN; SELECT 1; COMMIT", "SELECT 1; SELECT 2"] {
+        let err = client.prepare(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&err), "42601", "{sql}: {err:?}");
+        let message = err.as_db_error().unwrap().message().to_owned();
+        assert_eq!(
+            message, "cannot insert multiple commands into a prepared statement",
+            "{sql}"
+        );
+        assert_usable(&client).await;
+    }
+    // One statement with its semicolon is one statement; the simple protocol runs several.
+    let rows = client.query("SELECT 1 AS one;", &[]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let messages = client.simple_query("SELECT 1; SELECT 2").await.unwrap();
+    let data_rows = messages
+        .iter()
+        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count();
+    assert_eq!(data_rows, 2);
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn t25_portals_and_cursors() {
     let server = TestServer::start().await;
     let mut client = server.connect().await;
