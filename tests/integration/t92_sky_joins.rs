@@ -232,6 +232,7 @@ async fn t92_sky_joins() -> Result<()> {
     );
 
     let half = 0.5 / 60.0;
+    left_and_best_match(&client, &rows, half).await?;
     let all = |_: &Source, _: &Source| true;
     let spellings = [
         format!(
@@ -341,4 +342,83 @@ async fn t92_sky_joins() -> Result<()> {
         &want,
     )?;
     Ok(())
+}
+
+/// A LEFT near-neighbour join keeps every left row once (with each partner, or with NULL),
+/// and a window over the chunk-local join picks each source's nearest neighbour.
+async fn left_and_best_match(
+    client: &tokio_postgres::Client,
+    rows: &[Source],
+    radius: f64,
+) -> Result<()> {
+    let keep = |a: &Source, b: &Source| a.id != b.id && a.dec > 30.0;
+    let pairs = brute_force(rows, radius, keep);
+    let mut want: BTreeSet<(i64, Option<i64>)> = pairs.iter().map(|&(a, b)| (a, Some(b))).collect();
+    for r in rows.iter().filter(|r| r.dec > 30.0) {
+        if !pairs.iter().any(|&(a, _)| a == r.id) {
+            want.insert((r.id, None));
+        }
+    }
+    ensure!(
+        want.iter().filter(|(_, b)| b.is_none()).count() > 100,
+        "too few rows without a partner"
+    );
+    let sql = format!(
+        "SELECT a.source_id, b.source_id FROM nn.cat a LEFT JOIN nn.cat b \
+         ON DISTANCE(POINT('ICRS', a.ra, a.dec), POINT('ICRS', b.ra, b.dec)) < {radius} \
+         AND a.source_id <> b.source_id WHERE a.dec > 30"
+    );
+    let got = query_text(client, &sql).await?;
+    let got: Vec<(i64, Option<i64>)> = got
+        .iter()
+        .map(|r| {
+            let a = r[0].as_deref().context("NULL left id")?.parse::<i64>()?;
+            let b = r[1].as_deref().map(str::parse::<i64>).transpose()?;
+            Ok((a, b))
+        })
+        .collect::<Result<_>>()?;
+    let set: BTreeSet<(i64, Option<i64>)> = got.iter().copied().collect();
+    ensure!(
+        set.len() == got.len(),
+        "LEFT: {} rows came twice",
+        got.len() - set.len()
+    );
+    let missing: Vec<_> = want.difference(&set).take(5).collect();
+    let extra: Vec<_> = set.difference(&want).take(5).collect();
+    ensure!(
+        missing.is_empty() && extra.is_empty(),
+        "LEFT: {} rows, expected {}; missing e.g. {missing:?}, unexpected e.g. {extra:?}",
+        set.len(),
+        want.len()
+    );
+    let plan = query_text(client, &format!("EXPLAIN {sql}")).await?;
+    ensure!(
+        plan.iter()
+            .flatten()
+            .flatten()
+            .any(|l| l.contains("chunk-local join with nn.cat")),
+        "the LEFT join did not run chunk-locally: {plan:?}"
+    );
+
+    // The best match of each source: its nearest partner within the radius.
+    let by_id: std::collections::HashMap<i64, &Source> = rows.iter().map(|r| (r.id, r)).collect();
+    let mut best: std::collections::BTreeMap<i64, (f64, i64)> = Default::default();
+    for &(a, b) in &pairs {
+        let (sa, sb) = (by_id[&a], by_id[&b]);
+        let d = haversine_deg(sa.ra, sa.dec, sb.ra, sb.dec);
+        let entry = best.entry(a).or_insert((d, b));
+        if d < entry.0 {
+            *entry = (d, b);
+        }
+    }
+    let want: Pairs = best.iter().map(|(&a, &(_, b))| (a, b)).collect();
+    let sql = format!(
+        "SELECT a_id, b_id FROM (SELECT a.source_id AS a_id, b.source_id AS b_id, \
+         ROW_NUMBER() OVER (PARTITION BY a.source_id ORDER BY \
+         DISTANCE(POINT('ICRS', a.ra, a.dec), POINT('ICRS', b.ra, b.dec))) AS rn \
+         FROM nn.cat a JOIN nn.cat b \
+         ON DISTANCE(POINT('ICRS', a.ra, a.dec), POINT('ICRS', b.ra, b.dec)) < {radius} \
+         AND a.source_id <> b.source_id WHERE a.dec > 30) AS m WHERE rn = 1"
+    );
+    check(&sql, parse_pairs(&query_text(client, &sql).await?)?, &want)
 }

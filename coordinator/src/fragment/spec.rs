@@ -66,6 +66,10 @@ pub struct NearSide {
     pub cell: String,
     /// The join condition over `l.<column>` and `r.<column>`.
     pub condition: Expr,
+    /// For a LEFT join, what tells the left table's rows apart (its key and position,
+    /// raw columns): every left row comes out once, with each of its partners or with
+    /// NULLs.
+    pub preserve_left: Option<Vec<Expr>>,
 }
 
 /// The output rows a fragment's workers send: those whose Int64 output column `column`
@@ -201,9 +205,19 @@ impl FragmentSpec {
             Some(near) => {
                 let cell = quote_ident(&near.cell);
                 let chunk = quote_ident(CHUNK_COLUMN);
+                // A LEFT join also carries the left rows' identity through the pairs.
+                let identity: Vec<(Expr, String)> = near
+                    .preserve_left
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(i, e)| (e.clone(), format!("__near_id{i}")))
+                    .collect();
+                let mut left_select = near.left_select.clone();
+                left_select.extend(identity.iter().cloned());
                 let left = self.scan_sql(
                     &unparser,
-                    &near.left_select,
+                    &left_select,
                     Some(format!(
                         "unnest({}) AS {cell}, {chunk}",
                         sql_of(&unparser, &near.left_cells)?
@@ -232,11 +246,35 @@ impl FragmentSpec {
                 } else {
                     items.join(", ")
                 };
-                format!(
-                    "SELECT {items} FROM ({left}) AS l JOIN ({right}) AS r \
-                     ON l.{chunk} = r.{chunk} AND l.{cell} = r.{cell} AND ({})",
-                    sql_of(&unparser, &near.condition)?
-                )
+                let condition = sql_of(&unparser, &near.condition)?;
+                if identity.is_empty() {
+                    format!(
+                        "SELECT {items} FROM ({left}) AS l JOIN ({right}) AS r \
+                         ON l.{chunk} = r.{chunk} AND l.{cell} = r.{cell} AND ({condition})"
+                    )
+                } else {
+                    // Each left row once (it is primary in one chunk), joined with the
+                    // pairs found for it: the pairs' left side names it by its identity.
+                    let plain =
+                        self.scan_sql(&unparser, &left_select, Some(chunk.clone()), CHUNK_TABLE)?;
+                    let ids: Vec<String> =
+                        identity.iter().map(|(_, name)| quote_ident(name)).collect();
+                    let carried: Vec<String> =
+                        ids.iter().map(|id| format!("l.{id} AS {id}")).collect();
+                    let same: Vec<String> = ids
+                        .iter()
+                        .map(|id| format!("(l.{id} IS NOT DISTINCT FROM r.{id})"))
+                        .collect();
+                    format!(
+                        "SELECT {items} FROM ({plain}) AS l LEFT JOIN (\
+                         SELECT {}, l.{chunk} AS \"__near_pair_chunk\", r.* \
+                         FROM ({left}) AS l JOIN ({right}) AS r \
+                         ON l.{chunk} = r.{chunk} AND l.{cell} = r.{cell} AND ({condition})\
+                         ) AS r ON l.{chunk} = r.\"__near_pair_chunk\" AND {}",
+                        carried.join(", "),
+                        same.join(" AND ")
+                    )
+                }
             }
         };
         if !self.group_by.is_empty() {

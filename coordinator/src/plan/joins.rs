@@ -12,7 +12,9 @@
 //! left row lists the cells its cone may touch, the right row has one cell, and the
 //! original condition filters the candidates.
 //!
-//! Only inner joins are rewritten so far, and only when every chunk the left side reads is
+//! A LEFT join keeps every left row once: the chunk's left rows are joined with the pairs
+//! found for them, matched by the left row's key and position. RIGHT, FULL and semi/anti
+//! joins keep the plan they had. Joins are rewritten only when every chunk the left side reads is
 //! a chunk of the right table on the same worker (always true of a self-join; a chunk
 //! holding only overlap rows of the right table is not stored, so another table may lack
 //! rows the join needs). Everything else keeps the plan it had, which is slower but exact.
@@ -90,7 +92,12 @@ fn over_sides(e: &Expr, left: &DFSchemaRef, right: &DFSchemaRef) -> Option<Expr>
 }
 
 fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan>> {
-    if join.join_type != JoinType::Inner || !join.on.is_empty() || join.null_aware {
+    let preserve_left = match join.join_type {
+        JoinType::Inner => false,
+        JoinType::Left => true,
+        _ => return Ok(None),
+    };
+    if !join.on.is_empty() || join.null_aware {
         return Ok(None);
     }
     let Some(filter) = &join.filter else {
@@ -207,12 +214,23 @@ fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan
         );
         return Ok(None);
     }
+    // A LEFT join names each left row by its key and position (the key alone would do
+    // for a table whose keys are unique, which the loader does not check yet).
+    let preserve_left = if preserve_left {
+        let Some(key) = &l_meta.key_column else {
+            return Ok(None);
+        };
+        Some(vec![raw_col(key), raw_col(&l_ra), raw_col(&l_dec)])
+    } else {
+        None
+    };
     spec.near = Some(Arc::new(NearSide {
         spec: near_spec,
         left_select,
         left_cells,
         cell: CELL.to_string(),
         condition,
+        preserve_left,
     }));
     tracing::debug!(
         radius,
