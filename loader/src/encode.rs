@@ -77,9 +77,20 @@ impl PartitionedTable {
                 }
             }
         };
-        let (primary, rows) = encode(ChunkFileKind::Primary)?
-            .ok_or_else(|| LoaderError::Internal(format!("chunk {chunk} has no rows to encode")))?;
         let overlap = encode(ChunkFileKind::Overlap)?;
+        let (primary, rows) = match encode(ChunkFileKind::Primary)? {
+            Some(primary) => primary,
+            // A chunk of only overlap rows has an empty primary file.
+            None if overlap.is_some() => {
+                let empty = RecordBatch::new_empty(Arc::clone(self.schema()));
+                (to_parquet(&empty, props.clone())?, 0)
+            }
+            None => {
+                return Err(LoaderError::Internal(format!(
+                    "chunk {chunk} has no rows to encode"
+                )))
+            }
+        };
         let overlap_rows = overlap.as_ref().map_or(0, |(_, n)| *n);
         Ok(EncodedChunk {
             chunk,

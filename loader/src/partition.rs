@@ -84,12 +84,15 @@ impl PartitionedTable {
         &self.chunks
     }
 
-    /// Chunks holding at least one primary row, ascending: the chunks to store. A chunk
-    /// with only overlap rows is never read (nothing in it to match), so it is not stored.
+    /// The chunks to store, ascending: those holding a primary row, and for a director
+    /// table also those holding only overlap rows (with an empty primary file), which a
+    /// chunk-local join of another table of the database reads as the near side of its
+    /// chunk.
     pub fn stored_chunks(&self) -> Vec<u64> {
+        let director = matches!(self.layout, Layout::Director(_));
         self.chunks
             .iter()
-            .filter(|(_, c)| c.rows > 0)
+            .filter(|(_, c)| c.rows > 0 || (director && c.overlap_rows > 0))
             .map(|(id, _)| *id)
             .collect()
     }
@@ -101,9 +104,10 @@ impl PartitionedTable {
 
     /// Overlap rows in the stored chunks.
     pub fn overlap_rows(&self) -> u64 {
-        self.chunks
-            .values()
-            .filter(|c| c.rows > 0)
+        let stored = self.stored_chunks();
+        stored
+            .iter()
+            .filter_map(|c| self.chunks.get(c))
             .map(|c| c.overlap_rows)
             .sum()
     }

@@ -197,8 +197,12 @@ fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan
         .filters(left.filters.clone())
         .build();
     // Every chunk read must be the right table's, on the same worker (see the module
-    // documentation); a left chunk without right rows nearby has no pair at all, but that
-    // is known only for a chunk the right table has.
+    // documentation). The right table stores every chunk holding its rows or overlap rows,
+    // so a left chunk it lacks has no right row within the margin: an inner join has no
+    // pair there and skips it; a LEFT join would need its rows with NULLs, and stays here.
+    if !preserve_left {
+        spec.chunks.retain(|c| r_meta.chunks.contains_key(c));
+    }
     let colocated =
         spec.chunks
             .iter()
