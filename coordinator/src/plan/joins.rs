@@ -14,10 +14,11 @@
 //!
 //! A LEFT join keeps every left row once: the chunk's left rows are joined with the pairs
 //! found for them, matched by the left row's key and position. RIGHT, FULL and semi/anti
-//! joins keep the plan they had. Joins are rewritten only when every chunk the left side reads is
-//! a chunk of the right table on the same worker (always true of a self-join; a chunk
-//! holding only overlap rows of the right table is not stored, so another table may lack
-//! rows the join needs). Everything else keeps the plan it had, which is slower but exact.
+//! joins keep the plan they had. A load stores every chunk holding rows or overlap rows of
+//! the table, so a left chunk the right table lacks has no right row within the margin:
+//! an inner join skips it, a LEFT join (which must still output its rows) keeps the plan it
+//! had. Joins are rewritten only when every chunk read is a chunk of both tables on the
+//! same worker. Everything else keeps the plan it had, which is slower but exact.
 
 use std::sync::Arc;
 
