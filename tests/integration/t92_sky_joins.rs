@@ -180,6 +180,49 @@ fn check(what: &str, got: Vec<(i64, i64)>, want: &Pairs) -> Result<()> {
     Ok(())
 }
 
+/// The rows of a LEFT join: each pair, and each left row without a pair once with NULL.
+type LeftRows = BTreeSet<(i64, Option<i64>)>;
+
+/// What a LEFT join of `left` should give, with `pairs` its inner join.
+fn with_unmatched<'a>(pairs: &Pairs, left: impl Iterator<Item = &'a Source>) -> LeftRows {
+    let matched: BTreeSet<i64> = pairs.iter().map(|&(a, _)| a).collect();
+    pairs
+        .iter()
+        .map(|&(a, b)| (a, Some(b)))
+        .chain(
+            left.filter(|r| !matched.contains(&r.id))
+                .map(|r| (r.id, None)),
+        )
+        .collect()
+}
+
+/// A LEFT join's rows equal `want`, each exactly once.
+fn check_left(what: &str, rows: &[Vec<Option<String>>], want: &LeftRows) -> Result<()> {
+    let got: Vec<(i64, Option<i64>)> = rows
+        .iter()
+        .map(|r| {
+            let a = r[0].as_deref().context("NULL left id")?.parse::<i64>()?;
+            let b = r[1].as_deref().map(str::parse::<i64>).transpose()?;
+            Ok((a, b))
+        })
+        .collect::<Result<_>>()?;
+    let set: LeftRows = got.iter().copied().collect();
+    ensure!(
+        set.len() == got.len(),
+        "{what}: {} rows came twice",
+        got.len() - set.len()
+    );
+    let missing: Vec<_> = want.difference(&set).take(5).collect();
+    let extra: Vec<_> = set.difference(want).take(5).collect();
+    ensure!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: {} rows, expected {}; missing e.g. {missing:?}, unexpected e.g. {extra:?}",
+        set.len(),
+        want.len()
+    );
+    Ok(())
+}
+
 async fn tap_pairs(http: &reqwest::Client, tap: &str, adql: &str) -> Result<Vec<(i64, i64)>> {
     let resp = http
         .post(format!("{tap}/sync"))
@@ -354,12 +397,7 @@ async fn left_and_best_match(
 ) -> Result<()> {
     let keep = |a: &Source, b: &Source| a.id != b.id && a.dec > 30.0;
     let pairs = brute_force(rows, radius, keep);
-    let mut want: BTreeSet<(i64, Option<i64>)> = pairs.iter().map(|&(a, b)| (a, Some(b))).collect();
-    for r in rows.iter().filter(|r| r.dec > 30.0) {
-        if !pairs.iter().any(|&(a, _)| a == r.id) {
-            want.insert((r.id, None));
-        }
-    }
+    let want = with_unmatched(&pairs, rows.iter().filter(|r| r.dec > 30.0));
     ensure!(
         want.iter().filter(|(_, b)| b.is_none()).count() > 100,
         "too few rows without a partner"
@@ -369,29 +407,7 @@ async fn left_and_best_match(
          ON DISTANCE(POINT('ICRS', a.ra, a.dec), POINT('ICRS', b.ra, b.dec)) < {radius} \
          AND a.source_id <> b.source_id WHERE a.dec > 30"
     );
-    let got = query_text(client, &sql).await?;
-    let got: Vec<(i64, Option<i64>)> = got
-        .iter()
-        .map(|r| {
-            let a = r[0].as_deref().context("NULL left id")?.parse::<i64>()?;
-            let b = r[1].as_deref().map(str::parse::<i64>).transpose()?;
-            Ok((a, b))
-        })
-        .collect::<Result<_>>()?;
-    let set: BTreeSet<(i64, Option<i64>)> = got.iter().copied().collect();
-    ensure!(
-        set.len() == got.len(),
-        "LEFT: {} rows came twice",
-        got.len() - set.len()
-    );
-    let missing: Vec<_> = want.difference(&set).take(5).collect();
-    let extra: Vec<_> = set.difference(&want).take(5).collect();
-    ensure!(
-        missing.is_empty() && extra.is_empty(),
-        "LEFT: {} rows, expected {}; missing e.g. {missing:?}, unexpected e.g. {extra:?}",
-        set.len(),
-        want.len()
-    );
+    check_left(&sql, &query_text(client, &sql).await?, &want)?;
     let plan = query_text(client, &format!("EXPLAIN {sql}")).await?;
     ensure!(
         plan.iter()
@@ -475,35 +491,11 @@ async fn two_tables(
     );
 
     // LEFT: every source of the first catalog once, unmatched ones with NULL.
-    let mut want: BTreeSet<(i64, Option<i64>)> = pairs.iter().map(|&(a, b)| (a, Some(b))).collect();
-    let matched: BTreeSet<i64> = pairs.iter().map(|&(a, _)| a).collect();
-    want.extend(
-        rows.iter()
-            .filter(|r| !matched.contains(&r.id))
-            .map(|r| (r.id, None)),
-    );
+    let want = with_unmatched(&pairs, rows.iter());
     let sql = format!(
         "SELECT a.source_id, b.source_id FROM nn.cat a LEFT JOIN nn.obs b \
          ON scisql_angSep(a.ra, a.dec, b.ra, b.dec) < {radius}"
     );
-    let got = query_text(client, &sql).await?;
-    ensure!(
-        got.len() == want.len(),
-        "LEFT: {} rows, expected {}",
-        got.len(),
-        want.len()
-    );
-    let got: BTreeSet<(i64, Option<i64>)> = got
-        .iter()
-        .map(|r| {
-            let a = r[0].as_deref().context("NULL left id")?.parse::<i64>()?;
-            let b = r[1].as_deref().map(str::parse::<i64>).transpose()?;
-            Ok((a, b))
-        })
-        .collect::<Result<_>>()?;
-    ensure!(
-        got == want,
-        "LEFT two-table rows differ from the brute force"
-    );
+    check_left(&sql, &query_text(client, &sql).await?, &want)?;
     Ok(())
 }
