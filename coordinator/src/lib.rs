@@ -35,7 +35,7 @@ use tonic::service::interceptor::InterceptedService;
 pub use error::{CoordinatorError, Result};
 pub use session::UploadTable;
 
-use catalog::RaftCatalog;
+use catalog::{DirectorIndex, RaftCatalog};
 use jobs::{JobManager, JobUpload, JobsConfig};
 use service::{CoordinatorService, PendingLoad};
 use workers::WorkerPool;
@@ -94,6 +94,8 @@ pub struct Coordinator {
     pub config: CoordinatorConfig,
     catalog: Catalog,
     pool: WorkerPool,
+    /// Key -> chunk of every partitioned table (`catalog::index`).
+    index: Arc<DirectorIndex>,
     ctx: Arc<SessionContext>,
     loads: tokio::sync::Mutex<HashMap<String, PendingLoad>>,
     jobs: Arc<JobManager>,
@@ -118,7 +120,30 @@ impl Coordinator {
         )
         .await?;
         let pool = WorkerPool::new(config.cluster_secret.clone());
-        let ctx = Arc::new(build_session(&config, catalog.clone(), pool.clone())?);
+        let index = Arc::new(DirectorIndex::open(
+            &config.data_dir.join("director_index"),
+        )?);
+        // Entries of loads that no table names are those of loads this coordinator did
+        // not see to the end (it stopped mid-load): nothing will ever read them.
+        let published: std::collections::HashSet<String> = catalog
+            .state()
+            .tables
+            .values()
+            .map(|t| t.load_id.clone())
+            .collect();
+        let swept = index.sweep(&published)?;
+        if !swept.is_empty() {
+            tracing::info!(
+                loads = swept.len(),
+                "director index entries of unfinished loads deleted"
+            );
+        }
+        let ctx = Arc::new(build_session(
+            &config,
+            catalog.clone(),
+            pool.clone(),
+            index.clone(),
+        )?);
         let results_dir = config.data_dir.join("results");
         let coordinator = Arc::new_cyclic(|me: &Weak<Coordinator>| {
             let me = me.clone();
@@ -139,6 +164,7 @@ impl Coordinator {
                 config,
                 catalog,
                 pool,
+                index,
                 ctx,
                 loads: tokio::sync::Mutex::new(HashMap::new()),
                 jobs,
@@ -207,6 +233,7 @@ fn build_session(
     config: &CoordinatorConfig,
     catalog: Catalog,
     pool: WorkerPool,
+    index: Arc<DirectorIndex>,
 ) -> Result<SessionContext> {
     let mut session_config = SessionConfig::new()
         .with_default_catalog_and_schema(providers::CATALOG_NAME, providers::DEFAULT_SCHEMA)
@@ -235,7 +262,7 @@ fn build_session(
     )));
     ctx.register_catalog(
         providers::CATALOG_NAME,
-        Arc::new(providers::DatabasesProvider::new(catalog, pool)),
+        Arc::new(providers::DatabasesProvider::new(catalog, pool, index)),
     );
     almagest_adql::register_udfs(&ctx);
     ctx.register_udf(plan::cells_udf());

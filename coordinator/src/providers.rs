@@ -15,7 +15,7 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::catalog::{TableMeta, DEFAULT_CHUNK_DEPTH};
+use crate::catalog::{DirectorIndex, TableMeta, DEFAULT_CHUNK_DEPTH};
 use crate::fragment::{unqualify, FragmentExec, FragmentSpec};
 use crate::tap_schema::{TapSchemaProvider, TAP_SCHEMA};
 use crate::workers::WorkerPool;
@@ -52,14 +52,16 @@ pub fn table_schema(meta: &TableMeta) -> Result<SchemaRef, DataFusionError> {
 pub struct DatabasesProvider {
     catalog: Catalog,
     pool: WorkerPool,
+    index: Arc<DirectorIndex>,
     extra: RwLock<HashMap<String, Arc<dyn SchemaProvider>>>,
 }
 
 impl DatabasesProvider {
-    pub fn new(catalog: Catalog, pool: WorkerPool) -> Self {
+    pub fn new(catalog: Catalog, pool: WorkerPool, index: Arc<DirectorIndex>) -> Self {
         Self {
             catalog,
             pool,
+            index,
             extra: RwLock::new(HashMap::new()),
         }
     }
@@ -94,6 +96,7 @@ impl CatalogProvider for DatabasesProvider {
                 database: name.to_string(),
                 catalog: self.catalog.clone(),
                 pool: self.pool.clone(),
+                index: self.index.clone(),
             }))
         } else {
             None
@@ -119,6 +122,7 @@ pub struct DatabaseSchemaProvider {
     database: String,
     catalog: Catalog,
     pool: WorkerPool,
+    index: Arc<DirectorIndex>,
 }
 
 #[async_trait::async_trait]
@@ -149,6 +153,7 @@ impl SchemaProvider for DatabaseSchemaProvider {
             chunk_depth: depth,
             catalog: self.catalog.clone(),
             pool: self.pool.clone(),
+            index: self.index.clone(),
         })))
     }
 
@@ -168,6 +173,8 @@ pub struct DistributedTableProvider {
     pub chunk_depth: u8,
     pub catalog: Catalog,
     pub pool: WorkerPool,
+    /// The director index, for key constraints.
+    pub index: Arc<DirectorIndex>,
 }
 
 #[async_trait::async_trait]
@@ -215,6 +222,7 @@ impl TableProvider for DistributedTableProvider {
             .map(unqualify)
             .collect::<datafusion::error::Result<Vec<_>>>()?;
         let spec = FragmentSpec::builder(self.meta.clone(), self.chunk_depth, self.schema.clone())
+            .key_index(self.index.clone())
             .select(select)
             .filters(filters)
             .limit(limit)

@@ -161,6 +161,13 @@ impl Coordinator {
                         field.data_type()
                     )));
                 }
+                if what == "key" && !crate::catalog::index::indexable(field.data_type()) {
+                    return Err(CoordinatorError::InvalidRequest(format!(
+                        "key column \"{col}\" is of type {}: the key of a partitioned table \
+                         must be an integer or text (it is indexed)",
+                        field.data_type()
+                    )));
+                }
             }
         }
         let database = match state.databases.get(&db) {
@@ -208,6 +215,7 @@ impl Coordinator {
             chunks: BTreeMap::new(),
             rows: 0,
             description,
+            key_index: false,
         };
         self.loads.lock().await.insert(
             load_id.clone(),
@@ -244,6 +252,7 @@ impl Coordinator {
             })?;
         let state = self.catalog.state();
         let mut table = pending.template.clone();
+        let keys = self.index.finish_load(&req.load_id);
         let max_chunk = almagest_sky::chunk_count(pending.chunk_depth);
         let mut problem = None;
         for c in &req.chunks {
@@ -270,6 +279,16 @@ impl Coordinator {
                 },
             );
         }
+        if table.kind == TableKind::Director {
+            // Every row's key must be in the index, or a key lookup would miss rows.
+            if keys != table.rows {
+                problem.get_or_insert(format!(
+                    "the director index received {keys} keys for {} rows",
+                    table.rows
+                ));
+            }
+            table.key_index = true;
+        }
         let result = match problem {
             Some(p) => Err(CoordinatorError::InvalidRequest(p)),
             None => {
@@ -280,6 +299,7 @@ impl Coordinator {
         if let Err(e) = result {
             self.drop_load_files(&table.qualified_name(), &req.load_id)
                 .await;
+            self.drop_load_keys(&req.load_id);
             return Err(e);
         }
         info!(table = %table.qualified_name(), rows = table.rows, chunks = table.chunks.len(), "table published");
@@ -289,11 +309,75 @@ impl Coordinator {
         })
     }
 
+    /// Adds one chunk's keys to the director index of a load in progress.
+    pub async fn put_keys(&self, req: v1::PutKeysRequest) -> Result<v1::PutKeysResponse> {
+        let (key_name, key_type) = {
+            let loads = self.loads.lock().await;
+            let pending = loads.get(&req.load_id).ok_or_else(|| {
+                CoordinatorError::InvalidRequest(format!("no load {} is in progress", req.load_id))
+            })?;
+            let t = &pending.template;
+            let key = t
+                .key_column
+                .clone()
+                .filter(|_| t.kind == TableKind::Director);
+            let Some(key) = key else {
+                return Err(CoordinatorError::InvalidRequest(format!(
+                    "table {} has no director index",
+                    t.qualified_name()
+                )));
+            };
+            let column = t.columns.iter().find(|c| c.name == key);
+            (key, column.map(|c| c.data_type.clone()).unwrap_or_default())
+        };
+        let batch = req
+            .keys
+            .as_ref()
+            .map(almagest_proto::decode_batch)
+            .transpose()
+            .map_err(|e| CoordinatorError::InvalidRequest(format!("bad key batch: {e}")))?
+            .ok_or_else(|| CoordinatorError::InvalidRequest("PutKeys without keys".into()))?;
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::{DataType, Float64Type};
+        let shape_ok = batch.num_columns() == 3
+            && batch.column(0).data_type().to_string() == key_type
+            && batch.column(1).data_type() == &DataType::Float64
+            && batch.column(2).data_type() == &DataType::Float64;
+        if !shape_ok {
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "a key batch must hold the key ({key_type}), ra and dec (Float64)"
+            )));
+        }
+        let index = self.index.clone();
+        let keys = tokio::task::spawn_blocking(move || {
+            index.put(
+                &req.load_id,
+                req.chunk,
+                batch.column(0),
+                batch.column(1).as_primitive::<Float64Type>(),
+                batch.column(2).as_primitive::<Float64Type>(),
+                &key_name,
+            )
+        })
+        .await
+        .map_err(|e| CoordinatorError::Internal(format!("key index task failed: {e}")))??;
+        Ok(v1::PutKeysResponse { keys })
+    }
+
+    /// Deletes a load's director index entries (logged if that fails: the next start's
+    /// sweep deletes them).
+    fn drop_load_keys(&self, load_id: &str) {
+        if let Err(e) = self.index.delete_load(load_id) {
+            warn!(%load_id, error = %e, "could not delete the load's director index entries");
+        }
+    }
+
     pub async fn abort_load(&self, load_id: &str) -> Result<()> {
         let pending = self.loads.lock().await.remove(load_id);
         if let Some(p) = pending {
             self.drop_load_files(&p.template.qualified_name(), load_id)
                 .await;
+            self.drop_load_keys(load_id);
             info!(%load_id, "load aborted");
         }
         Ok(())
@@ -358,6 +442,17 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
     ) -> std::result::Result<Response<v1::CommitLoadResponse>, Status> {
         self.coordinator
             .commit_load(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(tonic::Status::from)
+    }
+
+    async fn put_keys(
+        &self,
+        request: Request<v1::PutKeysRequest>,
+    ) -> std::result::Result<Response<v1::PutKeysResponse>, Status> {
+        self.coordinator
+            .put_keys(request.into_inner())
             .await
             .map(Response::new)
             .map_err(tonic::Status::from)

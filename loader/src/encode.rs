@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use datafusion::arrow::compute::{cast, concat_batches, sort_to_indices, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::metadata::SortingColumn;
@@ -35,6 +36,9 @@ pub struct EncodedChunk {
     pub primary: Vec<u8>,
     /// Rows of neighbouring chunks within the margin, sorted by `_hpx`; `None` if none.
     pub overlap: Option<Vec<u8>>,
+    /// For a director table: the key, RA and Dec (Float64) of the primary rows, for the
+    /// coordinator's director index; `None` for a replicated table.
+    pub keys: Option<RecordBatch>,
 }
 
 impl EncodedChunk {
@@ -78,11 +82,23 @@ impl PartitionedTable {
             }
         };
         let overlap = encode(ChunkFileKind::Overlap)?;
-        let (primary, rows) = match encode(ChunkFileKind::Primary)? {
+        let mut keys = None;
+        let mut encode_primary = || -> Result<Option<(Vec<u8>, u64)>> {
+            match self.read_chunk(chunk, ChunkFileKind::Primary)? {
+                None => Ok(None),
+                Some(batch) => {
+                    keys = self.key_columns(&batch)?;
+                    let rows = batch.num_rows() as u64;
+                    Ok(Some((to_parquet(&batch, props.clone())?, rows)))
+                }
+            }
+        };
+        let (primary, rows) = match encode_primary()? {
             Some(primary) => primary,
             // A chunk of only overlap rows has an empty primary file.
             None if overlap.is_some() => {
                 let empty = RecordBatch::new_empty(Arc::clone(self.schema()));
+                keys = self.key_columns(&empty)?;
                 (to_parquet(&empty, props.clone())?, 0)
             }
             None => {
@@ -98,7 +114,39 @@ impl PartitionedTable {
             overlap_rows,
             primary,
             overlap: overlap.map(|(bytes, _)| bytes),
+            keys,
         })
+    }
+
+    /// The key, RA and Dec (as Float64) of a director table's rows.
+    fn key_columns(&self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+        let Layout::Director(spec) = &self.layout else {
+            return Ok(None);
+        };
+        let Some(key) = spec.key else {
+            return Ok(None);
+        };
+        let schema = batch.schema();
+        let degrees = |i: usize| cast(batch.column(i), &DataType::Float64).map_err(arrow_err);
+        let fields = vec![
+            Field::new(
+                schema.field(key).name(),
+                schema.field(key).data_type().clone(),
+                false,
+            ),
+            Field::new("ra", DataType::Float64, false),
+            Field::new("dec", DataType::Float64, false),
+        ];
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            vec![
+                Arc::clone(batch.column(key)),
+                degrees(spec.ra)?,
+                degrees(spec.dec)?,
+            ],
+        )
+        .map(Some)
+        .map_err(arrow_err)
     }
 
     /// Encodes every stored chunk into `dir` as `chunk_<id>.parquet` and

@@ -33,7 +33,7 @@ use almagest_proto::v1::coordinator_client::CoordinatorClient;
 use almagest_proto::v1::worker_client::WorkerClient;
 use almagest_proto::v1::{
     self, AbortLoadRequest, BeginLoadRequest, BeginLoadResponse, CommitLoadRequest, LoadedChunk,
-    PutChunkRequest,
+    PutChunkRequest, PutKeysRequest,
 };
 use datafusion::arrow::error::ArrowError;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -296,8 +296,15 @@ async fn run_load(
     );
 
     let table = Arc::new(table);
-    let (loaded, bytes) =
-        upload(&table, &handles, &begin.load_id, &opts.table, opts.progress).await?;
+    let (loaded, bytes) = upload(
+        &table,
+        &handles,
+        coordinator,
+        &begin.load_id,
+        &opts.table,
+        opts.progress,
+    )
+    .await?;
     let report = LoadReport {
         rows: table.rows(),
         chunks: loaded.len() as u64,
@@ -323,6 +330,7 @@ async fn run_load(
 async fn upload(
     table: &Arc<PartitionedTable>,
     workers: &[WorkerHandle],
+    coordinator: &CoordinatorClient<SecretChannel>,
     load_id: &str,
     table_name: &str,
     progress: bool,
@@ -349,6 +357,7 @@ async fn upload(
                 table: Arc::clone(table),
                 chunk,
                 targets,
+                coordinator: coordinator.clone(),
                 load_id: load_id.to_string(),
                 table_name: table_name.to_string(),
             };
@@ -382,6 +391,8 @@ struct UploadJob {
     table: Arc<PartitionedTable>,
     chunk: u64,
     targets: Vec<WorkerHandle>,
+    /// Where the chunk's keys go (the director index).
+    coordinator: CoordinatorClient<SecretChannel>,
     load_id: String,
     table_name: String,
 }
@@ -403,6 +414,10 @@ impl UploadJob {
                 HumanBytes(largest as u64),
                 HumanBytes(MAX_CHUNK_FILE_BYTES as u64)
             )));
+        }
+        // The keys first: a duplicate key fails the load before its chunk is sent.
+        if let Some(keys) = encoded.keys.take() {
+            send_keys(&mut self.coordinator.clone(), &self.load_id, chunk, &keys).await?;
         }
         let entry = LoadedChunk {
             chunk,
@@ -438,6 +453,38 @@ impl UploadJob {
         }
         Ok((entry, sent))
     }
+}
+
+/// Rows of keys per `PutKeys` call.
+const KEYS_PER_CALL: usize = 1 << 20;
+
+/// Sends a chunk's keys to the coordinator's director index.
+async fn send_keys(
+    coordinator: &mut CoordinatorClient<SecretChannel>,
+    load_id: &str,
+    chunk: u64,
+    keys: &datafusion::arrow::array::RecordBatch,
+) -> Result<()> {
+    let mut offset = 0;
+    while offset < keys.num_rows() {
+        let len = KEYS_PER_CALL.min(keys.num_rows() - offset);
+        let batch = almagest_proto::encode_batch(&keys.slice(offset, len)).map_err(|e| {
+            LoaderError::Internal(format!("cannot encode the keys of chunk {chunk}: {e}"))
+        })?;
+        coordinator
+            .put_keys(PutKeysRequest {
+                load_id: load_id.to_string(),
+                chunk,
+                keys: Some(batch),
+            })
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::InvalidArgument => LoaderError::BadInput(s.message().to_string()),
+                code => LoaderError::Rpc(format!("PutKeys failed ({code:?}): {}", s.message())),
+            })?;
+        offset += len;
+    }
+    Ok(())
 }
 
 /// A connected worker.

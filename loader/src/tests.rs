@@ -855,6 +855,8 @@ mod fake {
         pub aborted: Vec<String>,
         /// (worker id, request)
         pub puts: Vec<(u64, PutChunkRequest)>,
+        /// (chunk, keys) sent for the director index.
+        pub keys: Vec<(u64, u64)>,
     }
 
     pub type Shared = Arc<Mutex<Record>>;
@@ -911,6 +913,19 @@ mod fake {
             let chunks = req.chunks.len() as u64;
             self.record.lock().unwrap().committed.push(req);
             Ok(Response::new(CommitLoadResponse { rows, chunks }))
+        }
+
+        async fn put_keys(
+            &self,
+            request: Request<PutKeysRequest>,
+        ) -> Result<Response<PutKeysResponse>, Status> {
+            let req = request.into_inner();
+            let batch = almagest_proto::decode_batch(req.keys.as_ref().unwrap()).unwrap();
+            let n = batch.num_rows() as u64;
+            let mut record = self.record.lock().unwrap();
+            record.keys.push((req.chunk, n));
+            let keys = record.keys.iter().map(|k| k.1).sum();
+            Ok(Response::new(PutKeysResponse { keys }))
         }
 
         async fn abort_load(
@@ -1077,6 +1092,16 @@ async fn t30_ingest_load_uploads_every_chunk_to_its_worker_and_commits() {
         report.overlap_rows
     );
     assert!(report.overlap_rows > 0);
+    // Every chunk's primary rows sent their keys, once.
+    for c in &commit.chunks {
+        let sent: u64 = record
+            .keys
+            .iter()
+            .filter(|k| k.0 == c.chunk)
+            .map(|k| k.1)
+            .sum();
+        assert_eq!(sent, c.rows, "keys of chunk {}", c.chunk);
+    }
 
     // Workers sorted by id: [3, 7]; chunk c goes to workers[c % 2].
     let mut stored_rows = 0;

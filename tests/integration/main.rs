@@ -20,4 +20,5 @@ mod t70_tap_schema;
 mod t80_jobs;
 mod t90_tap_clients;
 mod t92_sky_joins;
+mod t93_director_index;
 mod t95_fuzz;

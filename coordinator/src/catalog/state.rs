@@ -109,6 +109,11 @@ pub struct TableMeta {
     /// Free-text description for users (TAP_SCHEMA, VOSI tables).
     #[serde(default)]
     pub description: Option<String>,
+    /// Whether the director index (`super::index`) holds every key of this version under
+    /// its load id; false for replicated tables and for tables loaded before the index
+    /// existed, whose key constraints read every chunk.
+    #[serde(default)]
+    pub key_index: bool,
 }
 
 impl TableMeta {
@@ -223,6 +228,7 @@ mod tests {
             chunks: BTreeMap::new(),
             rows: 0,
             description: None,
+            key_index: false,
         }
     }
 

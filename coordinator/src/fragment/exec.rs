@@ -168,6 +168,9 @@ impl DisplayAs for FragmentExec {
                     workers,
                     self.sql
                 )?;
+                if let Some(lookup) = &self.spec.key_lookup {
+                    write!(f, ", chunks from the {lookup}")?;
+                }
                 if let Some(near) = &self.spec.near {
                     write!(
                         f,

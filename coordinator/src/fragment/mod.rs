@@ -3,6 +3,7 @@
 //! [`FragmentBuilder`]); [`exec`] runs it ([`FragmentTable`], [`FragmentExec`]).
 
 pub mod exec;
+mod keys;
 pub mod spec;
 
 pub use exec::{FragmentExec, FragmentTable};

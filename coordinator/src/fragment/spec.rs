@@ -13,7 +13,7 @@ use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::sql::unparser::dialect::PostgreSqlDialect;
 use datafusion::sql::unparser::Unparser;
 
-use crate::catalog::{TableKind, TableMeta};
+use crate::catalog::{DirectorIndex, TableKind, TableMeta};
 
 pub use almagest_proto::{CHUNK_COLUMN, CHUNK_TABLE, HPX_COLUMN, NEAR_TABLE};
 /// Most depth-29 index ranges a fragment carries for row-group pruning.
@@ -37,6 +37,9 @@ pub struct FragmentSpec {
     pub chunks: Vec<u64>,
     /// Chunks of the table in all.
     pub table_chunks: usize,
+    /// How the director index narrowed `chunks`, for EXPLAIN (e.g. "director index on
+    /// source_id: 1 key"); `None` if it did not.
+    pub key_lookup: Option<String>,
     /// Output rows the workers keep, if not all (see [`KeepRows`]).
     pub keep_rows: Option<Arc<KeepRows>>,
     /// When set, a chunk-local join (see [`NearSide`]): `select`, `group_by`, `order_by`
@@ -151,6 +154,7 @@ impl FragmentSpec {
             limit: None,
             only_chunks: None,
             keep_rows: None,
+            key_index: None,
         }
     }
 
@@ -338,6 +342,7 @@ pub struct FragmentBuilder {
     limit: Option<usize>,
     only_chunks: Option<BTreeSet<u64>>,
     keep_rows: Option<(usize, Vec<i64>)>,
+    key_index: Option<Arc<DirectorIndex>>,
 }
 
 impl FragmentBuilder {
@@ -381,6 +386,14 @@ impl FragmentBuilder {
         self
     }
 
+    /// Reads only the chunks the director index gives for the filters' key constraints.
+    /// Only for a fragment whose filters restrict the rows of its own chunks (not the near
+    /// side of a chunk-local join, whose rows are read for the neighbouring chunks too).
+    pub fn key_index(mut self, index: Arc<DirectorIndex>) -> Self {
+        self.key_index = Some(index);
+        self
+    }
+
     /// The workers send only the rows whose output expression number `index` (an Int64)
     /// holds one of `values` (see [`KeepRows`]). Ignored when the fragment has a LIMIT, or
     /// when there is no such output, since then every row may matter.
@@ -408,6 +421,13 @@ impl FragmentBuilder {
         if let Some(keep) = &self.only_chunks {
             chunks.retain(|c| keep.contains(c));
         }
+        let mut key_lookup = None;
+        if let Some(index) = &self.key_index {
+            if let Some((keep, what)) = super::keys::key_chunks(&self.filters, &table, index) {
+                chunks.retain(|c| keep.contains(c));
+                key_lookup = Some(what);
+            }
+        }
         let keep_rows = match self.keep_rows {
             Some((index, values)) if self.limit.is_none() => {
                 self.select.get(index).map(|(_, column)| {
@@ -421,6 +441,7 @@ impl FragmentBuilder {
         };
         FragmentSpec {
             table_chunks: table.chunks.len(),
+            key_lookup,
             table,
             select: self.select,
             filters: self.filters,

@@ -121,6 +121,7 @@ fn split(
     }
     let schema = Arc::new(Schema::new(partial_fields));
     let spec = FragmentSpec::builder(chain.table.meta.clone(), chain.table.chunk_depth, schema)
+        .key_index(chain.table.index.clone())
         .select(select)
         .filters(chain.filters)
         .group_by(group_by)

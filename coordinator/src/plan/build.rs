@@ -81,6 +81,7 @@ impl Fragments {
         ));
         let mut fragment =
             FragmentSpec::builder(chain.table.meta.clone(), chain.table.chunk_depth, schema)
+                .key_index(chain.table.index.clone())
                 .select(select)
                 .filters(chain.filters)
                 .order_by(shape.order_by)

@@ -194,6 +194,7 @@ fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan
     .filters(right.filters.clone())
     .build();
     let mut spec = FragmentSpec::builder(l_meta.clone(), left.table.chunk_depth, schema)
+        .key_index(left.table.index.clone())
         .select(select)
         .filters(left.filters.clone())
         .build();

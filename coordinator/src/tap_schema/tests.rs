@@ -44,6 +44,7 @@ pub(crate) fn stars_meta() -> TableMeta {
         chunks: BTreeMap::new(),
         rows: 0,
         description: Some("A few stars".into()),
+        key_index: false,
     }
 }
 

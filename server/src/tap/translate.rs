@@ -218,6 +218,7 @@ mod tests {
                     chunks: Default::default(),
                     rows: 0,
                     description: None,
+                    key_index: false,
                 },
             );
         }

@@ -93,6 +93,7 @@ fn director_table(name: &str) -> TableMeta {
         ]),
         rows: 2000,
         description: None,
+        key_index: false,
     }
 }
 

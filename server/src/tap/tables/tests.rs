@@ -45,6 +45,7 @@ fn state() -> CatalogState {
             chunks: BTreeMap::new(),
             rows: 0,
             description: Some("Stars & such".into()),
+            key_index: false,
         },
     );
     s
