@@ -225,6 +225,7 @@ impl Coordinator {
     /// Stops the catalog cleanly.
     pub async fn shutdown(&self) -> Result<()> {
         self.jobs.shutdown().await;
+        self.index.close();
         self.catalog.shutdown().await
     }
 }

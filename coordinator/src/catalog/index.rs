@@ -120,7 +120,8 @@ pub fn encode_scalar(value: &ScalarValue, key_type: &DataType) -> Option<Vec<u8>
 
 /// The director index database.
 pub struct DirectorIndex {
-    db: IndexDb,
+    /// `None` once closed ([`DirectorIndex::close`]).
+    db: std::sync::RwLock<Option<IndexDb>>,
     /// Keys written per load in progress; one writer at a time, so the duplicate check of
     /// a batch and its write are one step.
     loads: Mutex<HashMap<String, u64>>,
@@ -181,9 +182,31 @@ impl DirectorIndex {
         opts.set_block_based_table_factory(&table);
         let db = IndexDb::open(&opts, dir).map_err(db_error)?;
         Ok(DirectorIndex {
-            db,
+            db: std::sync::RwLock::new(Some(db)),
             loads: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Runs `f` on the open database.
+    fn with_db<T>(&self, f: impl FnOnce(&IndexDb) -> Result<T>) -> Result<T> {
+        let guard = self
+            .db
+            .read()
+            .map_err(|_| CoordinatorError::Internal("director index lock poisoned".into()))?;
+        match guard.as_ref() {
+            Some(db) => f(db),
+            None => Err(CoordinatorError::Catalog(
+                "the director index is closed".into(),
+            )),
+        }
+    }
+
+    /// Closes the database (a coordinator shutting down), releasing its lock so that the
+    /// directory can be opened again in this process.
+    pub fn close(&self) {
+        if let Ok(mut db) = self.db.write() {
+            db.take();
+        }
     }
 
     /// Adds the keys of `chunk`'s rows of load `load_id`, with the rows' positions; fails
@@ -216,11 +239,14 @@ impl DirectorIndex {
             .lock()
             .map_err(|_| CoordinatorError::Internal("director index lock poisoned".into()))?;
         let full: Vec<Vec<u8>> = encoded.iter().map(|k| entry_key(load_id, k)).collect();
-        for (i, found) in self.db.multi_get(&full).into_iter().enumerate() {
-            if found.map_err(db_error)?.is_some() {
-                return Err(duplicate(i));
+        self.with_db(|db| {
+            for (i, found) in db.multi_get(&full).into_iter().enumerate() {
+                if found.map_err(db_error)?.is_some() {
+                    return Err(duplicate(i));
+                }
             }
-        }
+            Ok(())
+        })?;
         let mut batch = WriteBatch::default();
         batch.put(marker_key(load_id), b"");
         for (i, k) in full.iter().enumerate() {
@@ -230,7 +256,7 @@ impl DirectorIndex {
             v.extend_from_slice(&dec.value(i).to_le_bytes());
             batch.put(k, v);
         }
-        self.db.write(batch).map_err(db_error)?;
+        self.with_db(|db| db.write(batch).map_err(db_error))?;
         let count = loads.entry(load_id.to_string()).or_default();
         *count += encoded.len() as u64;
         Ok(*count)
@@ -248,13 +274,15 @@ impl DirectorIndex {
     /// The chunks holding these encoded keys (absent keys hold none).
     pub fn chunks_of(&self, load_id: &str, keys: &[Vec<u8>]) -> Result<BTreeSet<u64>> {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| entry_key(load_id, k)).collect();
-        let mut chunks = BTreeSet::new();
-        for found in self.db.multi_get(&full) {
-            if let Some(v) = found.map_err(db_error)? {
-                chunks.insert(chunk_of(&v)?);
+        self.with_db(|db| {
+            let mut chunks = BTreeSet::new();
+            for found in db.multi_get(&full) {
+                if let Some(v) = found.map_err(db_error)? {
+                    chunks.insert(chunk_of(&v)?);
+                }
             }
-        }
-        Ok(chunks)
+            Ok(chunks)
+        })
     }
 
     /// The chunks holding the keys in a range, or `None` if more than `max_entries` keys
@@ -273,13 +301,19 @@ impl DirectorIndex {
         };
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(end);
+        let guard = self
+            .db
+            .read()
+            .map_err(|_| CoordinatorError::Internal("director index lock poisoned".into()))?;
+        let Some(db) = guard.as_ref() else {
+            return Err(CoordinatorError::Catalog(
+                "the director index is closed".into(),
+            ));
+        };
         let mut chunks = BTreeSet::new();
         let mut seen = 0usize;
         let prefix = load_id.len() + 2;
-        for item in self
-            .db
-            .iterator_opt(IteratorMode::From(&start, Direction::Forward), opts)
-        {
+        for item in db.iterator_opt(IteratorMode::From(&start, Direction::Forward), opts) {
             let (k, v) = item.map_err(db_error)?;
             let key = &k[prefix..];
             if let Bound::Excluded(lo) = low {
@@ -310,22 +344,25 @@ impl DirectorIndex {
         let mut batch = WriteBatch::default();
         batch.delete_range(start, end);
         batch.delete(marker_key(load_id));
-        self.db.write(batch).map_err(db_error)
+        self.with_db(|db| db.write(batch).map_err(db_error))
     }
 
     /// Deletes the entries of every load not in `keep`; returns the loads deleted.
     pub fn sweep(&self, keep: &HashSet<String>) -> Result<Vec<String>> {
-        let mut stale = Vec::new();
-        for item in self.db.prefix_iterator(b"m") {
-            let (k, _) = item.map_err(db_error)?;
-            if k.first() != Some(&b'm') {
-                break;
+        let stale = self.with_db(|db| {
+            let mut stale = Vec::new();
+            for item in db.prefix_iterator(b"m") {
+                let (k, _) = item.map_err(db_error)?;
+                if k.first() != Some(&b'm') {
+                    break;
+                }
+                let load = String::from_utf8_lossy(&k[1..]).into_owned();
+                if !keep.contains(&load) {
+                    stale.push(load);
+                }
             }
-            let load = String::from_utf8_lossy(&k[1..]).into_owned();
-            if !keep.contains(&load) {
-                stale.push(load);
-            }
-        }
+            Ok(stale)
+        })?;
         for load in &stale {
             self.delete_load(load)?;
         }
