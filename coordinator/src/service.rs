@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use almagest_proto::v1;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
@@ -337,8 +339,6 @@ impl Coordinator {
             .transpose()
             .map_err(|e| CoordinatorError::InvalidRequest(format!("bad key batch: {e}")))?
             .ok_or_else(|| CoordinatorError::InvalidRequest("PutKeys without keys".into()))?;
-        use datafusion::arrow::array::AsArray;
-        use datafusion::arrow::datatypes::{DataType, Float64Type};
         let shape_ok = batch.num_columns() == 3
             && batch.column(0).data_type().to_string() == key_type
             && batch.column(1).data_type() == &DataType::Float64

@@ -399,7 +399,7 @@ struct UploadJob {
 
 impl UploadJob {
     /// Returns the chunk's catalog entry (placed on the first target) and the bytes sent.
-    async fn run(self) -> Result<(LoadedChunk, u64)> {
+    async fn run(mut self) -> Result<(LoadedChunk, u64)> {
         let (table, chunk) = (Arc::clone(&self.table), self.chunk);
         let mut encoded = blocking(move || table.encode_chunk(chunk)).await?;
         let largest = encoded
@@ -417,7 +417,7 @@ impl UploadJob {
         }
         // The keys first: a duplicate key fails the load before its chunk is sent.
         if let Some(keys) = encoded.keys.take() {
-            send_keys(&mut self.coordinator.clone(), &self.load_id, chunk, &keys).await?;
+            send_keys(&mut self.coordinator, &self.load_id, chunk, &keys).await?;
         }
         let entry = LoadedChunk {
             chunk,
