@@ -124,12 +124,16 @@ impl Coordinator {
             &config.data_dir.join("director_index"),
         )?);
         // Entries of loads that no table names are those of loads this coordinator did
-        // not see to the end (it stopped mid-load): nothing will ever read them.
+        // not see to the end (it stopped mid-load): nothing will ever read them. A child
+        // table's lookups read the entries of the director version it was placed by.
         let published: std::collections::HashSet<String> = catalog
             .state()
             .tables
             .values()
-            .map(|t| t.load_id.clone())
+            .flat_map(|t| {
+                std::iter::once(t.load_id.clone())
+                    .chain(t.director.as_ref().map(|d| d.load_id.clone()))
+            })
             .collect();
         let swept = index.sweep(&published)?;
         if !swept.is_empty() {

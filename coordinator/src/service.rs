@@ -2,6 +2,7 @@
 //! (BeginLoad, the loader's PutChunk calls to workers, then CommitLoad or AbortLoad).
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use almagest_proto::v1;
@@ -11,8 +12,8 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::catalog::{
-    CatalogCommand, CatalogResponse, ChunkMeta, ColumnMeta, DatabaseMeta, TableKind, TableMeta,
-    DEFAULT_OVERLAP_DEG,
+    CatalogCommand, CatalogResponse, ChunkMeta, ColumnMeta, DatabaseMeta, DirectorLink, TableKind,
+    TableMeta, DEFAULT_OVERLAP_DEG,
 };
 use crate::error::{CoordinatorError, Result};
 use crate::Coordinator;
@@ -71,6 +72,98 @@ pub fn split_table_name(name: &str) -> Result<(String, String)> {
     Ok((db.to_string(), table.to_string()))
 }
 
+/// The Arrow type of a director table's key column.
+fn director_key_type(director: &TableMeta) -> Result<DataType> {
+    let key = director.key_column.as_deref().unwrap_or_default();
+    director
+        .columns
+        .iter()
+        .find(|c| c.name == key)
+        .and_then(|c| DataType::from_str(&c.data_type).ok())
+        .ok_or_else(|| {
+            CoordinatorError::Internal(format!(
+                "table {} has no key column {key:?}",
+                director.qualified_name()
+            ))
+        })
+}
+
+/// Checks a child table's load against its director (`table`, "name" or "db.name" in
+/// database `db`) and returns the link its rows are placed by.
+fn child_link(
+    state: &crate::catalog::CatalogState,
+    db: &str,
+    table: &str,
+    column: &str,
+    schema: &datafusion::arrow::datatypes::Schema,
+    req: &v1::BeginLoadRequest,
+) -> Result<DirectorLink> {
+    let invalid = |m: String| Err(CoordinatorError::InvalidRequest(m));
+    let name = match table.split_once('.') {
+        None => table.to_string(),
+        Some((d, t)) if d == db => t.to_string(),
+        Some((d, _)) => {
+            return invalid(format!(
+                "director table {table} is in database {d}: a child table must be in its \
+                 director's database ({db}), which places both alike"
+            ))
+        }
+    };
+    if req.kind != v1::TableKind::Director as i32 {
+        return invalid("a child table is partitioned (by its director)".into());
+    }
+    if !req.ra_column.is_empty() || !req.dec_column.is_empty() || !req.key_column.is_empty() {
+        return invalid(
+            "a child table is placed by its director key: RA, Dec and key columns do not apply"
+                .into(),
+        );
+    }
+    let qualified = format!("{db}.{name}");
+    let Some(director) = state.tables.get(&qualified) else {
+        return invalid(format!("director table {qualified} does not exist"));
+    };
+    if director.kind != TableKind::Director || director.director.is_some() {
+        return invalid(format!(
+            "table {qualified} is not a director table (it has no position of its own)"
+        ));
+    }
+    if !director.key_index {
+        return invalid(format!(
+            "director table {qualified} has no director index (it was loaded before the \
+             index existed: load it again)"
+        ));
+    }
+    let Ok(field) = schema.field_with_name(column) else {
+        return invalid(format!(
+            "director key column \"{column}\" is not in the input (columns: {})",
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    let key_type = director_key_type(director)?;
+    let alike = (field.data_type().is_integer() && key_type.is_integer())
+        || (crate::catalog::index::indexable(field.data_type())
+            && !field.data_type().is_integer()
+            && !key_type.is_integer());
+    if !alike {
+        return invalid(format!(
+            "director key column \"{column}\" is of type {}, but the key of {qualified} is {}",
+            field.data_type(),
+            key_type
+        ));
+    }
+    Ok(DirectorLink {
+        table: name,
+        column: column.to_string(),
+        load_id: director.load_id.clone(),
+        key_type: key_type.to_string(),
+    })
+}
+
 impl Coordinator {
     async fn write(&self, cmd: CatalogCommand) -> Result<()> {
         match self.catalog.write(cmd).await? {
@@ -102,6 +195,18 @@ impl Coordinator {
             opt(&req.dec_column),
             opt(&req.key_column),
         );
+        let director = match (opt(&req.director_table), opt(&req.director_key)) {
+            (None, None) => None,
+            (Some(table), Some(column)) => {
+                Some(child_link(&state, &db, &table, &column, &schema, &req)?)
+            }
+            _ => {
+                return Err(CoordinatorError::InvalidRequest(
+                    "a child table needs both its director table and its director key column"
+                        .into(),
+                ))
+            }
+        };
         let mut columns = Vec::new();
         for f in schema.fields() {
             if f.name() == crate::fragment::HPX_COLUMN {
@@ -112,7 +217,8 @@ impl Coordinator {
             }
             // Position columns prune chunks and the key column has the director index;
             // both are principal unless the loader's metadata says otherwise.
-            let indexed = [&ra, &dec, &key]
+            let placing = director.as_ref().map(|d| d.column.clone());
+            let indexed = [&ra, &dec, &key, &placing]
                 .iter()
                 .any(|c| c.as_deref() == Some(f.name().as_str()));
             let docs = ColumnDocs::from_field_metadata(f.metadata());
@@ -137,7 +243,7 @@ impl Coordinator {
                 )))
             }
         };
-        if kind == TableKind::Director {
+        if kind == TableKind::Director && director.is_none() {
             for (what, col, numeric) in
                 [("ra", &ra, true), ("dec", &dec, true), ("key", &key, false)]
             {
@@ -218,6 +324,7 @@ impl Coordinator {
             rows: 0,
             description,
             key_index: false,
+            director,
         };
         self.loads.lock().await.insert(
             load_id.clone(),
@@ -281,7 +388,19 @@ impl Coordinator {
                 },
             );
         }
-        if table.kind == TableKind::Director {
+        if let Some(link) = &table.director {
+            // The rows were placed by this director version: it must still be current.
+            let current = state
+                .tables
+                .get(&format!("{}.{}", table.database, link.table))
+                .map(|t| t.load_id.as_str());
+            if current != Some(link.load_id.as_str()) {
+                problem.get_or_insert(format!(
+                    "director table {}.{} was replaced or dropped during the load",
+                    table.database, link.table
+                ));
+            }
+        } else if table.kind == TableKind::Director {
             // Every row's key must be in the index, or a key lookup would miss rows.
             if keys != table.rows {
                 problem.get_or_insert(format!(
@@ -362,6 +481,78 @@ impl Coordinator {
         .await
         .map_err(|e| CoordinatorError::Internal(format!("key index task failed: {e}")))??;
         Ok(v1::PutKeysResponse { keys })
+    }
+
+    /// Resolves a child table's director keys against its director's index: the chunk
+    /// and position of each, NULL for a key the director does not have.
+    pub async fn lookup_keys(&self, req: v1::LookupKeysRequest) -> Result<v1::LookupKeysResponse> {
+        let (link, database) = {
+            let loads = self.loads.lock().await;
+            let pending = loads.get(&req.load_id).ok_or_else(|| {
+                CoordinatorError::InvalidRequest(format!("no load {} is in progress", req.load_id))
+            })?;
+            let t = &pending.template;
+            let link = t.director.clone().ok_or_else(|| {
+                CoordinatorError::InvalidRequest(format!(
+                    "table {} is not a child table",
+                    t.qualified_name()
+                ))
+            })?;
+            (link, t.database.clone())
+        };
+        let state = self.catalog.state();
+        let name = format!("{database}.{}", link.table);
+        let director = state
+            .tables
+            .get(&name)
+            .filter(|d| d.load_id == link.load_id)
+            .ok_or_else(|| {
+                CoordinatorError::InvalidRequest(format!(
+                    "director table {name} was replaced or dropped during the load"
+                ))
+            })?;
+        let key_type = director_key_type(director)?;
+        let batch = req
+            .keys
+            .as_ref()
+            .map(almagest_proto::decode_batch)
+            .transpose()
+            .map_err(|e| CoordinatorError::InvalidRequest(format!("bad key batch: {e}")))?
+            .ok_or_else(|| CoordinatorError::InvalidRequest("LookupKeys without keys".into()))?;
+        if batch.num_columns() != 1 {
+            return Err(CoordinatorError::InvalidRequest(
+                "a key batch for LookupKeys holds one column".into(),
+            ));
+        }
+        // A value that does not fit the director's key type (e.g. a negative number for
+        // an unsigned key) becomes NULL: no director has it.
+        let keys = datafusion::arrow::compute::cast(batch.column(0), &key_type).map_err(|e| {
+            CoordinatorError::InvalidRequest(format!(
+                "director keys of type {} do not convert to {key_type}: {e}",
+                batch.column(0).data_type()
+            ))
+        })?;
+        let index = self.index.clone();
+        let load_id = link.load_id.clone();
+        let found = tokio::task::spawn_blocking(move || index.lookup(&load_id, &keys))
+            .await
+            .map_err(|e| CoordinatorError::Internal(format!("key index task failed: {e}")))??;
+        use datafusion::arrow::array::{Float64Array, UInt64Array};
+        let chunk: UInt64Array = found.iter().map(|e| e.map(|e| e.chunk)).collect();
+        let ra: Float64Array = found.iter().map(|e| e.map(|e| e.ra)).collect();
+        let dec: Float64Array = found.iter().map(|e| e.map(|e| e.dec)).collect();
+        let out = datafusion::arrow::array::RecordBatch::try_from_iter(vec![
+            (
+                "chunk",
+                Arc::new(chunk) as datafusion::arrow::array::ArrayRef,
+            ),
+            ("ra", Arc::new(ra) as _),
+            ("dec", Arc::new(dec) as _),
+        ])
+        .map_err(|e| CoordinatorError::Internal(format!("key lookup result: {e}")))?;
+        let found = almagest_proto::encode_batch(&out)
+            .map_err(|e| CoordinatorError::Internal(format!("key lookup result: {e}")))?;
+        Ok(v1::LookupKeysResponse { found: Some(found) })
     }
 
     /// Deletes a load's director index entries (logged if that fails: the next start's
@@ -453,6 +644,17 @@ impl v1::coordinator_server::Coordinator for CoordinatorService {
     ) -> std::result::Result<Response<v1::PutKeysResponse>, Status> {
         self.coordinator
             .put_keys(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(tonic::Status::from)
+    }
+
+    async fn lookup_keys(
+        &self,
+        request: Request<v1::LookupKeysRequest>,
+    ) -> std::result::Result<Response<v1::LookupKeysResponse>, Status> {
+        self.coordinator
+            .lookup_keys(request.into_inner())
             .await
             .map(Response::new)
             .map_err(tonic::Status::from)

@@ -61,7 +61,7 @@ impl PartitionedTable {
         drop(batches);
         match self.layout {
             Layout::Replicated => Ok(Some(all)),
-            Layout::Director(_) => {
+            Layout::Director(_) | Layout::Child(_) => {
                 let hpx = all.column(schema.fields().len() - 1);
                 let order = sort_to_indices(hpx, None, None).map_err(arrow_err)?;
                 Ok(Some(take_record_batch(&all, &order).map_err(arrow_err)?))
@@ -187,7 +187,7 @@ impl PartitionedTable {
         }
         match self.layout {
             Layout::Replicated => builder.build(),
-            Layout::Director(_) => {
+            Layout::Director(_) | Layout::Child(_) => {
                 let hpx = self
                     .schema()
                     .index_of(HPX_COLUMN)

@@ -33,7 +33,7 @@ use almagest_proto::v1::coordinator_client::CoordinatorClient;
 use almagest_proto::v1::worker_client::WorkerClient;
 use almagest_proto::v1::{
     self, AbortLoadRequest, BeginLoadRequest, BeginLoadResponse, CommitLoadRequest, LoadedChunk,
-    PutChunkRequest, PutKeysRequest,
+    LookupKeysRequest, PutChunkRequest, PutKeysRequest,
 };
 use datafusion::arrow::error::ArrowError;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -48,8 +48,8 @@ pub use input::{
 };
 pub use metadata::TableDocs;
 pub use partition::{
-    partition, stored_schema, ChunkCounts, Layout, PartitionSpec, PartitionedTable, SpillOptions,
-    DEFAULT_MEMORY_ROWS,
+    partition, stored_schema, ChildSpec, ChunkCounts, DirectorLookup, DirectorRow, Layout,
+    PartitionSpec, PartitionedTable, SpillOptions, DEFAULT_MEMORY_ROWS,
 };
 pub use spill::ChunkFileKind;
 
@@ -94,6 +94,14 @@ pub struct LoadOptions {
     /// Keep the input's column names as written instead of folding them to lower case
     /// ([`ColumnNaming`]).
     pub keep_column_case: bool,
+    /// A child table: its director ("table" or "database.table", in the same database)
+    /// and the column holding each row's director key. Every row goes to its director
+    /// row's chunk; no RA, Dec or key column is given.
+    pub director: Option<String>,
+    pub director_key: Option<String>,
+    /// Skip and count a child table's rows whose director key no director row has,
+    /// instead of failing the load at the first.
+    pub allow_unknown_directors: bool,
 }
 
 impl Default for LoadOptions {
@@ -113,6 +121,9 @@ impl Default for LoadOptions {
             metadata: None,
             cluster_secret: None,
             keep_column_case: false,
+            director: None,
+            director_key: None,
+            allow_unknown_directors: false,
         }
     }
 }
@@ -128,6 +139,9 @@ pub struct LoadReport {
     pub overlap_rows: u64,
     /// Parquet bytes uploaded (a replicated table counts once per worker).
     pub bytes: u64,
+    /// Rows of a child table skipped because no director row has their key (only with
+    /// [`LoadOptions::allow_unknown_directors`]).
+    pub unknown_directors: u64,
     pub elapsed: Duration,
 }
 
@@ -138,12 +152,14 @@ pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
     // names of a CREATE TABLE (they are also directory names on the workers).
     let folded = LoadOptions {
         table: opts.table.to_ascii_lowercase(),
+        director: opts.director.as_ref().map(|d| d.to_ascii_lowercase()),
         ..opts.clone()
     };
     let opts = &folded;
     let given = check_options(opts)?;
     let roles = given.named();
-    let director = roles.ra.is_some();
+    let director_key = opts.director_key.as_deref().map(|k| given.naming.apply(k));
+    let director = roles.ra.is_some() || director_key.is_some();
     let (input, docs) = {
         let files = opts.files.clone();
         let sidecar = opts.metadata.clone();
@@ -173,6 +189,8 @@ pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
             key_column: roles.key.clone().unwrap_or_default(),
             chunk_depth: opts.chunk_depth.map_or(0, u32::from),
             overlap_deg: opts.overlap_deg.unwrap_or(-1.0),
+            director_table: opts.director.clone().unwrap_or_default(),
+            director_key: director_key.clone().unwrap_or_default(),
         })
         .await
         .map_err(|s| coordinator_error("BeginLoad", &opts.table, s))?
@@ -181,7 +199,16 @@ pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
     tracing::info!(table = %opts.table, %load_id, chunk_depth = begin.chunk_depth,
         overlap_deg = begin.overlap_deg, workers = begin.workers.len(), "load begun");
 
-    match run_load(opts, input, &roles, &begin, &mut coordinator).await {
+    match run_load(
+        opts,
+        input,
+        &roles,
+        director_key.as_deref(),
+        &begin,
+        &mut coordinator,
+    )
+    .await
+    {
         Ok(mut report) => {
             report.elapsed = started.elapsed();
             tracing::info!(table = %opts.table, %load_id, rows = report.rows,
@@ -229,6 +256,7 @@ async fn run_load(
     opts: &LoadOptions,
     input: InputSet,
     roles: &ColumnRoles,
+    director_key: Option<&str>,
     begin: &BeginLoadResponse,
     coordinator: &mut CoordinatorClient<SecretChannel>,
 ) -> Result<LoadReport> {
@@ -237,32 +265,56 @@ async fn run_load(
     if workers.is_empty() {
         return Err(LoaderError::NoWorkers);
     }
-    let layout = match (&roles.ra, &roles.dec) {
-        (Some(ra), Some(dec)) => {
-            let chunk_depth = u8::try_from(begin.chunk_depth)
-                .ok()
-                .filter(|d| *d <= 29)
-                .ok_or_else(|| {
-                    LoaderError::Rpc(format!(
-                        "BeginLoad returned an invalid chunk depth {}",
-                        begin.chunk_depth
-                    ))
-                })?;
-            let index = |name: &str| {
-                input.column_index(name).ok_or_else(|| {
-                    LoaderError::Internal(format!("column {name} vanished from the schema"))
-                })
-            };
+    let chunk_depth = || {
+        u8::try_from(begin.chunk_depth)
+            .ok()
+            .filter(|d| *d <= 29)
+            .ok_or_else(|| {
+                LoaderError::Rpc(format!(
+                    "BeginLoad returned an invalid chunk depth {}",
+                    begin.chunk_depth
+                ))
+            })
+    };
+    let index = |name: &str| {
+        input
+            .column_index(name)
+            .ok_or_else(|| LoaderError::Internal(format!("column {name} vanished from the schema")))
+    };
+    let overlap_deg = if begin.overlap_deg.is_finite() {
+        begin.overlap_deg
+    } else {
+        0.0
+    };
+    let layout = match (&roles.ra, &roles.dec, director_key) {
+        (_, _, Some(key)) => Layout::Child(ChildSpec {
+            key: index(key)?,
+            director: {
+                let d = opts.director.clone().unwrap_or_default();
+                if d.contains('.') {
+                    d
+                } else {
+                    let db = opts.table.split_once('.').map_or("", |(db, _)| db);
+                    format!("{db}.{d}")
+                }
+            },
+            chunk_depth: chunk_depth()?,
+            overlap_deg,
+            allow_unknown: opts.allow_unknown_directors,
+            lookup: Arc::new(RemoteLookup {
+                coordinator: coordinator.clone(),
+                load_id: begin.load_id.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            }),
+        }),
+        (Some(ra), Some(dec), None) => {
+            let chunk_depth = chunk_depth()?;
             Layout::Director(PartitionSpec {
                 ra: index(ra)?,
                 dec: index(dec)?,
                 key: roles.key.as_deref().map(index).transpose()?,
                 chunk_depth,
-                overlap_deg: if begin.overlap_deg.is_finite() {
-                    begin.overlap_deg
-                } else {
-                    0.0
-                },
+                overlap_deg,
             })
         }
         _ => Layout::Replicated,
@@ -292,8 +344,15 @@ async fn run_load(
         overlap_rows = table.overlap_rows(),
         flushes = table.flushes(),
         spill_bytes = table.spill_bytes(),
+        unknown_directors = table.unknown_directors(),
         "input partitioned"
     );
+    if table.unknown_directors() > 0 {
+        tracing::warn!(
+            rows = table.unknown_directors(),
+            "rows skipped: their director key is not a key of the director table"
+        );
+    }
 
     let table = Arc::new(table);
     let (loaded, bytes) = upload(
@@ -310,6 +369,7 @@ async fn run_load(
         chunks: loaded.len() as u64,
         overlap_rows: loaded.iter().map(|c| c.overlap_rows).sum(),
         bytes,
+        unknown_directors: table.unknown_directors(),
         elapsed: Duration::ZERO,
     };
     drop(table);
@@ -336,7 +396,7 @@ async fn upload(
     progress: bool,
 ) -> Result<(Vec<LoadedChunk>, u64)> {
     let chunks = table.stored_chunks();
-    let replicated = matches!(table.layout(), Layout::Replicated);
+    let replicated = !table.layout().partitioned();
     let bar = upload_bar(progress, chunks.len() as u64);
     let mut pending = chunks.into_iter();
     let mut in_flight = FuturesUnordered::new();
@@ -455,6 +515,69 @@ impl UploadJob {
     }
 }
 
+/// Director keys resolved by the coordinator (`LookupKeys`), from the blocking thread
+/// that partitions the input.
+#[derive(Debug)]
+struct RemoteLookup {
+    coordinator: CoordinatorClient<SecretChannel>,
+    load_id: String,
+    runtime: tokio::runtime::Handle,
+}
+
+impl DirectorLookup for RemoteLookup {
+    fn lookup(
+        &self,
+        keys: &datafusion::arrow::array::ArrayRef,
+    ) -> Result<Vec<Option<DirectorRow>>> {
+        use datafusion::arrow::array::{Array, AsArray};
+        use datafusion::arrow::datatypes::{Float64Type, UInt64Type};
+        let batch =
+            datafusion::arrow::array::RecordBatch::try_from_iter(vec![("key", Arc::clone(keys))])
+                .map_err(arrow_err)?;
+        let batch = almagest_proto::encode_batch(&batch)
+            .map_err(|e| LoaderError::Internal(format!("cannot encode director keys: {e}")))?;
+        let mut client = self.coordinator.clone();
+        let found = self
+            .runtime
+            .block_on(client.lookup_keys(LookupKeysRequest {
+                load_id: self.load_id.clone(),
+                keys: Some(batch),
+            }))
+            .map_err(|s| match s.code() {
+                tonic::Code::InvalidArgument => {
+                    LoaderError::InvalidRequest(s.message().to_string())
+                }
+                code => LoaderError::Rpc(format!("LookupKeys failed ({code:?}): {}", s.message())),
+            })?
+            .into_inner()
+            .found
+            .ok_or_else(|| LoaderError::Rpc("LookupKeys answered no rows".into()))?;
+        let found = almagest_proto::decode_batch(&found)
+            .map_err(|e| LoaderError::Rpc(format!("LookupKeys answered a bad batch: {e}")))?;
+        let typed = found.num_columns() == 3
+            && found.column(0).data_type() == &datafusion::arrow::datatypes::DataType::UInt64
+            && found.column(1).data_type() == &datafusion::arrow::datatypes::DataType::Float64
+            && found.column(2).data_type() == &datafusion::arrow::datatypes::DataType::Float64;
+        if !typed {
+            return Err(LoaderError::Rpc(
+                "LookupKeys answered columns other than chunk, ra, dec".into(),
+            ));
+        }
+        let chunk = found.column(0).as_primitive::<UInt64Type>();
+        let ra = found.column(1).as_primitive::<Float64Type>();
+        let dec = found.column(2).as_primitive::<Float64Type>();
+        Ok((0..found.num_rows())
+            .map(|i| {
+                (!chunk.is_null(i)).then(|| DirectorRow {
+                    chunk: chunk.value(i),
+                    ra: ra.value(i),
+                    dec: dec.value(i),
+                })
+            })
+            .collect())
+    }
+}
+
 /// Rows of keys per `PutKeys` call.
 const KEYS_PER_CALL: usize = 1 << 20;
 
@@ -564,6 +687,28 @@ fn check_options(opts: &LoadOptions) -> Result<ColumnRoles> {
     }
     if opts.files.is_empty() {
         return invalid("no input files to load".to_string());
+    }
+    match (&opts.director, &opts.director_key) {
+        (Some(_), None) | (None, Some(_)) => {
+            return invalid(
+                "a child table needs both its director table and its director key column"
+                    .to_string(),
+            )
+        }
+        (Some(_), Some(_))
+            if opts.ra_column.is_some()
+                || opts.dec_column.is_some()
+                || opts.key_column.is_some() =>
+        {
+            return invalid(
+                "a child table is placed by its director key: --ra, --dec and --key do not apply"
+                    .to_string(),
+            )
+        }
+        _ => {}
+    }
+    if opts.allow_unknown_directors && opts.director.is_none() {
+        return invalid("--allow-unknown-directors applies only to a child table".to_string());
     }
     match (&opts.ra_column, &opts.dec_column, &opts.key_column) {
         (Some(_), None, _) | (None, Some(_), _) => {

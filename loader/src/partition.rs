@@ -33,13 +33,52 @@ pub struct PartitionSpec {
     pub overlap_deg: f64,
 }
 
+/// Resolves a child table's director keys: for each key of the column, the chunk and the
+/// position (degrees) of the director row with that key, `None` if there is none.
+pub trait DirectorLookup: Send + Sync + std::fmt::Debug {
+    fn lookup(&self, keys: &ArrayRef) -> Result<Vec<Option<DirectorRow>>>;
+}
+
+/// Where a director row is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DirectorRow {
+    pub chunk: u64,
+    pub ra: f64,
+    pub dec: f64,
+}
+
+/// How a child table's rows are placed: each in its director row's chunk, and in the
+/// overlap of the chunks whose margin the director lies in, with the director's `_hpx`.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    /// Column index (in the input schema) of the director key.
+    pub key: usize,
+    /// The director table, "database.table", for messages.
+    pub director: String,
+    pub chunk_depth: u8,
+    /// Overlap margin in degrees (no overlap rows if <= 0).
+    pub overlap_deg: f64,
+    /// Skip and count rows whose director is unknown instead of failing the load.
+    pub allow_unknown: bool,
+    pub lookup: Arc<dyn DirectorLookup>,
+}
+
 /// Where rows go.
 #[derive(Debug, Clone)]
 pub enum Layout {
     /// By position, into chunks, with overlap.
     Director(PartitionSpec),
+    /// By the director row of each row's director key.
+    Child(ChildSpec),
     /// Every row into the pseudo-chunk 0, in input order, without `_hpx`.
     Replicated,
+}
+
+impl Layout {
+    /// Whether rows go into chunks (sorted by `_hpx`, with overlap), not copied whole.
+    pub fn partitioned(&self) -> bool {
+        !matches!(self, Layout::Replicated)
+    }
 }
 
 /// Where spill files go and how many rows may wait in memory.
@@ -67,6 +106,7 @@ pub struct PartitionedTable {
     chunks: BTreeMap<u64, ChunkCounts>,
     rows: u64,
     flushes: u64,
+    unknown_directors: u64,
 }
 
 impl PartitionedTable {
@@ -89,7 +129,7 @@ impl PartitionedTable {
     /// chunk-local join of another table of the database reads as the near side of its
     /// chunk.
     pub fn stored_chunks(&self) -> Vec<u64> {
-        let director = matches!(self.layout, Layout::Director(_));
+        let director = self.layout.partitioned();
         self.chunks
             .iter()
             .filter(|(_, c)| c.rows > 0 || (director && c.overlap_rows > 0))
@@ -97,9 +137,16 @@ impl PartitionedTable {
             .collect()
     }
 
-    /// Input rows (each counted once).
+    /// Rows stored (each counted once): the input rows, less those of a child table whose
+    /// director is unknown.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Rows of a child table skipped because no director has their key
+    /// ([`ChildSpec::allow_unknown`]).
+    pub fn unknown_directors(&self) -> u64 {
+        self.unknown_directors
     }
 
     /// Overlap rows in the stored chunks.
@@ -146,9 +193,11 @@ pub fn partition(
     let mut buffers = SpillBuffers::new(dir, memory_rows);
     let mut chunks: BTreeMap<u64, ChunkCounts> = BTreeMap::new();
     let mut rows = 0u64;
+    let mut unknown_directors = 0u64;
     let mut reader = InputReader::new(input);
     while let Some((batch, origin)) = reader.next_batch()? {
         let n = batch.num_rows();
+        let mut skipped = 0;
         match layout {
             Layout::Replicated => {
                 if n > 0 {
@@ -159,9 +208,13 @@ pub fn partition(
             Layout::Director(spec) => {
                 route(spec, &schema, batch, &origin, &mut buffers, &mut chunks)?;
             }
+            Layout::Child(spec) => {
+                skipped = route_child(spec, &schema, batch, &origin, &mut buffers, &mut chunks)?;
+                unknown_directors += skipped;
+            }
         }
         buffers.enforce_budget()?;
-        rows += n as u64;
+        rows += n as u64 - skipped;
         progress.inc(n as u64);
     }
     let flushes = buffers.flushes();
@@ -172,6 +225,7 @@ pub fn partition(
         chunks,
         rows,
         flushes,
+        unknown_directors,
     })
 }
 
@@ -179,7 +233,7 @@ pub fn partition(
 pub fn stored_schema(user: &Schema, layout: &Layout) -> SchemaRef {
     match layout {
         Layout::Replicated => Arc::new(user.clone()),
-        Layout::Director(_) => {
+        Layout::Director(_) | Layout::Child(_) => {
             let mut fields: Vec<Field> = user.fields().iter().map(|f| f.as_ref().clone()).collect();
             fields.push(Field::new(HPX_COLUMN, DataType::Int64, false));
             Arc::new(Schema::new(fields))
@@ -243,7 +297,97 @@ fn route(
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(Int64Array::from(hpx)));
     let batch = RecordBatch::try_new(Arc::clone(schema), columns).map_err(arrow_err)?;
+    spill_targets(batch, targets, buffers)
+}
 
+/// Routes one input batch of a child table: each row to its director's chunk and overlap
+/// chunks, with the director's `_hpx`. Returns the rows skipped for an unknown director
+/// (only with [`ChildSpec::allow_unknown`]; otherwise the first such row fails the load,
+/// named by its file, line and key).
+fn route_child(
+    spec: &ChildSpec,
+    schema: &SchemaRef,
+    batch: RecordBatch,
+    origin: &BatchOrigin,
+    buffers: &mut SpillBuffers,
+    chunks: &mut BTreeMap<u64, ChunkCounts>,
+) -> Result<u64> {
+    let n = batch.num_rows();
+    if n == 0 {
+        return Ok(0);
+    }
+    if n > u32::MAX as usize {
+        return Err(LoaderError::Internal(format!("input batch of {n} rows")));
+    }
+    let key_col = batch.column(spec.key);
+    let key_name = batch.schema().field(spec.key).name().clone();
+    let found = spec.lookup.lookup(key_col)?;
+    if found.len() != n {
+        return Err(LoaderError::Rpc(format!(
+            "the director lookup answered {} rows for {n} keys",
+            found.len()
+        )));
+    }
+    let mut hpx = Vec::with_capacity(n);
+    let mut targets: Vec<(u64, ChunkFileKind, u32)> = Vec::with_capacity(n + n / 4);
+    let mut skipped = 0u64;
+    for (i, row) in found.iter().enumerate() {
+        let Some(row) = row else {
+            if spec.allow_unknown {
+                skipped += 1;
+                hpx.push(0);
+                continue;
+            }
+            let value = if key_col.is_null(i) {
+                "NULL".to_string()
+            } else {
+                datafusion::arrow::util::display::array_value_to_string(key_col, i)
+                    .unwrap_or_else(|_| "?".into())
+            };
+            return Err(LoaderError::BadInput(format!(
+                "{}: director key \"{key_name}\" = {value} is not a key of {} (rows without \
+                 a director are refused; --allow-unknown-directors skips and counts them)",
+                origin.locate(i),
+                spec.director
+            )));
+        };
+        let h = almagest_sky::hpx29(row.ra, row.dec);
+        let chunk = almagest_sky::chunk_of_hpx29(h, spec.chunk_depth);
+        if chunk != row.chunk {
+            return Err(LoaderError::Rpc(format!(
+                "the director index places {key_name} of {} in chunk {}, its position in {chunk}",
+                origin.locate(i),
+                row.chunk
+            )));
+        }
+        hpx.push(h as i64);
+        targets.push((chunk, ChunkFileKind::Primary, i as u32));
+        chunks.entry(chunk).or_default().rows += 1;
+        if spec.overlap_deg > 0.0 {
+            for other in
+                almagest_sky::overlap_chunks(row.ra, row.dec, spec.chunk_depth, spec.overlap_deg)
+            {
+                if other != chunk {
+                    targets.push((other, ChunkFileKind::Overlap, i as u32));
+                    chunks.entry(other).or_default().overlap_rows += 1;
+                }
+            }
+        }
+    }
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(Int64Array::from(hpx)));
+    let batch = RecordBatch::try_new(Arc::clone(schema), columns).map_err(arrow_err)?;
+    spill_targets(batch, targets, buffers)?;
+    Ok(skipped)
+}
+
+/// Hands each (chunk, kind) run of `targets` (rows of `batch`) to the buffers, with one
+/// `take` and a slice per run.
+fn spill_targets(
+    batch: RecordBatch,
+    mut targets: Vec<(u64, ChunkFileKind, u32)>,
+    buffers: &mut SpillBuffers,
+) -> Result<()> {
     targets.sort_unstable();
     let indices = UInt32Array::from_iter_values(targets.iter().map(|t| t.2));
     let routed = take_record_batch(&batch, &indices).map_err(arrow_err)?;

@@ -249,6 +249,19 @@ struct LoadArgs {
     /// double-quoted in every query.
     #[arg(long)]
     keep_column_case: bool,
+    /// Load a child table of this director table (`table` or `database.table`, in the
+    /// same database): every row goes to the chunk of the director row whose key equals
+    /// its --director-key column, so that joins with the director on that key and
+    /// per-object queries read one chunk. No --ra/--dec/--key.
+    #[arg(long, requires = "director_key", conflicts_with_all = ["ra", "dec", "key"])]
+    director: Option<String>,
+    /// The child's column holding the director key.
+    #[arg(long, requires = "director")]
+    director_key: Option<String>,
+    /// Skip and count the child rows whose director key no director row has (by default
+    /// the first one fails the load, naming its line and key).
+    #[arg(long, requires = "director")]
+    allow_unknown_directors: bool,
     #[command(flatten)]
     config: ConfigArg,
     /// Input files (CSV with a header line, or Parquet).
@@ -405,6 +418,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 metadata: args.metadata,
                 cluster_secret: Some(secret),
                 keep_column_case: args.keep_column_case,
+                director: args.director,
+                director_key: args.director_key,
+                allow_unknown_directors: args.allow_unknown_directors,
             };
             let report = ingest::load(&opts).await?;
             println!(
@@ -415,6 +431,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.bytes,
                 report.elapsed.as_secs_f64()
             );
+            if report.unknown_directors > 0 {
+                println!(
+                    "skipped {} rows whose director key is not a key of the director table",
+                    report.unknown_directors
+                );
+            }
             Ok(())
         }
         Command::Coordinator(args) => {

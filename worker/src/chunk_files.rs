@@ -75,6 +75,16 @@ impl TableProvider for ChunkFiles {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if self.files.is_empty() {
+            // The near side of a join in chunks the near table lacks.
+            let schema = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => Arc::clone(&self.schema),
+            };
+            return Ok(Arc::new(datafusion::physical_plan::empty::EmptyExec::new(
+                schema,
+            )));
+        }
         // Filters are not pushed into the scan: DataFusion applies them above it.
         let table_schema = TableSchema::builder(Arc::clone(&self.file_schema))
             .with_table_partition_cols(vec![Arc::new(chunk_field())])

@@ -215,9 +215,19 @@ impl WorkerService {
     /// primary rows of the request's table, `chunk_near` their primary and overlap rows of
     /// the near table, both with [`almagest_proto::CHUNK_COLUMN`] saying which chunk a row was read for.
     /// Overlap files exist only where a neighbour's rows fell in the margin.
-    async fn join_session(&self, group: &JoinGroup) -> Result<SessionContext> {
+    async fn join_session(
+        &self,
+        group: &JoinGroup,
+        near: &v1::NearTable,
+    ) -> Result<SessionContext> {
         let left_schema = self.listing(&[group.left[0].path.clone()]).await?.schema();
-        let near_schema = self.listing(&[group.near[0].path.clone()]).await?.schema();
+        // The near table may have none of the group's chunks: any file of it here tells
+        // its columns.
+        let near_file = match group.near.first() {
+            Some(f) => f.path.clone(),
+            None => self.any_file(&near.table, &near.version).await?,
+        };
+        let near_schema = self.listing(&[near_file]).await?.schema();
         let tables: Vec<(&str, Arc<dyn TableProvider>)> = vec![
             (
                 CHUNK_TABLE,
@@ -229,6 +239,29 @@ impl WorkerService {
             ),
         ];
         self.session(tables)
+    }
+
+    /// A primary file of a table version on this worker.
+    async fn any_file(&self, table: &str, version: &str) -> Result<PathBuf> {
+        let dir = self.store.load_dir(table, version)?;
+        let missing = || {
+            WorkerError::InvalidRequest(format!(
+                "this worker holds no chunk of {table} (load {version}) to join with"
+            ))
+        };
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(e.into()),
+        };
+        while let Some(entry) = entries.next_entry().await? {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("chunk_") && name.ends_with(".parquet") {
+                return Ok(entry.path());
+            }
+        }
+        Err(missing())
     }
 
     /// The files of a join request's chunks, in groups of at most [`JOIN_GROUP_BYTES`]
@@ -246,7 +279,10 @@ impl WorkerService {
         for &chunk in &req.chunks {
             let mut files = vec![];
             let primary = self.existing(&req.table, &req.version, chunk).await?;
-            let near_primary = self.existing(&near.table, &near.version, chunk).await?;
+            // A chunk the near table lacks is empty on that side.
+            let near_primary =
+                self.store
+                    .chunk_path(&near.table, &near.version, chunk, ChunkFileKind::Primary)?;
             let overlap =
                 self.store
                     .chunk_path(&near.table, &near.version, chunk, ChunkFileKind::Overlap)?;
@@ -319,7 +355,7 @@ impl WorkerService {
         debug!(query_id = %req.query_id, table = %req.table, near = %near.table, chunks = req.chunks.len(), groups = groups.len(), sql = %req.sql, "join fragment");
         let mut groups = groups.into_iter();
         let first = groups.next().expect("at least one chunk, so one group");
-        let ctx = self.join_session(&first).await?;
+        let ctx = self.join_session(&first, &near).await?;
         let stream = ctx.sql(&req.sql).await?.execute_stream().await?;
         let (tx, rx) = mpsc::channel::<Result<v1::ArrowBatch, Status>>(4);
         let this = self.clone();
@@ -330,7 +366,7 @@ impl WorkerService {
             }
             for group in groups {
                 let stream = async {
-                    let ctx = this.join_session(&group).await?;
+                    let ctx = this.join_session(&group, &near).await?;
                     Ok::<_, WorkerError>(ctx.sql(&req.sql).await?.execute_stream().await?)
                 };
                 match stream.await {

@@ -162,6 +162,29 @@ fn marker_key(load_id: &str) -> Vec<u8> {
     k
 }
 
+/// Where a key's row is: its chunk and position (degrees).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyEntry {
+    pub chunk: u64,
+    pub ra: f64,
+    pub dec: f64,
+}
+
+fn entry_of(value: &[u8]) -> Result<KeyEntry> {
+    let f = |r: std::ops::Range<usize>| {
+        value
+            .get(r)
+            .and_then(|b| b.try_into().ok())
+            .map(f64::from_le_bytes)
+            .ok_or_else(|| CoordinatorError::Catalog("director index: a corrupt entry".into()))
+    };
+    Ok(KeyEntry {
+        chunk: chunk_of(value)?,
+        ra: f(8..16)?,
+        dec: f(16..24)?,
+    })
+}
+
 fn chunk_of(value: &[u8]) -> Result<u64> {
     value
         .get(..8)
@@ -283,6 +306,35 @@ impl DirectorIndex {
             }
             Ok(chunks)
         })
+    }
+
+    /// The entry (chunk, RA, Dec) of every key of `keys`, a column of the load's key
+    /// type; `None` for a NULL or a key the load does not hold.
+    pub fn lookup(&self, load_id: &str, keys: &ArrayRef) -> Result<Vec<Option<KeyEntry>>> {
+        let present = datafusion::arrow::compute::is_not_null(keys)
+            .map_err(|e| CoordinatorError::Internal(format!("key lookup: {e}")))?;
+        let valid = datafusion::arrow::compute::filter(keys, &present)
+            .map_err(|e| CoordinatorError::Internal(format!("key lookup: {e}")))?;
+        let full: Vec<Vec<u8>> = encode_array(&valid)?
+            .iter()
+            .map(|k| entry_key(load_id, k))
+            .collect();
+        let found = self.with_db(|db| {
+            db.multi_get(&full)
+                .into_iter()
+                .map(|v| v.map_err(db_error)?.map(|v| entry_of(&v)).transpose())
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let mut found = found.into_iter();
+        Ok((0..keys.len())
+            .map(|i| {
+                if present.value(i) {
+                    found.next().flatten()
+                } else {
+                    None
+                }
+            })
+            .collect())
     }
 
     /// The chunks holding the keys in a range, or `None` if more than `max_entries` keys
@@ -478,6 +530,24 @@ mod tests {
             index.chunks_of("l2", &[s("b")]).unwrap(),
             BTreeSet::from([1])
         );
+    }
+
+    #[test]
+    fn t15_lookup_returns_entries_in_order_with_nulls_and_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = DirectorIndex::open(dir.path()).unwrap();
+        let keys: ArrayRef = Arc::new(Int64Array::from(vec![10, 20]));
+        let ra = Float64Array::from(vec![359.5, 0.25]);
+        let dec = Float64Array::from(vec![-89.0, 45.0]);
+        index.put("l1", 3, &keys, &ra, &dec, "id").unwrap();
+        let asked: ArrayRef = Arc::new(Int64Array::from(vec![Some(20), None, Some(7), Some(10)]));
+        let found = index.lookup("l1", &asked).unwrap();
+        let entry = |ra, dec| Some(KeyEntry { chunk: 3, ra, dec });
+        assert_eq!(
+            found,
+            vec![entry(0.25, 45.0), None, None, entry(359.5, -89.0)]
+        );
+        assert_eq!(index.lookup("l2", &asked).unwrap(), vec![None; 4]);
     }
 
     #[test]

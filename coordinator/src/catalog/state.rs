@@ -114,12 +114,79 @@ pub struct TableMeta {
     /// existed, whose key constraints read every chunk.
     #[serde(default)]
     pub key_index: bool,
+    /// For a child table: the director table whose chunks its rows were placed in.
+    #[serde(default)]
+    pub director: Option<DirectorLink>,
+}
+
+/// How a child table's rows were placed: each in the chunk of the row of `table` (a
+/// director table of the same database) whose key equals its column `column`, in the
+/// director's version `load_id`. A child has no position columns of its own for the
+/// layout (its rows need not lie in their chunk), so spatial constraints on it prune
+/// nothing; its director key column is what places its rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectorLink {
+    /// The director's name inside the database.
+    pub table: String,
+    /// The child's column holding the director key.
+    pub column: String,
+    /// The director version the rows were placed by; its director index entries (kept
+    /// while a child names them) say which chunk holds a director key's rows.
+    pub load_id: String,
+    /// The Arrow type of the director's key, in which the index encodes the keys.
+    pub key_type: String,
 }
 
 impl TableMeta {
     /// "database.table".
     pub fn qualified_name(&self) -> String {
         format!("{}.{}", self.database, self.name)
+    }
+
+    /// The column whose equal values put rows in the same chunk, with the director
+    /// version that placement follows: a director table's indexed key, or a child's
+    /// director key while its director is still the version it was placed by. Two tables
+    /// whose placements name the same director version join on those columns chunk by
+    /// chunk.
+    pub fn placement(&self, catalog: &CatalogState) -> Option<Placement> {
+        if self.kind != TableKind::Director {
+            return None;
+        }
+        match &self.director {
+            None => Some(Placement {
+                director: self.qualified_name(),
+                load_id: self.load_id.clone(),
+                column: self.key_column.clone().filter(|_| self.key_index)?,
+            }),
+            Some(link) => {
+                let director = format!("{}.{}", self.database, link.table);
+                let current = catalog.tables.get(&director)?;
+                (current.load_id == link.load_id && current.key_index).then(|| Placement {
+                    director,
+                    load_id: link.load_id.clone(),
+                    column: link.column.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// See [`TableMeta::placement`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// "database.table" of the director.
+    pub director: String,
+    /// The director version.
+    pub load_id: String,
+    /// The column of this table that holds the director key.
+    pub column: String,
+}
+
+impl Placement {
+    /// Whether rows of two tables with these placements are in the same chunk when their
+    /// placement columns are equal.
+    pub fn same_chunks(&self, other: &Placement) -> bool {
+        self.director == other.director && self.load_id == other.load_id
     }
 }
 
@@ -229,6 +296,7 @@ mod tests {
             rows: 0,
             description: None,
             key_index: false,
+            director: None,
         }
     }
 

@@ -140,15 +140,21 @@ pub(crate) fn key_chunks(
     table: &TableMeta,
     index: &DirectorIndex,
 ) -> Option<(BTreeSet<u64>, String)> {
-    if !table.key_index {
-        return None;
-    }
-    let key = table.key_column.as_deref()?;
-    let key_type: DataType = table
-        .columns
-        .iter()
-        .find(|c| c.name == key)
-        .and_then(|c| c.data_type.parse().ok())?;
+    // A director table's own key, or a child's director key: the director version's
+    // entries say which chunk holds the rows of a key.
+    let (key, key_type, load_id): (&str, DataType, &str) = match &table.director {
+        Some(link) => (&link.column, link.key_type.parse().ok()?, &link.load_id),
+        None if table.key_index => {
+            let key = table.key_column.as_deref()?;
+            let key_type = table
+                .columns
+                .iter()
+                .find(|c| c.name == key)
+                .and_then(|c| c.data_type.parse().ok())?;
+            (key, key_type, &table.load_id)
+        }
+        None => return None,
+    };
     let mut bounds = KeyBounds::default();
     for filter in filters {
         for conjunct in split_conjunction(filter) {
@@ -171,9 +177,7 @@ pub(crate) fn key_chunks(
             "director index on {key}: {n} key{}",
             if n == 1 { "" } else { "s" }
         );
-        index
-            .chunks_of(&table.load_id, &values)
-            .map(|c| Some((c, what)))
+        index.chunks_of(load_id, &values).map(|c| Some((c, what)))
     } else if bounds.low.is_some() || bounds.high.is_some() {
         fn bound(b: &Option<(Vec<u8>, bool)>) -> Bound<&[u8]> {
             match b {
@@ -185,7 +189,7 @@ pub(crate) fn key_chunks(
         let what = format!("director index on {key}: key range");
         index
             .chunks_in_range(
-                &table.load_id,
+                load_id,
                 bound(&bounds.low),
                 bound(&bounds.high),
                 MAX_RANGE_ENTRIES,

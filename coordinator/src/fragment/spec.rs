@@ -63,8 +63,10 @@ pub struct NearSide {
     /// The left side's columns, over the raw columns of [`CHUNK_TABLE`].
     pub left_select: Vec<(Expr, String)>,
     /// The left side's cell list (`almagest_xmatch_cells(ra, dec, r)`), unnested into
-    /// column `cell` of both sides.
-    pub left_cells: Expr,
+    /// column `cell` of both sides; `None` for a join on equal placement keys (a director
+    /// and its children, [`crate::catalog::TableMeta::placement`]), where `condition`
+    /// holds the key equality and each left row's partners are all in its chunk.
+    pub left_cells: Option<Expr>,
     /// The name of both sides' cell column.
     pub cell: String,
     /// The join condition over `l.<column>` and `r.<column>`.
@@ -73,6 +75,9 @@ pub struct NearSide {
     /// raw columns): every left row comes out once, with each of its partners or with
     /// NULLs.
     pub preserve_left: Option<Vec<Expr>>,
+    /// For a join on placement keys: a LEFT join (every left row's partners are in its
+    /// chunk, so the chunk's LEFT JOIN is the whole answer for its rows).
+    pub outer: bool,
 }
 
 /// The output rows a fragment's workers send: those whose Int64 output column `column`
@@ -204,8 +209,48 @@ impl FragmentSpec {
     /// The SQL each worker runs over its chunks (over each chunk, for a join).
     pub fn sql(&self) -> datafusion::error::Result<String> {
         let unparser = Unparser::new(&PostgreSqlDialect {});
+        let items = || -> datafusion::error::Result<String> {
+            let items: Vec<String> = self
+                .select
+                .iter()
+                .map(|(e, name)| {
+                    Ok(format!(
+                        "{} AS {}",
+                        sql_of(&unparser, e)?,
+                        quote_ident(name)
+                    ))
+                })
+                .collect::<datafusion::error::Result<_>>()?;
+            Ok(if items.is_empty() {
+                "1 AS \"__row\"".to_string()
+            } else {
+                items.join(", ")
+            })
+        };
         let mut sql = match &self.near {
             None => self.scan_sql(&unparser, &self.select, None, CHUNK_TABLE)?,
+            Some(near) if near.left_cells.is_none() => {
+                let chunk = quote_ident(CHUNK_COLUMN);
+                let left = self.scan_sql(
+                    &unparser,
+                    &near.left_select,
+                    Some(chunk.clone()),
+                    CHUNK_TABLE,
+                )?;
+                let right = near.spec.scan_sql(
+                    &unparser,
+                    &near.spec.select,
+                    Some(chunk.clone()),
+                    NEAR_TABLE,
+                )?;
+                let condition = sql_of(&unparser, &near.condition)?;
+                format!(
+                    "SELECT {} FROM ({left}) AS l {} ({right}) AS r \
+                     ON l.{chunk} = r.{chunk} AND ({condition})",
+                    items()?,
+                    if near.outer { "LEFT JOIN" } else { "JOIN" }
+                )
+            }
             Some(near) => {
                 let cell = quote_ident(&near.cell);
                 let chunk = quote_ident(CHUNK_COLUMN);
@@ -219,13 +264,14 @@ impl FragmentSpec {
                     .collect();
                 let mut left_select = near.left_select.clone();
                 left_select.extend(identity.iter().cloned());
+                let cells = near
+                    .left_cells
+                    .as_ref()
+                    .map_or(Ok(String::new()), |e| sql_of(&unparser, e))?;
                 let left = self.scan_sql(
                     &unparser,
                     &left_select,
-                    Some(format!(
-                        "unnest({}) AS {cell}, {chunk}",
-                        sql_of(&unparser, &near.left_cells)?
-                    )),
+                    Some(format!("unnest({cells}) AS {cell}, {chunk}")),
                     CHUNK_TABLE,
                 )?;
                 let right = near.spec.scan_sql(
@@ -234,22 +280,7 @@ impl FragmentSpec {
                     Some(chunk.clone()),
                     NEAR_TABLE,
                 )?;
-                let items: Vec<String> = self
-                    .select
-                    .iter()
-                    .map(|(e, name)| {
-                        Ok(format!(
-                            "{} AS {}",
-                            sql_of(&unparser, e)?,
-                            quote_ident(name)
-                        ))
-                    })
-                    .collect::<datafusion::error::Result<_>>()?;
-                let items = if items.is_empty() {
-                    "1 AS \"__row\"".to_string()
-                } else {
-                    items.join(", ")
-                };
+                let items = items()?;
                 let condition = sql_of(&unparser, &near.condition)?;
                 if identity.is_empty() {
                     format!(

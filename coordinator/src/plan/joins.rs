@@ -16,9 +16,13 @@
 //! found for them, matched by the left row's key and position. RIGHT, FULL and semi/anti
 //! joins keep the plan they had. A load stores every chunk holding rows or overlap rows of
 //! the table, so a left chunk the right table lacks has no right row within the margin:
-//! an inner join skips it, a LEFT join (which must still output its rows) keeps the plan it
-//! had. Joins are rewritten only when every chunk read is a chunk of both tables on the
-//! same worker. Everything else keeps the plan it had, which is slower but exact.
+//! an inner join skips it, a LEFT join reads it with an empty right side. Joins are
+//! rewritten only when every chunk read has its right rows (if any) on the worker of its
+//! left rows. Everything else keeps the plan it had, which is slower but exact.
+//!
+//! Joins on equal placement keys ([`rewrite_key_join`]: a director table and its child
+//! tables on the director key) run chunk-locally the same way, with a hash join on the
+//! key inside each chunk.
 
 use std::sync::Arc;
 
@@ -32,7 +36,7 @@ use datafusion::logical_expr::{lit, Expr, Join, JoinType, LogicalPlan, Projectio
 use super::build::Fragments;
 use super::chain::{match_rows, pushable, raw_col, RowsChain};
 use super::cone::{cone_of, is_raw_column};
-use crate::catalog::TableKind;
+use crate::catalog::{TableKind, TableMeta};
 use crate::fragment::{FragmentSpec, NearSide, HPX_COLUMN};
 
 /// The cell column of both sides of a join fragment.
@@ -44,6 +48,172 @@ pub(crate) fn rewrite(fragments: &Fragments, node: &LogicalPlan) -> Result<Optio
         LogicalPlan::Join(join) => rewrite_join(fragments, join),
         _ => Ok(None),
     }
+}
+
+/// Whether `e`, over the join input of `chain`, is the raw column `name` (under an alias or
+/// a widening integer cast, which keeps equal keys equal and distinct keys distinct).
+fn is_key_column(e: &Expr, chain: &RowsChain, name: &str) -> bool {
+    fn raw_is(e: &Expr, name: &str) -> bool {
+        match e {
+            Expr::Column(c) => c.relation.is_none() && c.name == name,
+            Expr::Alias(a) => raw_is(&a.expr, name),
+            Expr::Cast(c) if c.field.data_type().is_integer() => raw_is(&c.expr, name),
+            _ => false,
+        }
+    }
+    super::chain::substitute(e, &chain.schema, &chain.exprs).is_some_and(|raw| raw_is(&raw, name))
+}
+
+/// A join on equal placement keys of two partitioned tables whose rows were placed by the
+/// same director version (a director and its child, two children of one director, or a
+/// child with itself; [`crate::catalog::TableMeta::placement`]): every pair's two rows are
+/// primary in the same chunk, so chunk c joins c's primary rows of the left table with
+/// c's rows of the right one (its overlap rows, read too, have their partners in other
+/// chunks and pair with nothing here). An inner join skips the left chunks the right
+/// table lacks; a LEFT join keeps them (the right side is empty there).
+fn rewrite_key_join(
+    fragments: &Fragments,
+    join: &Join,
+    preserve_left: bool,
+) -> Result<Option<LogicalPlan>> {
+    if join.null_equality != datafusion::common::NullEquality::NullEqualsNothing {
+        return Ok(None);
+    }
+    let (Some(left), Some(right)) = (match_rows(&join.left)?, match_rows(&join.right)?) else {
+        return Ok(None);
+    };
+    if left.fetch.is_some() || right.fetch.is_some() {
+        return Ok(None);
+    }
+    let (l_meta, r_meta) = (&left.table.meta, &right.table.meta);
+    let state = fragments.catalog().state();
+    let (Some(l_place), Some(r_place)) = (l_meta.placement(&state), r_meta.placement(&state))
+    else {
+        return Ok(None);
+    };
+    if !l_place.same_chunks(&r_place) || l_meta.database != r_meta.database {
+        return Ok(None);
+    }
+    let on_key = join.on.iter().any(|(l, r)| {
+        is_key_column(l, &left, &l_place.column) && is_key_column(r, &right, &r_place.column)
+    });
+    if !on_key {
+        return Ok(None);
+    }
+    let mut conjuncts: Vec<Expr> = join
+        .on
+        .iter()
+        .map(|(l, r)| l.clone().eq(r.clone()))
+        .collect();
+    conjuncts.extend(join.filter.clone());
+    let Some(condition) = conjuncts.into_iter().reduce(Expr::and) else {
+        return Ok(None);
+    };
+    let Some(condition) = over_sides(&condition, join.left.schema(), join.right.schema()) else {
+        return Ok(None);
+    };
+    let columns = |chain: &RowsChain| -> Vec<(Expr, String)> {
+        chain
+            .exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.clone(), format!("c{i}")))
+            .collect()
+    };
+    let (select, schema) = join_output(join);
+    let near_spec = FragmentSpec::builder(
+        r_meta.clone(),
+        right.table.chunk_depth,
+        Arc::new(Schema::empty()),
+    )
+    .select(columns(&right))
+    .filters(right.filters.clone())
+    .build();
+    let mut spec = FragmentSpec::builder(l_meta.clone(), left.table.chunk_depth, schema)
+        .key_index(left.table.index.clone())
+        .select(select)
+        .filters(left.filters.clone())
+        .build();
+    if !preserve_left {
+        spec.chunks.retain(|c| r_meta.chunks.contains_key(c));
+    }
+    if !colocated(&spec, l_meta, r_meta) {
+        tracing::debug!(
+            left = %l_meta.qualified_name(),
+            right = %r_meta.qualified_name(),
+            "key join of tables whose chunks differ: joined on the coordinator"
+        );
+        return Ok(None);
+    }
+    spec.near = Some(Arc::new(NearSide {
+        spec: near_spec,
+        left_select: columns(&left),
+        left_cells: None,
+        cell: String::new(),
+        condition,
+        preserve_left: None,
+        outer: preserve_left,
+    }));
+    tracing::debug!(
+        key = %l_place.column,
+        chunks = spec.chunks.len(),
+        "join on placement keys planned chunk-locally"
+    );
+    project_fragment(fragments, join, spec).map(Some)
+}
+
+/// Whether every chunk the fragment reads has its right rows on the worker of its left
+/// rows: a chunk the right table lacks is empty there, but the worker must hold some
+/// chunk of the right table to know its columns.
+fn colocated(spec: &FragmentSpec, l_meta: &TableMeta, r_meta: &TableMeta) -> bool {
+    let right_workers: std::collections::BTreeSet<u64> =
+        r_meta.chunks.values().map(|c| c.worker_id).collect();
+    spec.chunks
+        .iter()
+        .all(|c| match (l_meta.chunks.get(c), r_meta.chunks.get(c)) {
+            (Some(l), Some(r)) => l.worker_id == r.worker_id,
+            (Some(l), None) => right_workers.contains(&l.worker_id),
+            _ => false,
+        })
+}
+
+/// The fragment's output for a join: the join's columns, left then right, as c0, c1, ...
+/// over the sides `l` and `r`, and their schema.
+fn join_output(join: &Join) -> (Vec<(Expr, String)>, Arc<Schema>) {
+    let n_left = join.left.schema().fields().len();
+    let mut select = Vec::with_capacity(join.schema.fields().len());
+    let mut fields = Vec::with_capacity(join.schema.fields().len());
+    for (k, (_, field)) in join.schema.iter().enumerate() {
+        let (side, i) = if k < n_left {
+            ("l", k)
+        } else {
+            ("r", k - n_left)
+        };
+        select.push((
+            Expr::Column(Column::new(Some(side), format!("c{i}"))),
+            format!("c{k}"),
+        ));
+        fields.push(Field::new(format!("c{k}"), field.data_type().clone(), true));
+    }
+    (select, Arc::new(Schema::new(fields)))
+}
+
+/// The scan of a join fragment, projected to the join's columns.
+fn project_fragment(fragments: &Fragments, join: &Join, spec: FragmentSpec) -> Result<LogicalPlan> {
+    let (scan, reference) = fragments.scan(spec)?;
+    let exprs: Vec<Expr> = join
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(k, (qualifier, field))| {
+            Expr::Column(Column::new(Some(reference.clone()), format!("c{k}")))
+                .alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect();
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(scan),
+    )?))
 }
 
 /// The position columns of a director table's chain.
@@ -98,8 +268,11 @@ fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan
         JoinType::Left => true,
         _ => return Ok(None),
     };
-    if !join.on.is_empty() || join.null_aware {
+    if join.null_aware {
         return Ok(None);
+    }
+    if !join.on.is_empty() {
+        return rewrite_key_join(fragments, join, preserve_left);
     }
     let Some(filter) = &join.filter else {
         return Ok(None);
@@ -167,23 +340,7 @@ fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan
         lit(radius),
     ]);
 
-    // The fragment's output: the join's columns, left then right, as c0, c1, ...
-    let n_left = join.left.schema().fields().len();
-    let mut select = Vec::with_capacity(join.schema.fields().len());
-    let mut fields = Vec::with_capacity(join.schema.fields().len());
-    for (k, (_, field)) in join.schema.iter().enumerate() {
-        let (side, i) = if k < n_left {
-            ("l", k)
-        } else {
-            ("r", k - n_left)
-        };
-        select.push((
-            Expr::Column(Column::new(Some(side), format!("c{i}"))),
-            format!("c{k}"),
-        ));
-        fields.push(Field::new(format!("c{k}"), field.data_type().clone(), true));
-    }
-    let schema = Arc::new(Schema::new(fields));
+    let (select, schema) = join_output(join);
 
     let near_spec = FragmentSpec::builder(
         r_meta.clone(),
@@ -198,21 +355,14 @@ fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan
         .select(select)
         .filters(left.filters.clone())
         .build();
-    // Every chunk read must be the right table's, on the same worker (see the module
-    // documentation). The right table stores every chunk holding its rows or overlap rows,
-    // so a left chunk it lacks has no right row within the margin: an inner join has no
-    // pair there and skips it; a LEFT join would need its rows with NULLs, and stays here.
+    // The right table stores every chunk holding its rows or overlap rows, so a left chunk
+    // it lacks has no right row within the margin: an inner join has no pair there and
+    // skips it; a LEFT join reads it with an empty right side (see the module
+    // documentation).
     if !preserve_left {
         spec.chunks.retain(|c| r_meta.chunks.contains_key(c));
     }
-    let colocated =
-        spec.chunks
-            .iter()
-            .all(|c| match (l_meta.chunks.get(c), r_meta.chunks.get(c)) {
-                (Some(l), Some(r)) => l.worker_id == r.worker_id,
-                _ => false,
-            });
-    if !colocated {
+    if !colocated(&spec, l_meta, r_meta) {
         tracing::debug!(
             left = %l_meta.qualified_name(),
             right = %r_meta.qualified_name(),
@@ -233,10 +383,11 @@ fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan
     spec.near = Some(Arc::new(NearSide {
         spec: near_spec,
         left_select,
-        left_cells,
+        left_cells: Some(left_cells),
         cell: CELL.to_string(),
         condition,
         preserve_left,
+        outer: false,
     }));
     tracing::debug!(
         radius,
@@ -244,18 +395,5 @@ fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan
         chunks = spec.chunks.len(),
         "near-neighbour join planned chunk-locally"
     );
-    let (scan, reference) = fragments.scan(spec)?;
-    let exprs: Vec<Expr> = join
-        .schema
-        .iter()
-        .enumerate()
-        .map(|(k, (qualifier, field))| {
-            Expr::Column(Column::new(Some(reference.clone()), format!("c{k}")))
-                .alias_qualified(qualifier.cloned(), field.name())
-        })
-        .collect();
-    Ok(Some(LogicalPlan::Projection(Projection::try_new(
-        exprs,
-        Arc::new(scan),
-    )?)))
+    project_fragment(fragments, join, spec).map(Some)
 }

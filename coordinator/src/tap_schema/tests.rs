@@ -45,6 +45,7 @@ pub(crate) fn stars_meta() -> TableMeta {
         rows: 0,
         description: Some("A few stars".into()),
         key_index: false,
+        director: None,
     }
 }
 

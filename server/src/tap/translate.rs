@@ -219,6 +219,7 @@ mod tests {
                     rows: 0,
                     description: None,
                     key_index: false,
+                    director: None,
                 },
             );
         }

@@ -94,6 +94,7 @@ fn director_table(name: &str) -> TableMeta {
         rows: 2000,
         description: None,
         key_index: false,
+        director: None,
     }
 }
 

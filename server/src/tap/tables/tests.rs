@@ -46,6 +46,7 @@ fn state() -> CatalogState {
             rows: 0,
             description: Some("Stars & such".into()),
             key_index: false,
+            director: None,
         },
     );
     s
