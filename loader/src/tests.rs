@@ -928,6 +928,66 @@ mod fake {
             Ok(Response::new(PutKeysResponse { keys }))
         }
 
+        /// Director key k is at [`fake_director`]`(k)`; keys ending in 9 are unknown.
+        async fn lookup_keys(
+            &self,
+            request: Request<LookupKeysRequest>,
+        ) -> Result<Response<LookupKeysResponse>, Status> {
+            use datafusion::arrow::array::{Float64Array, UInt64Array};
+            let req = request.into_inner();
+            let batch = almagest_proto::decode_batch(req.keys.as_ref().unwrap()).unwrap();
+            let depth = self
+                .record
+                .lock()
+                .unwrap()
+                .begun
+                .last()
+                .map_or(3, |b| b.chunk_depth as u8);
+            let keys = batch.column(0).as_primitive::<Int64Type>();
+            let found: Vec<Option<(u64, f64, f64)>> = keys
+                .iter()
+                .map(|k| {
+                    let k = k?;
+                    let (ra, dec) = super::fake_director(k)?;
+                    let chunk = almagest_sky::chunk_of_hpx29(almagest_sky::hpx29(ra, dec), depth);
+                    Some((chunk, ra, dec))
+                })
+                .collect();
+            let out = RecordBatch::try_from_iter(vec![
+                (
+                    "chunk",
+                    Arc::new(
+                        found
+                            .iter()
+                            .map(|f| f.map(|f| f.0))
+                            .collect::<UInt64Array>(),
+                    ) as datafusion::arrow::array::ArrayRef,
+                ),
+                (
+                    "ra",
+                    Arc::new(
+                        found
+                            .iter()
+                            .map(|f| f.map(|f| f.1))
+                            .collect::<Float64Array>(),
+                    ),
+                ),
+                (
+                    "dec",
+                    Arc::new(
+                        found
+                            .iter()
+                            .map(|f| f.map(|f| f.2))
+                            .collect::<Float64Array>(),
+                    ),
+                ),
+            ])
+            .unwrap();
+            Ok(Response::new(LookupKeysResponse {
+                found: Some(almagest_proto::encode_batch(&out).unwrap()),
+            }))
+        }
+
         async fn abort_load(
             &self,
             request: Request<AbortLoadRequest>,
@@ -1050,7 +1110,100 @@ fn load_options(coordinator: String, files: Vec<PathBuf>, spill: &Path) -> LoadO
         metadata: None,
         cluster_secret: None,
         keep_column_case: false,
+        director: None,
+        director_key: None,
+        allow_unknown_directors: false,
     }
+}
+
+/// The fake coordinator's director rows: key k at (7k mod 360, 13k mod 170 - 85); no row
+/// for a key ending in 9.
+fn fake_director(k: i64) -> Option<(f64, f64)> {
+    (k.rem_euclid(10) != 9).then(|| {
+        (
+            (k * 7).rem_euclid(360) as f64,
+            (k * 13).rem_euclid(170) as f64 - 85.0,
+        )
+    })
+}
+
+#[tokio::test]
+async fn t36_ingest_child_rows_go_to_their_directors_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("det.csv");
+    let mut text = String::from("det,obj,mag\n");
+    let mut known = 0u64;
+    for i in 0..600i64 {
+        let obj = if i % 10 == 9 { i + 1 } else { i };
+        text.push_str(&format!("{i},{obj},{}\n", 10 + i % 7));
+        known += 1;
+    }
+    fs::write(&csv, text).unwrap();
+    let (address, record) = fake::cluster(None).await;
+    let mut opts = load_options(address.clone(), vec![csv], dir.path());
+    opts.table = "demo.det".into();
+    (opts.ra_column, opts.dec_column, opts.key_column) = (None, None, None);
+    opts.director = Some("stars".into());
+    opts.director_key = Some("obj".into());
+    let report = load(&opts).await.unwrap();
+    assert_eq!((report.rows, report.unknown_directors), (known, 0));
+    {
+        let record = record.lock().unwrap();
+        let begun = &record.begun[0];
+        assert_eq!(
+            (begun.director_table.as_str(), begun.director_key.as_str()),
+            ("stars", "obj")
+        );
+        assert!(record.keys.is_empty(), "a child has no keys of its own");
+        let mut stored = 0;
+        for (_, put) in &record.puts {
+            let batch = read_parquet(&put.parquet);
+            let obj = batch
+                .column_by_name("obj")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            let hpx = batch
+                .column_by_name(HPX_COLUMN)
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            for i in 0..batch.num_rows() {
+                let (ra, dec) = fake_director(obj.value(i)).unwrap();
+                let h = almagest_sky::hpx29(ra, dec);
+                assert_eq!(hpx.value(i), h as i64);
+                let chunk = almagest_sky::chunk_of_hpx29(h, 2);
+                if put.kind == v1::ChunkFileKind::Primary as i32 {
+                    assert_eq!(chunk, put.chunk);
+                    stored += 1;
+                } else {
+                    assert_ne!(chunk, put.chunk);
+                }
+            }
+        }
+        assert_eq!(stored, known);
+    }
+
+    // An unknown director fails the load at its line; with the flag it is counted.
+    let bad = dir.path().join("bad.csv");
+    fs::write(
+        &bad,
+        "det,obj,mag\n1,1,10\n2,2,10\n3,19,10\n4,29,10\n5,3,10\n",
+    )
+    .unwrap();
+    opts.files = vec![bad];
+    let err = load(&opts).await.unwrap_err().to_string();
+    assert!(
+        err.contains("bad.csv, line 4: director key \"obj\" = 19 is not a key of demo.stars"),
+        "{err}"
+    );
+    assert_eq!(record.lock().unwrap().aborted.len(), 1);
+    opts.allow_unknown_directors = true;
+    let report = load(&opts).await.unwrap();
+    assert_eq!((report.rows, report.unknown_directors), (3, 2));
+
+    // A child takes no position or key of its own.
+    opts.key_column = Some("det".into());
+    let err = load(&opts).await.unwrap_err().to_string();
+    assert!(err.contains("--ra, --dec and --key do not apply"), "{err}");
 }
 
 #[tokio::test]

@@ -170,6 +170,14 @@ struct GenArgs {
     /// Append rows at the hard places (poles, RA 0/360, chunk borders).
     #[arg(long)]
     edge_cases: bool,
+    /// Also write a child table of detections of the catalog's sources to FILE
+    /// (`detection_id`, `source_id`, `mjd`, `ra`, `dec`, `mag`), for `almagest load
+    /// --director ... --director-key source_id`.
+    #[arg(long, value_name = "FILE")]
+    detections: Option<PathBuf>,
+    /// Detections per source, on average (each source gets 1 to 2*N-1).
+    #[arg(long, default_value_t = 5, requires = "detections")]
+    epochs: u32,
 }
 
 #[derive(Args)]
@@ -381,8 +389,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 edge_cases: args.edge_cases,
                 progress: true,
             };
-            let rows = tokio::task::spawn_blocking(move || gen::generate(&opts)).await??;
+            let detections = args.detections.clone();
+            let epochs = args.epochs;
+            let (rows, detected) = tokio::task::spawn_blocking(move || {
+                let rows = gen::generate(&opts)?;
+                let detected = detections
+                    .map(|path| gen::generate_detections(&opts, &path, epochs))
+                    .transpose()?;
+                anyhow::Ok((rows, detected))
+            })
+            .await??;
             println!("wrote {rows} rows to {}", args.out.display());
+            if let (Some(n), Some(path)) = (detected, &args.detections) {
+                println!("wrote {n} detections to {}", path.display());
+            }
             Ok(())
         }
         Command::Standalone(args) => {

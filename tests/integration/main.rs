@@ -21,4 +21,5 @@ mod t80_jobs;
 mod t90_tap_clients;
 mod t92_sky_joins;
 mod t93_director_index;
+mod t94_director_child;
 mod t95_fuzz;

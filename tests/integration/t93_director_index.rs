@@ -64,7 +64,7 @@ fn write_csv(path: &std::path::Path, rows: &[Row]) -> Result<()> {
     Ok(())
 }
 
-async fn explain(client: &tokio_postgres::Client, sql: &str) -> Result<String> {
+pub(crate) async fn explain(client: &tokio_postgres::Client, sql: &str) -> Result<String> {
     let plan = query_text(client, &format!("EXPLAIN {sql}")).await?;
     Ok(plan
         .iter()
@@ -76,7 +76,7 @@ async fn explain(client: &tokio_postgres::Client, sql: &str) -> Result<String> {
 }
 
 /// (chunks read, chunks of the table) of the plan's one fragment.
-fn chunks_read(plan: &str) -> Result<(usize, usize)> {
+pub(crate) fn chunks_read(plan: &str) -> Result<(usize, usize)> {
     let at = plan
         .find("chunks=")
         .with_context(|| format!("no fragment in\n{plan}"))?;
