@@ -497,5 +497,14 @@ async fn two_tables(
          ON scisql_angSep(a.ra, a.dec, b.ra, b.dec) < {radius}"
     );
     check_left(&sql, &query_text(client, &sql).await?, &want)?;
+    // Chunk-locally, the chunks nn.obs lacks read with an empty right side.
+    let plan = query_text(client, &format!("EXPLAIN {sql}")).await?;
+    ensure!(
+        plan.iter()
+            .flatten()
+            .flatten()
+            .any(|l| l.contains("chunk-local join with nn.obs")),
+        "the two-table LEFT match did not run chunk-locally: {plan:?}"
+    );
     Ok(())
 }

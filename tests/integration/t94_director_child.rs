@@ -343,6 +343,54 @@ async fn t94_child_tables_live_in_their_directors_chunks() -> Result<()> {
         "{sql}: {text}"
     );
 
+    // Grouped by the director key, any aggregate runs whole in each chunk: the light
+    // curves of every object at once, and a DISTINCT count.
+    let sql = "SELECT object_id, array_agg(det_id ORDER BY mjd), COUNT(DISTINCT mag) \
+               FROM dc.src GROUP BY object_id";
+    let mut curves: BTreeMap<i64, Vec<&Detection>> = BTreeMap::new();
+    for d in &dets {
+        curves.entry(d.object_id).or_default().push(d);
+    }
+    let mut want: Vec<(i64, Vec<i64>, i64)> = curves
+        .iter_mut()
+        .map(|(id, ds)| {
+            ds.sort_by(|a, b| a.mjd.total_cmp(&b.mjd));
+            let mags: BTreeSet<u64> = ds.iter().map(|d| d.mag.to_bits()).collect();
+            (
+                *id,
+                ds.iter().map(|d| d.det_id).collect(),
+                mags.len() as i64,
+            )
+        })
+        .collect();
+    want.sort();
+    let mut got: Vec<(i64, Vec<i64>, i64)> = query_text(&client, sql)
+        .await?
+        .iter()
+        .map(|r| -> Result<_> {
+            let f = |k: usize| r[k].clone().unwrap_or_default();
+            let ids = f(1)
+                .trim_matches(['{', '}'])
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<Vec<i64>, _>>()?;
+            Ok((f(0).parse()?, ids, f(2).parse()?))
+        })
+        .collect::<Result<_>>()?;
+    got.sort();
+    ensure!(
+        got == want,
+        "{sql}: differs from the brute force ({} rows, want {}); first difference: {:?}",
+        got.len(),
+        want.len(),
+        got.iter().zip(&want).find(|(g, w)| g != w)
+    );
+    let plan = explain(&client, sql).await?;
+    ensure!(
+        !plan.contains("AggregateExec") && plan.contains("GROUP BY"),
+        "{sql}: not aggregated per chunk:\n{plan}"
+    );
+
     // A spatial constraint on the child's own columns reads every chunk (a detection need
     // not lie in its chunk) and is exact.
     let sql = "SELECT det_id FROM dc.src WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), \

@@ -102,9 +102,30 @@ pub fn unqualify(expr: Expr) -> datafusion::error::Result<Expr> {
 }
 
 fn sql_of(unparser: &Unparser, e: &Expr) -> datafusion::error::Result<String> {
-    Ok(unparser
-        .expr_to_sql(&spell_non_finite(e.clone())?)?
-        .to_string())
+    use datafusion::sql::sqlparser::ast;
+    let e = spell_non_finite(e.clone())?;
+    let mut sql = unparser.expr_to_sql(&e)?;
+    // DataFusion's unparser drops the ORDER BY of an ordered aggregate that is not a
+    // WITHIN GROUP one (`array_agg(x ORDER BY y)` comes out as `array_agg(x)`): put it
+    // back, or the worker would aggregate in any order. Aggregates stand at the top of a
+    // fragment's select items, never inside another expression.
+    if let (Expr::AggregateFunction(agg), ast::Expr::Function(f)) = (&e, &mut sql) {
+        let order_by = &agg.params.order_by;
+        if !order_by.is_empty() && f.within_group.is_empty() {
+            let ast::FunctionArguments::List(list) = &mut f.args else {
+                return Err(datafusion::error::DataFusionError::Plan(format!(
+                    "cannot print the ordered aggregate {e}"
+                )));
+            };
+            let sorts = order_by
+                .iter()
+                .map(|s| unparser.sort_to_sql(s))
+                .collect::<datafusion::error::Result<Vec<_>>>()?;
+            list.clauses
+                .push(ast::FunctionArgumentClause::OrderBy(sorts));
+        }
+    }
+    Ok(sql.to_string())
 }
 
 /// `e` with every NaN or infinite floating-point constant written as a cast of its text:

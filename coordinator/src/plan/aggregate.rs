@@ -1,6 +1,11 @@
 //! Aggregates split in two: decomposable aggregates (count, sum, min, max, avg) over a rows
 //! chain become partial aggregates in the fragment, one row per group and chunk, and the
 //! final aggregate over them at the coordinator.
+//!
+//! An aggregate grouped by a placement column (a director's key, or a child's director
+//! key: [`crate::catalog::TableMeta::placement`]) has every group in one chunk, so it runs
+//! whole in the fragment, any aggregate function included (`array_agg(mag ORDER BY mjd)`,
+//! DISTINCT), and the coordinator only unions the chunks' groups.
 
 use std::sync::Arc;
 
@@ -21,9 +26,115 @@ pub(crate) fn rewrite(fragments: &Fragments, node: &LogicalPlan) -> DFResult<Opt
         return Ok(None);
     };
     match match_rows(&agg.input)? {
-        Some(chain) => split(fragments, agg, chain),
+        Some(chain) => match per_chunk(fragments, agg, &chain)? {
+            Some(plan) => Ok(Some(plan)),
+            None => split(fragments, agg, chain),
+        },
         None => Ok(None),
     }
+}
+
+/// The aggregate run whole in the fragment when one of its group keys is the table's
+/// placement column; `None` otherwise.
+fn per_chunk(
+    fragments: &Fragments,
+    agg: &Aggregate,
+    chain: &RowsChain,
+) -> DFResult<Option<LogicalPlan>> {
+    if chain.fetch.is_some() {
+        return Ok(None);
+    }
+    let state = fragments.catalog().state();
+    let Some(placement) = chain.table.meta.placement(&state) else {
+        return Ok(None);
+    };
+    let sub = |e: &Expr| substitute(e, &chain.schema, &chain.exprs);
+    let mut select: Vec<(Expr, String)> = Vec::new();
+    let mut fields: Vec<Field> = Vec::new();
+    let mut group_by = Vec::new();
+    let mut by_placement = false;
+    for (i, ((_, field), g)) in agg.schema.iter().zip(&agg.group_expr).enumerate() {
+        let Some(raw) = sub(g) else {
+            return Ok(None);
+        };
+        let raw = strip_alias(raw);
+        by_placement |=
+            matches!(&raw, Expr::Column(c) if c.relation.is_none() && c.name == placement.column);
+        let name = format!("k{i}");
+        select.push((raw.clone(), name.clone()));
+        fields.push(Field::new(&name, field.data_type().clone(), true));
+        group_by.push(raw);
+    }
+    if !by_placement {
+        return Ok(None);
+    }
+    let out_fields: Vec<_> = agg.schema.iter().skip(agg.group_expr.len()).collect();
+    for (j, (e, (_, field))) in agg.aggr_expr.iter().zip(out_fields).enumerate() {
+        let Expr::AggregateFunction(f) = strip_alias(e.clone()) else {
+            return Ok(None);
+        };
+        let p = &f.params;
+        let Some(args) = p.args.iter().map(sub).collect::<Option<Vec<_>>>() else {
+            return Ok(None);
+        };
+        let filter = match &p.filter {
+            Some(f) => match sub(f) {
+                Some(f) => Some(Box::new(f)),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let mut order_by = Vec::with_capacity(p.order_by.len());
+        for o in &p.order_by {
+            let Some(e) = sub(&o.expr) else {
+                return Ok(None);
+            };
+            order_by.push(datafusion::logical_expr::SortExpr::new(
+                e,
+                o.asc,
+                o.nulls_first,
+            ));
+        }
+        let whole = Expr::AggregateFunction(AggregateFunction::new_udf(
+            f.func.clone(),
+            args,
+            p.distinct,
+            filter,
+            order_by,
+            p.null_treatment,
+        ));
+        let name = format!("a{j}");
+        select.push((whole, name.clone()));
+        fields.push(Field::new(&name, field.data_type().clone(), true));
+    }
+    let spec = FragmentSpec::builder(
+        chain.table.meta.clone(),
+        chain.table.chunk_depth,
+        Arc::new(Schema::new(fields)),
+    )
+    .key_index(chain.table.index.clone())
+    .select(select.clone())
+    .filters(chain.filters.clone())
+    .group_by(group_by)
+    .build();
+    tracing::debug!(column = %placement.column, "aggregate by placement key planned per chunk");
+    let (scan, reference) = fragments.scan(spec)?;
+    let exprs: Vec<Expr> = agg
+        .schema
+        .iter()
+        .zip(&select)
+        .map(|((q, field), (_, name))| {
+            Expr::Cast(Cast::new(
+                Box::new(Expr::Column(Column::new(Some(reference.clone()), name))),
+                field.data_type().clone(),
+            ))
+            .alias_qualified(q.cloned(), field.name())
+        })
+        .collect();
+    Ok(Some(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(scan),
+    )?)))
 }
 
 /// Splits a decomposable aggregate into partial aggregates on the workers and the
