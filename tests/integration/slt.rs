@@ -196,6 +196,14 @@ where
     let cluster = Cluster::start(&dir.join("cluster"), 2).await?;
     let points = harness::project_file("tests/data/points.csv");
     cluster.load("test.points", Some(("ra", "dec", "id")), &[&points])?;
+    // A child table of test.points: detections placed in their point's chunk.
+    let detections = harness::project_file("tests/data/point_detections.csv");
+    cluster.load_with_args(
+        "test.detections",
+        None,
+        &[&detections],
+        &["--director", "points", "--director-key", "point_id"],
+    )?;
     let slt_dir = harness::project_file(slt_dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&slt_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
