@@ -61,6 +61,12 @@ pub enum AdqlError {
     /// drop something (SQLSTATE 42501).
     #[error("{message}")]
     PermissionDenied { message: String },
+    /// A statement nested too deeply to parse or plan safely (SQLSTATE 54001).
+    #[error("{}", located(.position, .message))]
+    TooComplex {
+        position: Option<Position>,
+        message: String,
+    },
     /// Our bug, not the user's (SQLSTATE XX000).
     #[error("internal error in the query-language layer (this is a bug): {message}")]
     Internal { message: String },
@@ -105,6 +111,13 @@ impl AdqlError {
         }
     }
 
+    pub fn too_complex(position: Option<Position>, message: impl Into<String>) -> Self {
+        AdqlError::TooComplex {
+            position,
+            message: message.into(),
+        }
+    }
+
     pub fn permission_denied(message: impl Into<String>) -> Self {
         AdqlError::PermissionDenied {
             message: message.into(),
@@ -125,6 +138,7 @@ impl AdqlError {
             AdqlError::InvalidArgument { .. } => ErrorKind::InvalidParameterValue,
             AdqlError::UndefinedFunction { .. } => ErrorKind::UndefinedFunction,
             AdqlError::PermissionDenied { .. } => ErrorKind::InsufficientPrivilege,
+            AdqlError::TooComplex { .. } => ErrorKind::StatementTooComplex,
             AdqlError::Internal { .. } => ErrorKind::Internal,
         }
     }
@@ -140,7 +154,8 @@ impl AdqlError {
             AdqlError::Syntax { position, .. }
             | AdqlError::Unsupported { position, .. }
             | AdqlError::InvalidArgument { position, .. }
-            | AdqlError::UndefinedFunction { position, .. } => *position,
+            | AdqlError::UndefinedFunction { position, .. }
+            | AdqlError::TooComplex { position, .. } => *position,
             AdqlError::PermissionDenied { .. } | AdqlError::Internal { .. } => None,
         }
     }
@@ -152,6 +167,7 @@ impl AdqlError {
             | AdqlError::Unsupported { message, .. }
             | AdqlError::InvalidArgument { message, .. }
             | AdqlError::UndefinedFunction { message, .. }
+            | AdqlError::TooComplex { message, .. }
             | AdqlError::PermissionDenied { message }
             | AdqlError::Internal { message } => message,
         }

@@ -246,6 +246,11 @@ fn build_session(
         .with_information_schema(true)
         .with_target_partitions(config.target_partitions.max(1));
     session_config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    // Room for every statement the front ends' nesting check lets through.
+    session_config.options_mut().set(
+        "datafusion.sql_parser.recursion_limit",
+        &almagest_adql::nesting::PARSER_RECURSION_LIMIT.to_string(),
+    )?;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(config.memory_limit_bytes, 1.0)
         .build_arc()?;

@@ -369,11 +369,18 @@ fn print_connect(c: &cluster::RunningCoordinator, login: &Login) {
     println!("Press Ctrl-C to stop.");
 }
 
+/// Stack of each runtime thread.
+const THREAD_STACK_BYTES: usize = 64 << 20;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Parsing, planning and optimizing recurse over expressions: the threads that
+        // run them get room for everything the nesting check (almagest_adql::nesting)
+        // accepts. Only the pages a thread touches are ever resident.
+        .thread_stack_size(THREAD_STACK_BYTES)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(run(cli))

@@ -23,3 +23,4 @@ mod t92_sky_joins;
 mod t93_director_index;
 mod t94_director_child;
 mod t95_fuzz;
+mod t96_nesting;

@@ -103,6 +103,12 @@ impl WorkerService {
         opts.execution.parquet.pushdown_filters = true;
         opts.execution.parquet.reorder_filters = true;
         opts.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        // Fragments nest as deeply as the statements the front ends accept (their nesting
+        // check), not as deeply as DataFusion's default of 50.
+        opts.set(
+            "datafusion.sql_parser.recursion_limit",
+            &almagest_adql::nesting::PARSER_RECURSION_LIMIT.to_string(),
+        )?;
         let ctx = SessionContext::new_with_config(session_config);
         almagest_adql::register_udfs(&ctx);
         // Chunk-local join fragments list the cells of each row's cone.
@@ -279,10 +285,13 @@ impl WorkerService {
         for &chunk in &req.chunks {
             let mut files = vec![];
             let primary = self.existing(&req.table, &req.version, chunk).await?;
-            // A chunk the near table lacks is empty on that side.
-            let near_primary =
+            // A chunk the near table lacks is empty on that side; any other must be here.
+            let near_primary = if near.absent.contains(&chunk) {
                 self.store
-                    .chunk_path(&near.table, &near.version, chunk, ChunkFileKind::Primary)?;
+                    .chunk_path(&near.table, &near.version, chunk, ChunkFileKind::Primary)?
+            } else {
+                self.existing(&near.table, &near.version, chunk).await?
+            };
             let overlap =
                 self.store
                     .chunk_path(&near.table, &near.version, chunk, ChunkFileKind::Overlap)?;

@@ -287,7 +287,6 @@ impl ExecutionPlan for FragmentExec {
             let request = v1::FragmentRequest {
                 table: self.spec.table.qualified_name(),
                 version: self.spec.table.load_id.clone(),
-                chunks,
                 sql: self.sql.clone(),
                 query_id: query_id.clone(),
                 keep_column: self
@@ -305,7 +304,13 @@ impl ExecutionPlan for FragmentExec {
                 near: self.spec.near.as_ref().map(|near| v1::NearTable {
                     table: near.spec.table.qualified_name(),
                     version: near.spec.table.load_id.clone(),
+                    absent: chunks
+                        .iter()
+                        .copied()
+                        .filter(|c| !near.spec.table.chunks.contains_key(c))
+                        .collect(),
                 }),
+                chunks,
             };
             tracing::debug!(%query_id, worker_id, "dispatching fragment");
             let spec_schema = self.spec.schema.clone();

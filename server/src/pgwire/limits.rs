@@ -80,7 +80,8 @@ impl Limits {
         )))
     }
 
-    /// Refuses a statement text longer than `max_query_bytes`.
+    /// Refuses a statement text longer than `max_query_bytes`, or nested too deeply
+    /// ([`almagest_adql::nesting`]).
     pub(crate) fn check_text(&self, text: &str) -> Result<(), PgWireError> {
         let max = self.config.max_query_bytes;
         if max > 0 && text.len() > max {
@@ -93,7 +94,9 @@ impl Limits {
                 ),
             ));
         }
-        Ok(())
+        // Nested deeper than the server parses and plans safely: 54001, before any parser
+        // recurses into it.
+        almagest_adql::check_nesting(text).map_err(|e| errors::adql_error(&e, text))
     }
 
     /// A running statement of `user`, counted until the returned guard is dropped; a

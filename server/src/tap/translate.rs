@@ -36,6 +36,8 @@ pub fn adql_to_sql<'a>(
     catalog: &CatalogState,
     uploads: impl IntoIterator<Item = (&'a str, &'a Schema)>,
 ) -> Result<String> {
+    // The ADQL parser descends recursively: bound the nesting before it reads the text.
+    almagest_adql::check_nesting(query)?;
     let parsed = almagest_adql::parse_query_with(query, &service_options())?;
     let uploads: Vec<(&str, &Schema)> = uploads.into_iter().collect();
     let mut sources = Vec::new();
