@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod gen;
 pub mod http;
+pub mod logtext;
 pub mod pgwire;
 pub mod tap;
 pub mod tls;

@@ -103,6 +103,19 @@ async fn t96_deep_statements_fail_cleanly_and_moderate_ones_run() -> Result<()> 
         );
     }
 
+    // A QUERY longer than max_query_bytes (1 MiB by default) is refused, saying so.
+    let long = format!(
+        "SELECT id FROM test.points WHERE id IN ({})",
+        vec!["1"; 600_000].join(",")
+    );
+    let (status, body) = tap(&cluster, &long).await?;
+    ensure!(
+        status == 400
+            && body.contains("is longer than this service accepts (max_query_bytes = 1048576)"),
+        "TAP long query: {status} {}",
+        &body[..body.len().min(300)]
+    );
+
     // Moderate nesting runs, on the coordinator and on the workers.
     let got = query_text(&client, &format!("SELECT {} AS n", chain("1", "+", 250))).await?;
     ensure!(got == vec![vec![Some("250".to_string())]], "{got:?}");

@@ -343,9 +343,7 @@ impl JobManager {
                 spec.execution_duration_s
                     .unwrap_or(self.config.default_execution_duration_s),
             ),
-            destruction_ms: spec
-                .destruction_ms
-                .unwrap_or_else(|| now.saturating_add(self.config.retention.as_millis() as i64)),
+            destruction_ms: self.capped_destruction(now, spec.destruction_ms),
             error: spec.error,
             rows: None,
             overflow: false,
@@ -447,11 +445,20 @@ impl JobManager {
         jobs
     }
 
-    /// Moves a job's destruction time.
+    /// The destruction time of a job created at `creation_ms` when the client asks for
+    /// `asked` (unix ms): at most the configured retention after creation, as UWS lets a
+    /// service choose (the job document shows the time chosen).
+    fn capped_destruction(&self, creation_ms: i64, asked: Option<i64>) -> i64 {
+        let latest = creation_ms.saturating_add(self.config.retention.as_millis() as i64);
+        asked.map_or(latest, |t| t.min(latest))
+    }
+
+    /// Moves a job's destruction time (no later than the retention allows).
     pub async fn set_destruction(&self, id: &str, destruction_ms: i64) -> Result<JobRecord> {
+        let created = self.require(id)?.creation_time_ms;
         let cmd = JobCommand::SetDestruction {
             id: id.to_owned(),
-            destruction_ms,
+            destruction_ms: self.capped_destruction(created, Some(destruction_ms)),
         };
         if self.write(cmd).await?.is_some() {
             return Err(CoordinatorError::UnknownJob(id.to_owned()));

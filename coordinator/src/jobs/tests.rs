@@ -308,6 +308,16 @@ async fn t40_sweeper_deletes_jobs_past_destruction() {
     let path = jobs.result_path(&job.id).unwrap();
     assert!(path.exists());
 
+    // A destruction past the retention is clamped to it, on creation and on change.
+    let retention = 7 * 24 * 3600 * 1000;
+    let far = 253_402_300_799_000; // 9999-12-31T23:59:59Z
+    let mut long = sql_job("SELECT 2");
+    long.destruction_ms = Some(far);
+    let long = jobs.submit(long).await.unwrap();
+    assert_eq!(long.destruction_ms, long.creation_time_ms + retention);
+    let moved = jobs.set_destruction(&keep.id, far).await.unwrap();
+    assert_eq!(moved.destruction_ms, keep.creation_time_ms + retention);
+
     let soon = now_ms() + 200;
     assert_eq!(
         jobs.set_destruction(&job.id, soon)

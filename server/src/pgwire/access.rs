@@ -23,7 +23,8 @@ pub(crate) struct ReadOnlyHook;
 impl ReadOnlyHook {
     fn check<T>(statement: &Statement, peer: std::net::SocketAddr) -> Option<PgWireResult<T>> {
         let error = almagest_adql::check_statement(statement).err()?;
-        tracing::warn!(%peer, statement = %statement, "refused: {error}");
+        let text = statement.to_string();
+        tracing::warn!(%peer, statement = %crate::logtext::shorten(&text), "refused: {error}");
         Some(Err(errors::user_error(error.kind(), error.to_string())))
     }
 }

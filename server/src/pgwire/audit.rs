@@ -15,9 +15,6 @@ use std::time::Instant;
 
 use pgwire::error::PgWireError;
 
-/// Longest statement text kept in the log, in characters.
-const MAX_LOGGED_CHARS: usize = 2000;
-
 /// One statement's audit record; logged when dropped.
 #[derive(Debug)]
 pub(crate) struct Audit {
@@ -31,10 +28,7 @@ pub(crate) struct Audit {
 
 impl Audit {
     pub(crate) fn start(user: Option<&String>, peer: SocketAddr, statement: &str) -> Arc<Self> {
-        let statement = match statement.char_indices().nth(MAX_LOGGED_CHARS) {
-            Some((at, _)) => format!("{}...", &statement[..at]),
-            None => statement.to_string(),
-        };
+        let statement = crate::logtext::shorten(statement).into_owned();
         Arc::new(Self {
             user: user.cloned().unwrap_or_default(),
             peer,

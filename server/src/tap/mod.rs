@@ -63,6 +63,8 @@ pub struct TapConfig {
     /// Whether requests without credentials are served, as the anonymous user (who owns
     /// the jobs it creates as everyone anonymous does).
     pub anonymous: bool,
+    /// The longest QUERY accepted, in bytes (0: no limit besides the body limit).
+    pub max_query_bytes: usize,
 }
 
 impl Default for TapConfig {
@@ -74,6 +76,7 @@ impl Default for TapConfig {
             allow_http_upload: false,
             http_upload_timeout: std::time::Duration::from_secs(60),
             anonymous: true,
+            max_query_bytes: 1 << 20,
         }
     }
 }

@@ -88,6 +88,14 @@ pub fn check_query_params(
             TapError::bad_request("missing parameter QUERY; send the ADQL query in QUERY")
         })?
         .to_string();
+    if config.max_query_bytes > 0 && query.len() > config.max_query_bytes {
+        return Err(TapError::bad_request(format!(
+            "QUERY of {} bytes is longer than this service accepts (max_query_bytes = {}); \
+             send a long list of targets as an UPLOAD table instead",
+            query.len(),
+            config.max_query_bytes
+        )));
+    }
     let format = match params.format.as_deref().map(str::trim) {
         None | Some("") => OutputFormat::VoTable,
         Some(f) => OutputFormat::parse(f)?,
@@ -287,7 +295,8 @@ fn column_infos(state: &TapState, plan: &LogicalPlan) -> Vec<ColumnInfo> {
 async fn run_sync(state: &TapState, params: &TapParams) -> Result<Response> {
     let (query, format, maxrec) = check_query_params(params, &state.config)?;
     let uploads = read_uploads(params, &state.config).await?;
-    tracing::info!(%query, ?format, maxrec, uploads = uploads.len(), "TAP sync query");
+    tracing::info!(query = %crate::logtext::shorten(&query), ?format, maxrec,
+        uploads = uploads.len(), "TAP sync query");
     let StartedQuery {
         mut stream,
         columns,
