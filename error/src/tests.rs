@@ -70,6 +70,27 @@ fn t30_datafusion_chains() {
     );
     let odd = DataFusionError::Execution("something odd".into());
     assert_eq!(plain(&odd).kind, ErrorKind::Internal);
+    // A division by zero under a Parquet filter arrives as text inside a Parquet error.
+    let parquet = DataFusionError::ParquetError(Box::new(
+        datafusion::parquet::errors::ParquetError::External(Box::new(ArrowError::ComputeError(
+            "Error evaluating filter predicate: ArrowError(DivideByZero, Some(\"\"))".into(),
+        ))),
+    ));
+    assert_eq!(
+        plain(&parquet),
+        Error::new(ErrorKind::DivisionByZero, "division by zero")
+    );
+    let sqrt = DataFusionError::ArrowError(
+        Box::new(ArrowError::ComputeError(
+            "Execution error: cannot take square root of a negative number".into(),
+        )),
+        None,
+    );
+    assert_eq!(plain(&sqrt).kind.sqlstate(), "2201F");
+    let placeholder = DataFusionError::Execution(
+        "Placeholder '$9' was not provided a value for execution.".into(),
+    );
+    assert_eq!(plain(&placeholder).kind.sqlstate(), "42P02");
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub fn code_of(kind: ErrorKind) -> Code {
         | NumericValueOutOfRange
         | InvalidTextRepresentation
         | InvalidParameterValue
+        | InvalidArgumentForPowerFunction
+        | UndefinedParameter
         | InvalidStatementName => Code::InvalidArgument,
     }
 }

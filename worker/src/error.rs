@@ -57,6 +57,19 @@ pub fn classify(err: &(dyn std::error::Error + 'static)) -> almagest_error::Erro
 
 impl From<WorkerError> for tonic::Status {
     fn from(e: WorkerError) -> Self {
-        almagest_proto::status::to_status(e.kind(), e.to_string())
+        match &e {
+            // The classifier's message: the user's mistake in PostgreSQL's words where it
+            // rewrites one (a division by zero under a Parquet filter).
+            WorkerError::DataFusion(inner) => {
+                let c = classify(inner);
+                let message = if c.kind == ErrorKind::Internal {
+                    e.to_string()
+                } else {
+                    c.message
+                };
+                almagest_proto::status::to_status(c.kind, message)
+            }
+            _ => almagest_proto::status::to_status(e.kind(), e.to_string()),
+        }
     }
 }
