@@ -70,6 +70,10 @@ pub struct CoordinatorConfig {
     pub memory_limit_bytes: usize,
     /// DataFusion partitions of the merge plan.
     pub target_partitions: usize,
+    /// How often the workers are told to delete load files nothing names
+    /// (`load_sweep_interval_s` in the file); the first sweep runs this long after start.
+    #[serde(rename = "load_sweep_interval_s", with = "serde_units::seconds")]
+    pub load_sweep_interval: std::time::Duration,
     /// The asynchronous job system (`[coordinator.jobs]`).
     pub jobs: JobsConfig,
 }
@@ -84,6 +88,7 @@ impl Default for CoordinatorConfig {
             default_chunk_depth: catalog::DEFAULT_CHUNK_DEPTH,
             memory_limit_bytes: 4096 << 20,
             target_partitions: 2,
+            load_sweep_interval: std::time::Duration::from_secs(60),
             jobs: JobsConfig::default(),
         }
     }
@@ -99,6 +104,8 @@ pub struct Coordinator {
     ctx: Arc<SessionContext>,
     loads: tokio::sync::Mutex<HashMap<String, PendingLoad>>,
     jobs: Arc<JobManager>,
+    /// The periodic sweep of load files on the workers ([`Coordinator::sweep_load_files`]).
+    sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -172,11 +179,29 @@ impl Coordinator {
                 ctx,
                 loads: tokio::sync::Mutex::new(HashMap::new()),
                 jobs,
+                sweeper: std::sync::Mutex::new(None),
             }
         });
         if let Err(e) = coordinator.jobs.start().await {
             let _ = coordinator.shutdown().await;
             return Err(e);
+        }
+        let me = Arc::downgrade(&coordinator);
+        let interval = coordinator
+            .config
+            .load_sweep_interval
+            .max(std::time::Duration::from_secs(1));
+        let sweeper = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(coordinator) = me.upgrade() else {
+                    return;
+                };
+                coordinator.sweep_load_files().await;
+            }
+        });
+        if let Ok(mut slot) = coordinator.sweeper.lock() {
+            *slot = Some(sweeper);
         }
         Ok(coordinator)
     }
@@ -228,6 +253,9 @@ impl Coordinator {
 
     /// Stops the catalog cleanly.
     pub async fn shutdown(&self) -> Result<()> {
+        if let Some(sweeper) = self.sweeper.lock().ok().and_then(|mut s| s.take()) {
+            sweeper.abort();
+        }
         self.jobs.shutdown().await;
         self.index.close();
         self.catalog.shutdown().await

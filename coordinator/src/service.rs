@@ -574,6 +574,45 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Has every worker delete the load directories that neither a published table nor a
+    /// load in progress names: what an abort could not reach (a worker that was down, a
+    /// coordinator that stopped mid-load) or a loader wrote after its load ended. Holds
+    /// the loads lock throughout, so no load begins between listing what to keep and the
+    /// workers' deleting. Best effort: an unreachable worker is logged and swept next time.
+    pub async fn sweep_load_files(&self) {
+        let loads = self.loads.lock().await;
+        let state = self.catalog.state();
+        let keep: Vec<String> = state
+            .tables
+            .values()
+            .map(|t| t.load_id.clone())
+            .chain(loads.keys().cloned())
+            .collect();
+        for w in state.workers.values() {
+            let request = v1::SweepLoadsRequest { keep: keep.clone() };
+            let result = match self.pool.client(w) {
+                Ok(mut client) => tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    client.sweep_loads(request),
+                )
+                .await
+                .map_err(|_| "timed out".to_string())
+                .and_then(|r| r.map_err(|s| s.to_string())),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(response) => {
+                    let removed = response.into_inner().removed;
+                    if !removed.is_empty() {
+                        info!(worker_id = w.id, loads = removed.len(), "load files swept");
+                    }
+                }
+                Err(e) => warn!(worker_id = w.id, error = %e, "could not sweep load files"),
+            }
+        }
+        drop(loads);
+    }
+
     /// Deletes a load's files on every worker (best effort: an unreachable worker is logged).
     pub async fn drop_load_files(&self, table: &str, load_id: &str) {
         let state = self.catalog.state();

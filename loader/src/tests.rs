@@ -1040,6 +1040,13 @@ mod fake {
             Ok(Response::new(DropLoadResponse {}))
         }
 
+        async fn sweep_loads(
+            &self,
+            _: Request<SweepLoadsRequest>,
+        ) -> Result<Response<SweepLoadsResponse>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+
         async fn status(
             &self,
             _: Request<WorkerStatusRequest>,

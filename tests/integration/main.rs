@@ -15,6 +15,7 @@ mod t40_multiprocess;
 mod t41_tls;
 mod t50_load_errors;
 mod t51_names;
+mod t52_load_sweep;
 mod t60_tap_sync;
 mod t70_tap_schema;
 mod t80_jobs;

@@ -519,6 +519,18 @@ impl v1::worker_server::Worker for WorkerService {
         Ok(Response::new(v1::DropLoadResponse {}))
     }
 
+    async fn sweep_loads(
+        &self,
+        request: Request<v1::SweepLoadsRequest>,
+    ) -> std::result::Result<Response<v1::SweepLoadsResponse>, Status> {
+        let keep = request.into_inner().keep.into_iter().collect();
+        let removed = self.store.sweep(&keep).await?;
+        if !removed.is_empty() {
+            info!(loads = removed.len(), removed = ?removed, "swept load files no table or load in progress names");
+        }
+        Ok(Response::new(v1::SweepLoadsResponse { removed }))
+    }
+
     async fn status(
         &self,
         _request: Request<v1::WorkerStatusRequest>,

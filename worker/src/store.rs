@@ -96,9 +96,62 @@ impl ChunkStore {
     }
 }
 
+impl ChunkStore {
+    /// Removes every load directory whose load id is not in `keep` (and table directories
+    /// left empty); returns "table/load" of each removed.
+    pub async fn sweep(&self, keep: &std::collections::HashSet<String>) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        let mut tables = tokio::fs::read_dir(&self.root).await?;
+        while let Some(table) = tables.next_entry().await? {
+            if !table.file_type().await?.is_dir() {
+                continue;
+            }
+            let mut loads = tokio::fs::read_dir(table.path()).await?;
+            let mut left = 0;
+            while let Some(load) = loads.next_entry().await? {
+                let name = load.file_name().to_string_lossy().into_owned();
+                if keep.contains(&name) {
+                    left += 1;
+                    continue;
+                }
+                match tokio::fs::remove_dir_all(load.path()).await {
+                    Ok(()) => {
+                        removed.push(format!("{}/{name}", table.file_name().to_string_lossy()))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if left == 0 {
+                let _ = tokio::fs::remove_dir(table.path()).await;
+            }
+        }
+        Ok(removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn t30_sweep_keeps_only_the_named_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        for (table, load) in [("demo.a", "l1"), ("demo.a", "l2"), ("demo.b", "l3")] {
+            store
+                .put(table, load, 1, ChunkFileKind::Primary, b"x")
+                .await
+                .unwrap();
+        }
+        let keep = std::collections::HashSet::from(["l1".to_string()]);
+        let mut removed = store.sweep(&keep).await.unwrap();
+        removed.sort();
+        assert_eq!(removed, ["demo.a/l2", "demo.b/l3"]);
+        assert!(store.load_dir("demo.a", "l1").unwrap().exists());
+        assert!(!dir.path().join("tables/demo.b").exists());
+        assert!(store.sweep(&keep).await.unwrap().is_empty());
+    }
 
     #[test]
     fn t10_names_cannot_escape_the_store() {

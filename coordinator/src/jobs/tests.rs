@@ -24,6 +24,7 @@ async fn open(dir: &Path, jobs: JobsConfig) -> Arc<Coordinator> {
         target_partitions: 2,
         jobs,
         cluster_secret: None,
+        load_sweep_interval: Duration::from_secs(60),
     })
     .await
     .unwrap()

@@ -34,6 +34,24 @@ pub(crate) fn rewrite(fragments: &Fragments, node: &LogicalPlan) -> DFResult<Opt
     }
 }
 
+/// Whether workers have this aggregate function: DataFusion's own and ours (a front end
+/// may register more, which only the coordinator runs).
+fn worker_has(name: &str) -> bool {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            datafusion::functions_aggregate::all_default_aggregate_functions()
+                .iter()
+                .flat_map(|f| {
+                    std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned())
+                })
+                .chain([almagest_adql::checked::names::SUM.to_string()])
+                .collect()
+        })
+        .contains(name)
+}
+
 /// The aggregate run whole in the fragment when one of its group keys is the table's
 /// placement column; `None` otherwise.
 fn per_chunk(
@@ -73,6 +91,9 @@ fn per_chunk(
         let Expr::AggregateFunction(f) = strip_alias(e.clone()) else {
             return Ok(None);
         };
+        if !worker_has(f.func.name()) {
+            return Ok(None);
+        }
         let p = &f.params;
         let Some(args) = p.args.iter().map(sub).collect::<Option<Vec<_>>>() else {
             return Ok(None);
