@@ -55,6 +55,15 @@ pub use spill::ChunkFileKind;
 
 pub use crate::error::{LoaderError, Result};
 
+/// Set when the user interrupts a load (SIGINT): the partition stage stops at its next
+/// batch, so that the spill files go with it and the load is aborted.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the load was interrupted (see [`INTERRUPTED`]).
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Chunks encoded and uploaded at the same time.
 pub const UPLOADS_IN_FLIGHT: usize = 4;
 
@@ -199,16 +208,26 @@ pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
     tracing::info!(table = %opts.table, %load_id, chunk_depth = begin.chunk_depth,
         overlap_deg = begin.overlap_deg, workers = begin.workers.len(), "load begun");
 
-    match run_load(
+    // Ctrl-C stops the load where it is; the error path below aborts it, and the spill
+    // files go with the partition stage, which stops at its next batch.
+    let mut uploader = coordinator.clone();
+    let run = run_load(
         opts,
         input,
         &roles,
         director_key.as_deref(),
         &begin,
-        &mut coordinator,
-    )
-    .await
-    {
+        &mut uploader,
+    );
+    let outcome = tokio::select! {
+        outcome = run => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(table = %opts.table, %load_id, "load interrupted: aborting it");
+            Err(LoaderError::Cancelled)
+        }
+    };
+    match outcome {
         Ok(mut report) => {
             report.elapsed = started.elapsed();
             tracing::info!(table = %opts.table, %load_id, rows = report.rows,

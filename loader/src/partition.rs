@@ -196,6 +196,9 @@ pub fn partition(
     let mut unknown_directors = 0u64;
     let mut reader = InputReader::new(input);
     while let Some((batch, origin)) = reader.next_batch()? {
+        if crate::interrupted() {
+            return Err(LoaderError::Cancelled);
+        }
         let n = batch.num_rows();
         let mut skipped = 0;
         match layout {

@@ -50,11 +50,59 @@ pub struct SpillDir {
     index: HashMap<SpillKey, Vec<Segment>>,
 }
 
+/// Spill directories are named `almagest-load-*`.
+const SPILL_PREFIX: &str = "almagest-load-";
+
+/// The file in a spill directory naming the process that owns it.
+const OWNER_FILE: &str = "owner.pid";
+
+/// Removes the spill directories in `parent` whose owning process is gone (a loader
+/// killed with SIGKILL, or a machine that went down mid-load, cannot remove its own).
+/// Directories without an owner file, and those of a process that is alive (or whose
+/// liveness this system cannot tell), stay.
+pub(crate) fn sweep_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(SPILL_PREFIX) {
+            continue;
+        }
+        let Some(pid) = std::fs::read_to_string(entry.path().join(OWNER_FILE))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !process_gone(pid) {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => tracing::info!(dir = %entry.path().display(), pid,
+                "removed the spill directory of a load whose process is gone"),
+            Err(e) => tracing::warn!(dir = %entry.path().display(), error = %e,
+                "cannot remove a stale spill directory"),
+        }
+    }
+}
+
+/// Whether process `pid` surely no longer exists (Linux: no /proc entry).
+fn process_gone(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    let proc_root = Path::new("/proc/self");
+    proc_root.exists() && !Path::new("/proc").join(pid.to_string()).exists()
+}
+
 impl SpillDir {
     /// A fresh directory under `parent` (the system temporary directory if `None`).
     pub fn create(parent: Option<&Path>, schema: SchemaRef) -> Result<Self> {
+        let parent_dir = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        sweep_stale(&parent_dir);
         let mut builder = tempfile::Builder::new();
-        builder.prefix("almagest-load-");
+        builder.prefix(SPILL_PREFIX);
         let dir = match parent {
             Some(p) => builder.tempdir_in(p),
             None => builder.tempdir(),
@@ -66,6 +114,9 @@ impl SpillDir {
                 parent.display()
             ))
         })?;
+        let owner = dir.path().join(OWNER_FILE);
+        std::fs::write(&owner, std::process::id().to_string())
+            .map_err(|e| spill_error(&owner, "create", &e))?;
         let path = dir.path().join("rows.arrows");
         let file = File::create(&path).map_err(|e| spill_error(&path, "create", &e))?;
         Ok(SpillDir {

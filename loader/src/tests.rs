@@ -798,6 +798,45 @@ fn t26_ingest_failed_partition_leaves_no_spill_files() {
 }
 
 #[test]
+fn t28_spill_dirs_of_dead_processes_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path();
+    // A loader killed with SIGKILL left its spill directory; pid 999999999 is no process.
+    let dead = spill.join("almagest-load-dead");
+    fs::create_dir(&dead).unwrap();
+    fs::write(dead.join("owner.pid"), "999999999").unwrap();
+    fs::write(dead.join("rows.arrows"), b"rows").unwrap();
+    // One of a live process (this one), and one without an owner file, stay.
+    let alive = spill.join("almagest-load-alive");
+    fs::create_dir(&alive).unwrap();
+    fs::write(alive.join("owner.pid"), std::process::id().to_string()).unwrap();
+    let unknown = spill.join("almagest-load-unknown");
+    fs::create_dir(&unknown).unwrap();
+    let other = spill.join("unrelated");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("owner.pid"), "999999999").unwrap();
+
+    let input = InputSet::inspect(&[write_small_csv(spill)], &director_roles()).unwrap();
+    let layout = director_layout(&input, 3, 0.1);
+    let options = SpillOptions {
+        dir: Some(spill.to_path_buf()),
+        memory_rows: 500,
+    };
+    let table = partition(&input, &layout, &options, &ProgressBar::hidden()).unwrap();
+    assert!(!dead.exists(), "the dead loader's spill directory stays");
+    assert!(alive.exists() && unknown.exists() && other.exists());
+    // The new spill directory names its owner.
+    let owner = fs::read_to_string(table.spill_path().join("owner.pid")).unwrap();
+    assert_eq!(owner, std::process::id().to_string());
+}
+
+fn write_small_csv(dir: &Path) -> PathBuf {
+    let path = dir.join("small.csv");
+    write_csv(&path, &stars(50, 3));
+    path
+}
+
+#[test]
 fn t27_ingest_partition_throughput() {
     // Not a benchmark: prints rows/s of partition + encode for the record (debug builds
     // are ~10x slower than release).
