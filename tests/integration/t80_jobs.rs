@@ -928,6 +928,31 @@ async fn changing_parameters(
         ensure!(doc.contains(&needle), "{needle} not in {doc}");
     }
     ensure!(!doc.contains("id=\"responseformat\""), "{doc}");
+    // A bad value is refused when posted, and changes nothing.
+    for (name, value, needle) in [
+        ("MAXREC", "-5", "MAXREC must be a non-negative integer"),
+        ("LANG", "SQL", "SQL"),
+        ("FORMAT", "x-nope", "x-nope"),
+    ] {
+        let refused = http
+            .post(format!("{url}/parameters"))
+            .form(&[(name, value)])
+            .send()
+            .await?;
+        ensure!(
+            refused.status() == StatusCode::BAD_REQUEST,
+            "{name}={value}: {}",
+            refused.status()
+        );
+        let body = refused.text().await?;
+        ensure!(body.contains(needle), "{name}={value}: {body}");
+    }
+    let doc = http.get(&url).send().await?.text().await?;
+    ensure!(
+        doc.contains("<uws:parameter id=\"maxrec\">3</uws:parameter>")
+            && doc.contains("<uws:phase>PENDING</uws:phase>"),
+        "{doc}"
+    );
     // To the job itself, with PHASE=RUN: the new MAXREC is the one that runs.
     let posted = http
         .post(&url)

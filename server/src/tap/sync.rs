@@ -60,6 +60,28 @@ pub const LANGUAGES: &[&str] = &["ADQL", "ADQL-2.0", "ADQL-2.1"];
 
 /// Checks the parameters of a query request (LANG, QUERY, REQUEST, RESPONSEFORMAT,
 /// MAXREC) and returns the query text, format and effective MAXREC.
+/// Checks the query parameters a request gives (LANG, MAXREC, RESPONSEFORMAT/FORMAT),
+/// without requiring the others: what a POST to a job's parameters must refuse at once.
+pub fn check_given_params(params: &TapParams) -> Result<()> {
+    if let Some(lang) = params.lang.as_deref().map(str::trim) {
+        if !LANGUAGES.iter().any(|l| l.eq_ignore_ascii_case(lang)) {
+            return Err(TapError::UnsupportedLanguage {
+                given: lang.to_string(),
+            });
+        }
+    }
+    params.maxrec()?;
+    if let Some(f) = params
+        .format
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        OutputFormat::parse(f)?;
+    }
+    Ok(())
+}
+
 pub fn check_query_params(
     params: &TapParams,
     config: &super::TapConfig,

@@ -749,6 +749,8 @@ async fn change_parameters(
     params: &TapParams,
 ) -> Result<(), TapError> {
     let jobs = state.coordinator.jobs();
+    // A bad value is refused now, not kept to fail the job when it runs.
+    super::sync::check_given_params(params)?;
     if changes_query(params) {
         change_query(state, identity, id, params).await?;
     }
