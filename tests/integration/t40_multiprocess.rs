@@ -174,6 +174,79 @@ async fn t40_separate_processes_survive_restart() -> Result<()> {
         got[0][0].as_deref() == Some(expected_cone.as_str()),
         "cone before restart: {got:?} vs {expected_cone}"
     );
+
+    // A child table across processes: `almagest gen --detections` for the same catalog,
+    // loaded with --director, looked up through the coordinator (LookupKeys).
+    let detections = dir.join("detections.csv");
+    harness::almagest(&[
+        "gen",
+        "--rows",
+        &harness::CATALOG_ROWS.to_string(),
+        "--seed",
+        &harness::CATALOG_SEED.to_string(),
+        "--edge-cases",
+        "--out",
+        &dir.join("again.parquet").display().to_string(),
+        "--detections",
+        &detections.display().to_string(),
+        "--epochs",
+        "2",
+    ])?;
+    let mut per_source: std::collections::BTreeMap<i64, usize> = Default::default();
+    for line in std::fs::read_to_string(&detections)?.lines().skip(1) {
+        let source: i64 = line.split(',').nth(1).unwrap_or_default().parse()?;
+        *per_source.entry(source).or_default() += 1;
+    }
+    ensure!(
+        per_source.len() == rows.len(),
+        "every source has detections"
+    );
+    harness::almagest(&[
+        "load",
+        "--quiet",
+        "--coordinator",
+        &format!("http://127.0.0.1:{}", ports.grpc),
+        "--config",
+        &coord_cfg_path(&dir),
+        "--table",
+        "test.det",
+        "--director",
+        "gaia",
+        "--director-key",
+        "source_id",
+        &detections.display().to_string(),
+    ])?;
+    let total_detections: usize = per_source.values().sum();
+    let sql = "SELECT COUNT(*) FROM test.gaia g JOIN test.det d USING (source_id)";
+    let got = query_text(&client, sql).await?;
+    ensure!(
+        got[0][0].as_deref() == Some(total_detections.to_string().as_str()),
+        "{sql}: {got:?} vs {total_detections}"
+    );
+    let plan = query_text(&client, &format!("EXPLAIN {sql}")).await?;
+    ensure!(
+        plan.iter()
+            .flatten()
+            .flatten()
+            .any(|l| l.contains("chunk-local join with test.det")),
+        "{plan:?}"
+    );
+    for source in [rows[0].source_id, rows[rows.len() / 2].source_id] {
+        let sql = format!("SELECT COUNT(*) FROM test.det WHERE source_id = {source}");
+        let got = query_text(&client, &sql).await?;
+        ensure!(
+            got[0][0].as_deref() == Some(per_source[&source].to_string().as_str()),
+            "{sql}: {got:?}"
+        );
+        let plan = query_text(&client, &format!("EXPLAIN {sql}")).await?;
+        ensure!(
+            plan.iter()
+                .flatten()
+                .flatten()
+                .any(|l| l.contains("chunks=1 of ") && l.contains("director index on source_id")),
+            "{sql}: {plan:?}"
+        );
+    }
     let total = query_text(&client, "SELECT COUNT(*), COUNT(bp_rp) FROM test.gaia").await?;
     ensure!(
         total[0][0].as_deref() == Some(rows.len().to_string().as_str()),
