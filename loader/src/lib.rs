@@ -157,6 +157,7 @@ pub struct LoadReport {
 /// Loads files into a table through the coordinator; see the module documentation.
 pub async fn load(opts: &LoadOptions) -> Result<LoadReport> {
     let started = Instant::now();
+    INTERRUPTED.store(false, std::sync::atomic::Ordering::Relaxed);
     // Database and table names are folded to lower case, as PostgreSQL folds the unquoted
     // names of a CREATE TABLE (they are also directory names on the workers).
     let folded = LoadOptions {

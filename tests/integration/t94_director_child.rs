@@ -129,7 +129,9 @@ async fn same_rows(
 async fn chunk_local(client: &tokio_postgres::Client, sql: &str, near: &str) -> Result<()> {
     let plan = explain(client, sql).await?;
     ensure!(
-        plan.contains(&format!("chunk-local join with {near}")),
+        plan.contains(&format!(
+            "chunk-local join with {near} (on the placement key"
+        )),
         "{sql}: not chunk-local:\n{plan}"
     );
     ensure!(

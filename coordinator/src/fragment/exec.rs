@@ -174,8 +174,13 @@ impl DisplayAs for FragmentExec {
                 if let Some(near) = &self.spec.near {
                     write!(
                         f,
-                        ", chunk-local join with {} (primary and overlap rows, chunk by chunk)",
-                        near.spec.table.qualified_name()
+                        ", chunk-local join with {} ({}, chunk by chunk)",
+                        near.spec.table.qualified_name(),
+                        if near.left_cells.is_some() {
+                            "primary and overlap rows, on HEALPix cells"
+                        } else {
+                            "on the placement key, rows of the same chunk"
+                        }
                     )?;
                 }
                 if let Some(keep) = &self.spec.keep_rows {
