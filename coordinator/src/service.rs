@@ -72,6 +72,17 @@ pub fn split_table_name(name: &str) -> Result<(String, String)> {
     Ok((db.to_string(), table.to_string()))
 }
 
+/// The keys a `PutKeys` or `LookupKeys` call carries.
+fn key_batch(
+    keys: Option<&v1::ArrowBatch>,
+    call: &str,
+) -> Result<datafusion::arrow::array::RecordBatch> {
+    keys.map(almagest_proto::decode_batch)
+        .transpose()
+        .map_err(|e| CoordinatorError::InvalidRequest(format!("bad key batch: {e}")))?
+        .ok_or_else(|| CoordinatorError::InvalidRequest(format!("{call} without keys")))
+}
+
 /// The Arrow type of a director table's key column.
 fn director_key_type(director: &TableMeta) -> Result<DataType> {
     let key = director.key_column.as_deref().unwrap_or_default();
@@ -390,14 +401,11 @@ impl Coordinator {
         }
         if let Some(link) = &table.director {
             // The rows were placed by this director version: it must still be current.
-            let current = state
-                .tables
-                .get(&format!("{}.{}", table.database, link.table))
-                .map(|t| t.load_id.as_str());
+            let name = link.qualified(&table.database);
+            let current = state.tables.get(&name).map(|t| t.load_id.as_str());
             if current != Some(link.load_id.as_str()) {
                 problem.get_or_insert(format!(
-                    "director table {}.{} was replaced or dropped during the load",
-                    table.database, link.table
+                    "director table {name} was replaced or dropped during the load"
                 ));
             }
         } else if table.kind == TableKind::Director {
@@ -451,13 +459,7 @@ impl Coordinator {
             let column = t.columns.iter().find(|c| c.name == key);
             (key, column.map(|c| c.data_type.clone()).unwrap_or_default())
         };
-        let batch = req
-            .keys
-            .as_ref()
-            .map(almagest_proto::decode_batch)
-            .transpose()
-            .map_err(|e| CoordinatorError::InvalidRequest(format!("bad key batch: {e}")))?
-            .ok_or_else(|| CoordinatorError::InvalidRequest("PutKeys without keys".into()))?;
+        let batch = key_batch(req.keys.as_ref(), "PutKeys")?;
         let shape_ok = batch.num_columns() == 3
             && batch.column(0).data_type().to_string() == key_type
             && batch.column(1).data_type() == &DataType::Float64
@@ -501,7 +503,7 @@ impl Coordinator {
             (link, t.database.clone())
         };
         let state = self.catalog.state();
-        let name = format!("{database}.{}", link.table);
+        let name = link.qualified(&database);
         let director = state
             .tables
             .get(&name)
@@ -512,13 +514,7 @@ impl Coordinator {
                 ))
             })?;
         let key_type = director_key_type(director)?;
-        let batch = req
-            .keys
-            .as_ref()
-            .map(almagest_proto::decode_batch)
-            .transpose()
-            .map_err(|e| CoordinatorError::InvalidRequest(format!("bad key batch: {e}")))?
-            .ok_or_else(|| CoordinatorError::InvalidRequest("LookupKeys without keys".into()))?;
+        let batch = key_batch(req.keys.as_ref(), "LookupKeys")?;
         if batch.num_columns() != 1 {
             return Err(CoordinatorError::InvalidRequest(
                 "a key batch for LookupKeys holds one column".into(),

@@ -440,6 +440,7 @@ fn execution_kind(message: &str) -> ErrorKind {
     } else if has("square root of a negative") {
         ErrorKind::InvalidArgumentForPowerFunction
     } else if has("placeholder") && has("was not provided a value") {
+        // DataFusion's words for a `$n` parameter the statement was not given.
         ErrorKind::UndefinedParameter
     } else if has("overflow") {
         ErrorKind::NumericValueOutOfRange

@@ -87,10 +87,11 @@ fn t30_datafusion_chains() {
         None,
     );
     assert_eq!(plain(&sqrt).kind.sqlstate(), "2201F");
-    let placeholder = DataFusionError::Execution(
+    // A `$n` the statement was not given a value for, in DataFusion's words.
+    let unbound = DataFusionError::Execution(
         "Placeholder '$9' was not provided a value for execution.".into(),
     );
-    assert_eq!(plain(&placeholder).kind.sqlstate(), "42P02");
+    assert_eq!(plain(&unbound).kind.sqlstate(), "42P02");
 }
 
 #[test]

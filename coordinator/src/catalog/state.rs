@@ -159,7 +159,7 @@ impl TableMeta {
                 column: self.key_column.clone().filter(|_| self.key_index)?,
             }),
             Some(link) => {
-                let director = format!("{}.{}", self.database, link.table);
+                let director = link.qualified(&self.database);
                 let current = catalog.tables.get(&director)?;
                 (current.load_id == link.load_id && current.key_index).then(|| Placement {
                     director,
@@ -168,6 +168,13 @@ impl TableMeta {
                 })
             }
         }
+    }
+}
+
+impl DirectorLink {
+    /// "database.table" of the director, the child being in `database`.
+    pub fn qualified(&self, database: &str) -> String {
+        format!("{database}.{}", self.table)
     }
 }
 

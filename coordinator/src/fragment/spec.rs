@@ -248,33 +248,36 @@ impl FragmentSpec {
                 items.join(", ")
             })
         };
-        let mut sql = match &self.near {
+        let sql = match &self.near {
             None => self.scan_sql(&unparser, &self.select, None, CHUNK_TABLE)?,
-            Some(near) if near.left_cells.is_none() => {
+            Some(near) => {
                 let chunk = quote_ident(CHUNK_COLUMN);
-                let left = self.scan_sql(
-                    &unparser,
-                    &near.left_select,
-                    Some(chunk.clone()),
-                    CHUNK_TABLE,
-                )?;
                 let right = near.spec.scan_sql(
                     &unparser,
                     &near.spec.select,
                     Some(chunk.clone()),
                     NEAR_TABLE,
                 )?;
+                let items = items()?;
                 let condition = sql_of(&unparser, &near.condition)?;
-                format!(
-                    "SELECT {} FROM ({left}) AS l {} ({right}) AS r \
-                     ON l.{chunk} = r.{chunk} AND ({condition})",
-                    items()?,
-                    if near.outer { "LEFT JOIN" } else { "JOIN" }
-                )
-            }
-            Some(near) => {
+                let Some(cells) = &near.left_cells else {
+                    // On placement keys: the rows of the same chunk pair up by `condition`.
+                    let left = self.scan_sql(
+                        &unparser,
+                        &near.left_select,
+                        Some(chunk.clone()),
+                        CHUNK_TABLE,
+                    )?;
+                    let join = if near.outer { "LEFT JOIN" } else { "JOIN" };
+                    return self.finish_sql(
+                        &unparser,
+                        format!(
+                            "SELECT {items} FROM ({left}) AS l {join} ({right}) AS r \
+                             ON l.{chunk} = r.{chunk} AND ({condition})"
+                        ),
+                    );
+                };
                 let cell = quote_ident(&near.cell);
-                let chunk = quote_ident(CHUNK_COLUMN);
                 // A LEFT join also carries the left rows' identity through the pairs.
                 let identity: Vec<(Expr, String)> = near
                     .preserve_left
@@ -285,24 +288,15 @@ impl FragmentSpec {
                     .collect();
                 let mut left_select = near.left_select.clone();
                 left_select.extend(identity.iter().cloned());
-                let cells = near
-                    .left_cells
-                    .as_ref()
-                    .map_or(Ok(String::new()), |e| sql_of(&unparser, e))?;
                 let left = self.scan_sql(
                     &unparser,
                     &left_select,
-                    Some(format!("unnest({cells}) AS {cell}, {chunk}")),
+                    Some(format!(
+                        "unnest({}) AS {cell}, {chunk}",
+                        sql_of(&unparser, cells)?
+                    )),
                     CHUNK_TABLE,
                 )?;
-                let right = near.spec.scan_sql(
-                    &unparser,
-                    &near.spec.select,
-                    Some(chunk.clone()),
-                    NEAR_TABLE,
-                )?;
-                let items = items()?;
-                let condition = sql_of(&unparser, &near.condition)?;
                 if identity.is_empty() {
                     format!(
                         "SELECT {items} FROM ({left}) AS l JOIN ({right}) AS r \
@@ -333,11 +327,20 @@ impl FragmentSpec {
                 }
             }
         };
+        self.finish_sql(&unparser, sql)
+    }
+
+    /// `sql` with the fragment's GROUP BY, ORDER BY and LIMIT.
+    fn finish_sql(
+        &self,
+        unparser: &Unparser,
+        mut sql: String,
+    ) -> datafusion::error::Result<String> {
         if !self.group_by.is_empty() {
             let items: Vec<String> = self
                 .group_by
                 .iter()
-                .map(|e| sql_of(&unparser, e))
+                .map(|e| sql_of(unparser, e))
                 .collect::<datafusion::error::Result<_>>()?;
             sql.push_str(" GROUP BY ");
             sql.push_str(&items.join(", "));
@@ -349,7 +352,7 @@ impl FragmentSpec {
                 .map(|s| {
                     Ok(format!(
                         "{} {} {}",
-                        sql_of(&unparser, &s.expr)?,
+                        sql_of(unparser, &s.expr)?,
                         if s.asc { "ASC" } else { "DESC" },
                         if s.nulls_first {
                             "NULLS FIRST"

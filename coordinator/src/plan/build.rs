@@ -93,9 +93,18 @@ impl Fragments {
         if let Some((index, values)) = shape.keep_rows {
             fragment = fragment.keep_rows(index, values);
         }
-        let (scan, reference) = self.scan(fragment.build())?;
-        let exprs: Vec<Expr> = chain
-            .schema
+        self.scan_as(fragment.build(), &chain.schema)
+    }
+
+    /// The scan of a fragment whose output columns are `c0`, `c1`, ..., projected to the
+    /// columns (names and qualifiers) of `schema`, the plan node it replaces.
+    pub(crate) fn scan_as(
+        &self,
+        spec: FragmentSpec,
+        schema: &datafusion::common::DFSchema,
+    ) -> DFResult<LogicalPlan> {
+        let (scan, reference) = self.scan(spec)?;
+        let exprs: Vec<Expr> = schema
             .iter()
             .enumerate()
             .map(|(i, (qualifier, field))| {

@@ -31,7 +31,7 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchemaRef, Result};
 use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::logical_expr::{lit, Expr, Join, JoinType, LogicalPlan, Projection};
+use datafusion::logical_expr::{lit, Expr, Join, JoinType, LogicalPlan};
 
 use super::build::Fragments;
 use super::chain::{match_rows, pushable, raw_col, RowsChain};
@@ -112,21 +112,13 @@ fn rewrite_key_join(
     let Some(condition) = over_sides(&condition, join.left.schema(), join.right.schema()) else {
         return Ok(None);
     };
-    let columns = |chain: &RowsChain| -> Vec<(Expr, String)> {
-        chain
-            .exprs
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.clone(), format!("c{i}")))
-            .collect()
-    };
     let (select, schema) = join_output(join);
     let near_spec = FragmentSpec::builder(
         r_meta.clone(),
         right.table.chunk_depth,
         Arc::new(Schema::empty()),
     )
-    .select(columns(&right))
+    .select(numbered(&right))
     .filters(right.filters.clone())
     .build();
     let mut spec = FragmentSpec::builder(l_meta.clone(), left.table.chunk_depth, schema)
@@ -147,7 +139,7 @@ fn rewrite_key_join(
     }
     spec.near = Some(Arc::new(NearSide {
         spec: near_spec,
-        left_select: columns(&left),
+        left_select: numbered(&left),
         left_cells: None,
         cell: String::new(),
         condition,
@@ -159,7 +151,7 @@ fn rewrite_key_join(
         chunks = spec.chunks.len(),
         "join on placement keys planned chunk-locally"
     );
-    project_fragment(fragments, join, spec).map(Some)
+    fragments.scan_as(spec, &join.schema).map(Some)
 }
 
 /// Whether every chunk the fragment reads has its right rows on the worker of its left
@@ -179,6 +171,16 @@ fn colocated(spec: &FragmentSpec, l_meta: &TableMeta, r_meta: &TableMeta) -> boo
 
 /// The fragment's output for a join: the join's columns, left then right, as c0, c1, ...
 /// over the sides `l` and `r`, and their schema.
+/// A side's columns, raw expressions named `c0`, `c1`, ... (what [`over_sides`] refers to).
+fn numbered(chain: &RowsChain) -> Vec<(Expr, String)> {
+    chain
+        .exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.clone(), format!("c{i}")))
+        .collect()
+}
+
 fn join_output(join: &Join) -> (Vec<(Expr, String)>, Arc<Schema>) {
     let n_left = join.left.schema().fields().len();
     let mut select = Vec::with_capacity(join.schema.fields().len());
@@ -196,24 +198,6 @@ fn join_output(join: &Join) -> (Vec<(Expr, String)>, Arc<Schema>) {
         fields.push(Field::new(format!("c{k}"), field.data_type().clone(), true));
     }
     (select, Arc::new(Schema::new(fields)))
-}
-
-/// The scan of a join fragment, projected to the join's columns.
-fn project_fragment(fragments: &Fragments, join: &Join, spec: FragmentSpec) -> Result<LogicalPlan> {
-    let (scan, reference) = fragments.scan(spec)?;
-    let exprs: Vec<Expr> = join
-        .schema
-        .iter()
-        .enumerate()
-        .map(|(k, (qualifier, field))| {
-            Expr::Column(Column::new(Some(reference.clone()), format!("c{k}")))
-                .alias_qualified(qualifier.cloned(), field.name())
-        })
-        .collect();
-    Ok(LogicalPlan::Projection(Projection::try_new(
-        exprs,
-        Arc::new(scan),
-    )?))
 }
 
 /// The position columns of a director table's chain.
@@ -323,16 +307,8 @@ fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan
 
     let depth = cone_cell_depth(radius);
     let divisor = 1i64 << (2 * u32::from(HPX_DEPTH - depth));
-    let columns = |chain: &RowsChain| -> Vec<(Expr, String)> {
-        chain
-            .exprs
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.clone(), format!("c{i}")))
-            .collect()
-    };
-    let left_select = columns(&left);
-    let mut right_select = columns(&right);
+    let left_select = numbered(&left);
+    let mut right_select = numbered(&right);
     right_select.push((raw_col(HPX_COLUMN) / lit(divisor), CELL.to_string()));
     let left_cells = Arc::new(almagest_adql::cells_udf()).call(vec![
         raw_col(&l_ra),
@@ -395,5 +371,5 @@ fn rewrite_join(fragments: &Fragments, join: &Join) -> Result<Option<LogicalPlan
         chunks = spec.chunks.len(),
         "near-neighbour join planned chunk-locally"
     );
-    project_fragment(fragments, join, spec).map(Some)
+    fragments.scan_as(spec, &join.schema).map(Some)
 }
