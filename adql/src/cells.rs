@@ -65,6 +65,7 @@ impl ScalarUDFImpl for CellsUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        crate::QueryStop::check(&args.config_options)?;
         let [ra, dec, radius] = args.args.as_slice() else {
             return exec_err!("{CELLS_UDF}(ra, dec, radius) takes 3 arguments");
         };

@@ -95,6 +95,7 @@ impl ScalarUDFImpl for CheckedOp {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        crate::QueryStop::check(&args.config_options)?;
         let [a, b] = args.args.as_slice() else {
             return datafusion::common::internal_err!("{} takes two arguments", self.name());
         };

@@ -67,10 +67,17 @@ pub enum AdqlError {
         position: Option<Position>,
         message: String,
     },
+    /// The query was told to stop (a cancel request, its statement timeout, its client
+    /// gone) while it was computing (SQLSTATE 57014).
+    #[error("{}", CANCELED)]
+    Canceled,
     /// Our bug, not the user's (SQLSTATE XX000).
     #[error("internal error in the query-language layer (this is a bug): {message}")]
     Internal { message: String },
 }
+
+/// The message of [`AdqlError::Canceled`].
+const CANCELED: &str = "canceling statement: the query was stopped";
 
 fn located(position: &Option<Position>, message: &str) -> String {
     match position {
@@ -139,6 +146,7 @@ impl AdqlError {
             AdqlError::UndefinedFunction { .. } => ErrorKind::UndefinedFunction,
             AdqlError::PermissionDenied { .. } => ErrorKind::InsufficientPrivilege,
             AdqlError::TooComplex { .. } => ErrorKind::StatementTooComplex,
+            AdqlError::Canceled => ErrorKind::QueryCanceled,
             AdqlError::Internal { .. } => ErrorKind::Internal,
         }
     }
@@ -156,7 +164,9 @@ impl AdqlError {
             | AdqlError::InvalidArgument { position, .. }
             | AdqlError::UndefinedFunction { position, .. }
             | AdqlError::TooComplex { position, .. } => *position,
-            AdqlError::PermissionDenied { .. } | AdqlError::Internal { .. } => None,
+            AdqlError::PermissionDenied { .. }
+            | AdqlError::Canceled
+            | AdqlError::Internal { .. } => None,
         }
     }
 
@@ -170,6 +180,7 @@ impl AdqlError {
             | AdqlError::TooComplex { message, .. }
             | AdqlError::PermissionDenied { message }
             | AdqlError::Internal { message } => message,
+            AdqlError::Canceled => CANCELED,
         }
     }
 }

@@ -505,6 +505,7 @@ impl ScalarUDFImpl for GeometryUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        crate::QueryStop::check(&args.config_options)?;
         let rows = args.number_rows;
         let arrays = arrays(&args.args, rows)?;
         if !self.arity_ok(arrays.len()) {

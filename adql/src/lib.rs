@@ -34,6 +34,8 @@
 //!   `ivo_healpix_center`; `photometry` holds scisql's photometry functions in that form.
 //! - [`functions`]: the one list of the service's user-defined functions (forms and
 //!   descriptions) that the strict ADQL parser accepts and TAP's capabilities announce.
+//! - [`execution`]: the runtime query work runs on ([`Execution`], apart from the one serving
+//!   connections) and a query's stop flag ([`QueryStop`]) that every UDF here reads per batch.
 //! - [`areaspec`]: the coordinator's rewrite of Qserv's `qserv_areaspec_*` pseudo-functions.
 //!
 //! Architecture invariants: this crate does no I/O and keeps no state; a region it extracts
@@ -46,6 +48,7 @@ pub mod cells;
 pub mod checked;
 pub mod contains;
 pub mod error;
+pub mod execution;
 pub mod functions;
 mod geometry;
 pub mod geometry_values;
@@ -66,6 +69,7 @@ pub use adql21::{
 pub use areaspec::{contains_areaspec, rewrite_areaspec};
 pub use cells::{cells_udf, CELLS_UDF};
 pub use error::{AdqlError, Position, Result};
+pub use execution::{Execution, QueryStop};
 pub use functions::{service_functions, ServiceFunction};
 pub use nesting::check_nesting;
 pub use region::{extract_region, plan_filters};

@@ -189,6 +189,7 @@ impl ScalarUDFImpl for RowUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        crate::QueryStop::check(&args.config_options)?;
         let f = &self.function;
         let rows = args.number_rows;
         let all_scalar = args

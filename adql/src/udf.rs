@@ -283,6 +283,7 @@ impl ScalarUDFImpl for GeoUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        crate::QueryStop::check(&args.config_options)?;
         let function = self.function;
         if function.is_areaspec() {
             return exec_err!(
@@ -587,6 +588,7 @@ impl ScalarUDFImpl for SeededRand {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        crate::QueryStop::check(&args.config_options)?;
         let rows = args.number_rows;
         let seeds = match args.args.as_slice() {
             [seed] => seed.to_array(rows)?,

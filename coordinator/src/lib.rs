@@ -76,6 +76,10 @@ pub struct CoordinatorConfig {
     pub load_sweep_interval: std::time::Duration,
     /// The asynchronous job system (`[coordinator.jobs]`).
     pub jobs: JobsConfig,
+    /// The runtime queries run on (the server gives them one of their own). Not a key of
+    /// the file.
+    #[serde(skip)]
+    pub execution: almagest_adql::Execution,
 }
 
 impl Default for CoordinatorConfig {
@@ -90,6 +94,7 @@ impl Default for CoordinatorConfig {
             target_partitions: 2,
             load_sweep_interval: std::time::Duration::from_secs(60),
             jobs: JobsConfig::default(),
+            execution: almagest_adql::Execution::default(),
         }
     }
 }
@@ -170,6 +175,7 @@ impl Coordinator {
                 config.jobs.clone(),
                 results_dir,
                 sessions,
+                config.execution.clone(),
             ));
             Self {
                 config,

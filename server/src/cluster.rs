@@ -392,6 +392,7 @@ pub async fn start_standalone(
                     data_dir: data_dir.join(format!("worker-{id}")),
                     target_partitions: threads,
                     cluster_secret: role_secret.clone(),
+                    execution: config.coordinator.node.execution.clone(),
                 },
                 // Any free port: only the coordinator needs to reach the workers, and it
                 // learns their addresses when they register.

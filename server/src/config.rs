@@ -406,6 +406,13 @@ impl StandaloneFlags {
 }
 
 impl AlmagestConfig {
+    /// Every role of this configuration runs its queries on `execution`.
+    pub fn with_execution(mut self, execution: &almagest_adql::Execution) -> Self {
+        self.coordinator.node.execution = execution.clone();
+        self.worker.node.execution = execution.clone();
+        self
+    }
+
     /// Defaults, then the TOML file (if given), then `ALMAGEST__*` variables.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         Self::load_with(file, |_| {})

@@ -375,18 +375,33 @@ const THREAD_STACK_BYTES: usize = 64 << 20;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // Two runtimes: one accepts connections and speaks the protocols (pgwire, HTTP, gRPC),
+    // the other computes queries. A query computing for minutes within one poll then
+    // still leaves new connections, /health and cancel requests answered at once (the
+    // operating system shares the cores between the two).
+    let io = runtime("almagest-io")?;
+    let execution = runtime("almagest-exec")?;
+    let exec = almagest_adql::Execution::on(execution.handle().clone());
+    let outcome = io.block_on(run(cli, exec));
+    // A query still computing when the server stops does not hold up the exit.
+    execution.shutdown_background();
+    outcome
+}
+
+/// A multi-threaded runtime of as many threads as cores.
+fn runtime(name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_name(name)
         // Parsing, planning and optimizing recurse over expressions: the threads that
         // run them get room for everything the nesting check (almagest_adql::nesting)
         // accepts. Only the pages a thread touches are ever resident.
         .thread_stack_size(THREAD_STACK_BYTES)
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run(cli))
+        .with_context(|| format!("cannot start the {name} runtime"))
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, exec: almagest_adql::Execution) -> anyhow::Result<()> {
     match cli.command {
         Command::Gen(args) => {
             let opts = gen::GenOptions {
@@ -413,7 +428,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Standalone(args) => {
-            let config = AlmagestConfig::load_with(args.config.path(), |c| args.flags.apply(c))?;
+            let config = AlmagestConfig::load_with(args.config.path(), |c| args.flags.apply(c))?
+                .with_execution(&exec);
             let (tx, shutdown) = Shutdown::new();
             let cluster = cluster::start_standalone(&config, shutdown).await?;
             let c = &cluster.coordinator;
@@ -423,7 +439,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let _ = tx.send(true);
             cluster.join().await
         }
-        Command::Demo(args) => demo(args).await,
+        Command::Demo(args) => demo(args, &exec).await,
         Command::Load(args) => {
             let mut cluster = AlmagestConfig::load(args.config.path())?.cluster;
             if let Some(file) = args.cluster_secret_file {
@@ -469,7 +485,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Coordinator(args) => {
             let config = AlmagestConfig::load_with(args.config.path(), |c| {
                 args.flags.apply(&mut c.coordinator)
-            })?;
+            })?
+            .with_execution(&exec);
             let (tx, shutdown) = Shutdown::new();
             let login = login_of(&config.coordinator);
             let running =
@@ -481,7 +498,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             running.join().await
         }
         Command::Worker(args) => {
-            let config = AlmagestConfig::load(args.path())?;
+            let config = AlmagestConfig::load(args.path())?.with_execution(&exec);
             let mut w = config.worker;
             w.node.cluster_secret = Some(config.cluster.client_secret("a worker")?);
             let (id, listen) = (w.node.id, w.grpc_listen);
@@ -661,8 +678,9 @@ fn user_add(args: UserAddArgs) -> anyhow::Result<()> {
 }
 
 /// Generates the sample catalog (once), starts the cluster, loads it (once), and serves.
-async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let mut config = AlmagestConfig::load_with(args.config.path(), |c| args.flags.apply(c))?;
+async fn demo(args: DemoArgs, exec: &almagest_adql::Execution) -> anyhow::Result<()> {
+    let mut config = AlmagestConfig::load_with(args.config.path(), |c| args.flags.apply(c))?
+        .with_execution(exec);
     let data_dir = config
         .standalone
         .data_dir

@@ -113,6 +113,9 @@ impl Proc {
 
     /// Asks the process to stop (SIGTERM) and waits for it.
     pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -205,6 +208,11 @@ impl Cluster {
         };
         wait_for_pg(pg, &data_dir.join(format!("standalone-{pg}.log"))).await?;
         Ok(cluster)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self._proc.child.id()
     }
 
     /// Whether the server process is still running.

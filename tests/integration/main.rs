@@ -25,3 +25,4 @@ mod t93_director_index;
 mod t94_director_child;
 mod t95_fuzz;
 mod t96_nesting;
+mod t97_cancel;

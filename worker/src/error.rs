@@ -23,6 +23,9 @@ pub enum WorkerError {
     /// Fragment planning or execution failed.
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
+    /// Our bug: a fragment's planning panicked.
+    #[error("internal error on the worker (this is a bug): {0}")]
+    Internal(String),
     /// Encoding a result batch failed.
     #[error(transparent)]
     Proto(#[from] almagest_proto::ProtoError),
@@ -41,7 +44,7 @@ impl WorkerError {
             WorkerError::MissingChunk { .. } => ErrorKind::Unavailable,
             WorkerError::Io(_) => ErrorKind::Io,
             WorkerError::DataFusion(e) => classify(e).kind,
-            WorkerError::Proto(_) => ErrorKind::Internal,
+            WorkerError::Proto(_) | WorkerError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

@@ -23,7 +23,7 @@ use datafusion::datasource::listing::{
 use datafusion::error::DataFusionError;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
@@ -56,6 +56,10 @@ pub struct WorkerConfig {
     /// in-process tests.
     #[serde(skip)]
     pub cluster_secret: Option<ClusterSecret>,
+    /// The runtime fragments run on (the server gives them one of their own, apart from
+    /// the one serving gRPC). Not a key of the file.
+    #[serde(skip)]
+    pub execution: almagest_adql::Execution,
 }
 
 impl Default for WorkerConfig {
@@ -65,6 +69,7 @@ impl Default for WorkerConfig {
             data_dir: PathBuf::from("almagest-data/worker-1"),
             target_partitions: 2,
             cluster_secret: None,
+            execution: almagest_adql::Execution::default(),
         }
     }
 }
@@ -416,7 +421,17 @@ async fn forward(
     tx: &mpsc::Sender<Result<v1::ArrowBatch, Status>>,
     query_id: &str,
 ) -> bool {
-    while let Some(item) = stream.next().await {
+    loop {
+        // A panic while computing is an error the coordinator hears, never a stream that
+        // just ends early (which would read as a complete result).
+        let item = match std::panic::AssertUnwindSafe(stream.next())
+            .catch_unwind()
+            .await
+        {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(panic) => Err(almagest_adql::execution::panicked(&*panic)),
+        };
         let item = match (keep, item) {
             (Some(keep), Ok(batch)) => keep.apply(batch),
             (_, item) => item.map_err(WorkerError::from),
@@ -484,7 +499,26 @@ impl v1::worker_server::Worker for WorkerService {
         request: Request<v1::FragmentRequest>,
     ) -> std::result::Result<Response<Self::ExecuteFragmentStream>, Status> {
         let req = request.into_inner();
-        match self.execute(req).await {
+        // The fragment is planned and its rows computed on the execution runtime (the
+        // tasks `execute` spawns run there), so a heavy fragment never holds up the
+        // runtime that serves this worker's calls.
+        let this = self.clone();
+        let run = self
+            .config
+            .execution
+            .spawn(async move { this.execute(req).await });
+        let outcome = match run.await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(WorkerError::Internal(format!(
+                "planning the fragment failed: {}",
+                if e.is_panic() {
+                    "it panicked"
+                } else {
+                    "it was aborted"
+                }
+            ))),
+        };
+        match outcome {
             Ok(stream) => Ok(Response::new(stream)),
             Err(e) => {
                 warn!(error = %e, "fragment failed");

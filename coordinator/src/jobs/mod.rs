@@ -155,6 +155,8 @@ pub struct JobManager {
     config: JobsConfig,
     store: ResultStore,
     sessions: SessionFactory,
+    /// Where job queries run.
+    execution: almagest_adql::Execution,
     queue: mpsc::UnboundedSender<String>,
     /// Taken by `start`.
     queued: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
@@ -216,13 +218,15 @@ pub fn parse_time(text: &str) -> Result<i64> {
 }
 
 impl JobManager {
-    /// A job manager keeping records in `catalog` and files under `results_dir`; nothing
-    /// runs until [`JobManager::start`].
+    /// A job manager keeping records in `catalog` and files under `results_dir`, running
+    /// queries in sessions from `sessions` on `execution`; nothing runs until
+    /// [`JobManager::start`].
     pub fn new(
         catalog: Catalog,
         config: JobsConfig,
         results_dir: PathBuf,
         sessions: SessionFactory,
+        execution: almagest_adql::Execution,
     ) -> Self {
         let (queue, queued) = mpsc::unbounded_channel();
         Self {
@@ -230,6 +234,7 @@ impl JobManager {
             config,
             store: ResultStore::new(results_dir),
             sessions,
+            execution,
             queue,
             queued: Mutex::new(Some(queued)),
             running: Mutex::new(HashMap::new()),

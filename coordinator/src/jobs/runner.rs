@@ -15,6 +15,8 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
+use almagest_adql::QueryStop;
+
 use super::{lock, now_ms, JobManager, JobPhase, JobRecord, JobUpload, SessionFactory};
 use crate::catalog::{JobCommand, JobUpdate};
 use crate::error::{CoordinatorError, Result};
@@ -128,13 +130,17 @@ impl JobManager {
             Err(e) => return Outcome::Failed(e.to_string()),
         };
         let partial = self.store.partial_path(&job.id);
-        let mut work = tokio::spawn(write_result(
+        // The query runs on the execution runtime; this task only watches it, so an
+        // abort or the time limit is seen at once even while the query computes.
+        let stop = QueryStop::default();
+        let mut work = self.execution.spawn(write_result(
             self.sessions.clone(),
             uploads,
             job.sql.clone(),
             partial.clone(),
             job.maxrec,
             self.config.row_group_rows,
+            stop.clone(),
         ));
         let limit = job.execution_duration_s;
         let deadline = async {
@@ -169,7 +175,9 @@ impl JobManager {
             () = deadline => Outcome::TimedOut(limit),
         };
         // Dropping the run drops the query's stream; wait until it is gone so that nothing
-        // writes the partial file after it is removed.
+        // writes the partial file after it is removed. The stop flag ends an operator
+        // that computes within one poll at its next UDF call.
+        stop.stop();
         work.abort();
         let _ = work.await;
         self.store.remove_result(&job.id);
@@ -186,6 +194,7 @@ async fn write_result(
     path: PathBuf,
     maxrec: Option<u64>,
     row_group_rows: usize,
+    stop: QueryStop,
 ) -> Result<(u64, bool)> {
     // A job is a query: it must not write files, create, change or drop anything. The
     // allow-list gives the clear 42501; the options below stop what it cannot see.
@@ -193,6 +202,7 @@ async fn write_result(
         CoordinatorError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e)))
     })?;
     let ctx = sessions(uploads)?;
+    stop.put_into(&ctx);
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

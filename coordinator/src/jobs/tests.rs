@@ -25,6 +25,7 @@ async fn open(dir: &Path, jobs: JobsConfig) -> Arc<Coordinator> {
         jobs,
         cluster_secret: None,
         load_sweep_interval: Duration::from_secs(60),
+        execution: almagest_adql::Execution::default(),
     })
     .await
     .unwrap()

@@ -58,6 +58,7 @@ use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{ErrorHandler, PgWireServerHandlers, RandomPidSecretKeyGenerator};
 use tokio::net::TcpListener;
 
+use almagest_adql::Execution;
 use auth::{PgAuth, Startup};
 use cancel::{CancelRegistry, SessionCancel};
 use errors::SqlStateErrorHandler;
@@ -82,6 +83,8 @@ pub struct PgServer {
     tls: Option<PgTls>,
     /// What clients may take: connections, running statements, text and result sizes.
     limits: Arc<Limits>,
+    /// Where queries are planned and computed, apart from the connections' runtime.
+    execution: Execution,
 }
 
 /// TLS on pgwire: the acceptor, and whether clients without TLS are refused.
@@ -102,7 +105,14 @@ impl PgServer {
             pids: Arc::new(RandomPidSecretKeyGenerator::default()),
             tls: None,
             limits: Arc::new(Limits::new(LimitsConfig::default())),
+            execution: Execution::default(),
         })
+    }
+
+    /// Plans and computes queries on `execution`.
+    pub fn with_execution(mut self, execution: Execution) -> Self {
+        self.execution = execution;
+        self
     }
 
     /// Applies `limits` (the defaults otherwise).
@@ -195,6 +205,7 @@ impl PgServer {
                 Arc::clone(&cancel),
                 owner,
                 Arc::clone(&self.limits),
+                self.execution.clone(),
             )),
             startup: Arc::new(Startup::new(
                 &self.auth,
@@ -252,7 +263,8 @@ pub async fn serve_coordinator(
         .with_auth(auth)
         .with_tls(tls)
         .with_limits(limits)
-        .with_jobs(Arc::clone(coordinator.jobs()));
+        .with_jobs(Arc::clone(coordinator.jobs()))
+        .with_execution(coordinator.config.execution.clone());
     server.serve(listener, shutdown).await
 }
 

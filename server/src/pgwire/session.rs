@@ -42,6 +42,8 @@ use pgwire::messages::data::DataRow;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::mpsc;
 
+use almagest_adql::{Execution, QueryStop};
+
 use super::access::ReadOnlyHook;
 use super::audit::Audit;
 use super::cancel::{QueryCancel, SessionCancel};
@@ -65,6 +67,7 @@ pub(crate) struct AlmagestSession {
     cancel: Arc<SessionCancel>,
     owner: Arc<JobOwner>,
     limits: Arc<Limits>,
+    execution: Execution,
 }
 
 impl AlmagestSession {
@@ -76,6 +79,7 @@ impl AlmagestSession {
         cancel: Arc<SessionCancel>,
         owner: Arc<JobOwner>,
         limits: Arc<Limits>,
+        execution: Execution,
     ) -> Self {
         let ctx = Arc::new(ctx);
         // datafusion-postgres's own hooks (cursors, SET/SHOW, transactions) after ours,
@@ -100,7 +104,15 @@ impl AlmagestSession {
             cancel,
             owner,
             limits,
+            execution,
         }
+    }
+
+    /// The stop of a statement starting now: its cancel, its timeout, and a fresh stop
+    /// flag in the session's configuration for what it plans (see `QueryStop`).
+    fn stop(&self, metadata: &std::collections::HashMap<String, String>) -> Stop {
+        let flag = QueryStop::install(&self.ctx);
+        Stop::new(self.cancel.query(), metadata, flag)
     }
 }
 
@@ -113,7 +125,7 @@ impl SimpleQueryHandler for AlmagestSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let stop = Stop::new(self.cancel.query(), client.metadata());
+        let stop = self.stop(client.metadata());
         let user = client.metadata().get(METADATA_USER).cloned();
         self.owner.set(user.as_ref());
         let audit = Audit::start(user.as_ref(), client.socket_addr(), query);
@@ -126,11 +138,13 @@ impl SimpleQueryHandler for AlmagestSession {
         let planned = async {
             let translated = translate(query)?;
             search_path::apply(&self.ctx, client.metadata());
-            let planned = catch_panic(SimpleQueryHandler::do_query(
+            // Planned with the execution runtime entered: the tasks DataFusion spawns when
+            // it starts a plan run there.
+            let planned = catch_panic(self.execution.entered(SimpleQueryHandler::do_query(
                 &self.inner,
                 client,
                 &translated,
-            ));
+            )));
             tokio::select! {
                 biased;
                 stopped = stop.signal() => Err(stopped),
@@ -146,6 +160,7 @@ impl SimpleQueryHandler for AlmagestSession {
                     audit: Arc::clone(&audit),
                     _slot: Arc::clone(&slot),
                     max_rows: self.limits.max_result_rows(),
+                    execution: self.execution.clone(),
                 };
                 guard_response(response, guard)
             })
@@ -174,7 +189,7 @@ impl ExtendedQueryHandler for AlmagestSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let stop = Stop::new(self.cancel.query(), client.metadata());
+        let stop = self.stop(client.metadata());
         let user = client.metadata().get(METADATA_USER).cloned();
         let audit = Audit::start(
             user.as_ref(),
@@ -185,12 +200,12 @@ impl ExtendedQueryHandler for AlmagestSession {
             .limits
             .statement(user.as_deref().unwrap_or_default())
             .inspect_err(|e| audit.failed(e))?;
-        let planned = catch_panic(ExtendedQueryHandler::do_query(
+        let planned = catch_panic(self.execution.entered(ExtendedQueryHandler::do_query(
             &self.inner,
             client,
             portal,
             max_rows,
-        ));
+        )));
         let response = tokio::select! {
             biased;
             stopped = stop.signal() => Err(stopped),
@@ -202,6 +217,7 @@ impl ExtendedQueryHandler for AlmagestSession {
             audit,
             _slot: Arc::new(slot),
             max_rows: self.limits.max_result_rows(),
+            execution: self.execution.clone(),
         };
         Ok(guard_response(response, guard))
     }
@@ -343,6 +359,8 @@ struct Guard {
     audit: Arc<Audit>,
     _slot: Arc<StatementSlot>,
     max_rows: Option<u64>,
+    /// Where the rows are computed.
+    execution: Execution,
 }
 
 /// Makes a query response's row stream cancellable, bounded and panic-safe.
@@ -358,25 +376,36 @@ fn guard_response(response: Response, guard: Guard) -> Response {
 }
 
 /// What stops a query: a cancel request for it, or its session's `statement_timeout`
-/// counted from when it started.
+/// counted from when it started. When it fires it also sets the query's stop flag, so
+/// that an operator computing within one poll stops at its next UDF call.
 #[derive(Clone)]
 struct Stop {
     cancel: QueryCancel,
     deadline: Option<tokio::time::Instant>,
+    flag: QueryStop,
 }
 
 impl Stop {
-    fn new(cancel: QueryCancel, metadata: &std::collections::HashMap<String, String>) -> Self {
+    fn new(
+        cancel: QueryCancel,
+        metadata: &std::collections::HashMap<String, String>,
+        flag: QueryStop,
+    ) -> Self {
         let deadline = timeout::of_session(metadata).map(|t| tokio::time::Instant::now() + t);
-        Self { cancel, deadline }
+        Self {
+            cancel,
+            deadline,
+            flag,
+        }
     }
 
     /// Completes, with the error the client is to get, when the query is to stop.
     fn signal(&self) -> StopSignal {
         let cancelled = self.cancel.clone().cancelled();
         let deadline = self.deadline;
+        let flag = self.flag.clone();
         Box::pin(async move {
-            match deadline {
+            let stopped = match deadline {
                 Some(deadline) => tokio::select! {
                     biased;
                     () = cancelled => query_canceled(),
@@ -386,7 +415,9 @@ impl Stop {
                     cancelled.await;
                     query_canceled()
                 }
-            }
+            };
+            flag.stop();
+            stopped
         })
     }
 }
@@ -431,7 +462,7 @@ fn guard_rows(rows: SendableRowStream, guard: Guard) -> SendableRowStream {
         let mut running = match state {
             State::NotStarted(rows, guard) => {
                 let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
-                let producer = tokio::spawn(produce_rows(
+                let producer = guard.execution.spawn(produce_rows(
                     rows,
                     sender,
                     Arc::clone(&guard.audit),
@@ -443,7 +474,11 @@ fn guard_rows(rows: SendableRowStream, guard: Guard) -> SendableRowStream {
                     stop: guard.stop.signal(),
                     audit: guard.audit,
                     _slot: guard._slot,
-                    _producer: AbortOnDrop(producer),
+                    _producer: AbortOnDrop {
+                        task: producer,
+                        stop: guard.stop.flag.clone(),
+                        ended: false,
+                    },
                 }
             }
             State::Running(running) => running,
@@ -464,7 +499,11 @@ fn guard_rows(rows: SendableRowStream, guard: Guard) -> SendableRowStream {
             };
             match chunk {
                 Some(chunk) => running.ready = chunk.into_iter(),
-                None => return None,
+                None => {
+                    // Every row was handed over: the query ended by itself.
+                    running._producer.ended = true;
+                    return None;
+                }
             }
         }
     });
@@ -512,12 +551,21 @@ async fn produce_rows(
     }
 }
 
-/// Aborts a task when its owner goes away.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts the producer task when its reader goes away, and stops its query if it had not
+/// ended (the client went away, or pgwire stopped reading). The statements of a simple
+/// query share one stop flag, so one that ended must not set it.
+struct AbortOnDrop {
+    task: tokio::task::JoinHandle<()>,
+    stop: QueryStop,
+    ended: bool,
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if !self.ended {
+            self.stop.stop();
+        }
+        self.task.abort();
     }
 }
 

@@ -10,6 +10,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+use almagest_adql::QueryStop;
+
 use almagest_coordinator::session::upload_table_name;
 use almagest_coordinator::{CoordinatorError, UploadTable};
 use axum::extract::{DefaultBodyLimit, State};
@@ -241,10 +243,15 @@ pub async fn start_query(
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
+    let stop = QueryStop::install(&ctx);
     let frame = ctx.sql_with_options(&sql, options).await?;
     let columns = column_infos(state, frame.logical_plan());
+    // Computed on the execution runtime; a client that goes away drops the stream, which
+    // stops the query (its UDFs see the stop flag at their next batch).
+    let execution = &state.coordinator.config.execution;
+    let stream = execution.entered(frame.execute_stream()).await?;
     Ok(StartedQuery {
-        stream: frame.execute_stream().await?,
+        stream: execution.spawn_stream(stream, stop),
         columns,
     })
 }

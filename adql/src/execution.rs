@@ -1,0 +1,338 @@
+//! Where a query's work runs, and how work already running learns that its query stopped.
+//!
+//! [`Execution`] is the runtime that runs query work (DataFusion streams, fragments, job
+//! runs). The server gives it a runtime of its own, apart from the one that accepts
+//! connections and answers `/health` and cancel requests, so a query that computes for
+//! minutes within one poll (a nested-loop join evaluating its filter over a huge
+//! cross product never yields to the scheduler) cannot starve them. Without a runtime
+//! given (the libraries' tests), it is the caller's.
+//!
+//! [`QueryStop`] is a query's stop flag, carried in its session's configuration (every
+//! physical expression keeps the configuration it was planned with) and read by our
+//! UDFs at each batch they evaluate: a canceled or timed-out query whose operator is
+//! stuck evaluating a spatial predicate fails at the next batch instead of computing to
+//! its end. An operator that evaluates no UDF stops at its next yield point, when its
+//! task is aborted.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
+use futures::{FutureExt, StreamExt};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use crate::AdqlError;
+
+/// The runtime query work runs on: the one given, or the caller's.
+#[derive(Clone, Default)]
+pub struct Execution {
+    handle: Option<Handle>,
+}
+
+impl std::fmt::Debug for Execution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.handle.is_some() {
+            "Execution(own runtime)"
+        } else {
+            "Execution(caller's runtime)"
+        })
+    }
+}
+
+/// The runtime is not configuration: two settings that differ only in it are alike.
+impl PartialEq for Execution {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Execution {
+    /// Query work runs on the runtime of `handle`.
+    pub fn on(handle: Handle) -> Self {
+        Self {
+            handle: Some(handle),
+        }
+    }
+
+    fn handle(&self) -> Handle {
+        self.handle.clone().unwrap_or_else(Handle::current)
+    }
+
+    /// Runs `future` as a task of the execution runtime; tasks it spawns run there too.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle().spawn(future)
+    }
+
+    /// `future`, polled with the execution runtime entered, so that the tasks it spawns
+    /// (DataFusion starts the tasks of its partitions when a plan is executed) run there,
+    /// although the future itself is polled where it is awaited.
+    pub fn entered<F: Future>(&self, future: F) -> Entered<F> {
+        Entered {
+            handle: self.handle.clone(),
+            future: Box::pin(future),
+        }
+    }
+
+    /// `stream`, pulled by a task of the execution runtime a few batches ahead of the
+    /// reader. Dropping the returned stream sets `stop` and aborts the task; a panic while
+    /// pulling becomes an error, never a silently shortened result.
+    pub fn spawn_stream(
+        &self,
+        stream: SendableRecordBatchStream,
+        stop: QueryStop,
+    ) -> SendableRecordBatchStream {
+        let schema = stream.schema();
+        let (sender, receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
+        let task = self.spawn(async move {
+            let mut stream = stream;
+            loop {
+                let item = match AssertUnwindSafe(stream.next()).catch_unwind().await {
+                    Ok(Some(item)) => item,
+                    Ok(None) => return,
+                    Err(panic) => Err(panicked(&*panic)),
+                };
+                let failed = item.is_err();
+                if sender.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let guard = Puller {
+            task,
+            stop,
+            ended: false,
+        };
+        let batches =
+            futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
+                match receiver.recv().await {
+                    Some(item) => Some((item, (receiver, guard))),
+                    None => {
+                        guard.end();
+                        None
+                    }
+                }
+            });
+        Box::pin(RecordBatchStreamAdapter::new(schema, batches))
+    }
+}
+
+/// Batches a spawned stream's task may pull before its reader takes them.
+const BATCHES_AHEAD: usize = 2;
+
+/// The task pulling a spawned stream, and the query's stop flag: both go when the
+/// reader drops the stream before its end.
+struct Puller {
+    task: JoinHandle<()>,
+    stop: QueryStop,
+    ended: bool,
+}
+
+impl Puller {
+    /// The stream was read to its end: nothing is to be stopped.
+    fn end(mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for Puller {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.stop.stop();
+        }
+        self.task.abort();
+    }
+}
+
+/// The error a panic while computing a query becomes.
+pub fn panicked(payload: &(dyn Any + Send)) -> DataFusionError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".to_string());
+    DataFusionError::External(Box::new(AdqlError::internal(format!(
+        "the query panicked: {message}"
+    ))))
+}
+
+/// See [`Execution::entered`].
+pub struct Entered<F: Future> {
+    handle: Option<Handle>,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Entered<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let _entered = this.handle.as_ref().map(Handle::enter);
+        this.future.as_mut().poll(cx)
+    }
+}
+
+/// One query's stop flag (see the module documentation). Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct QueryStop {
+    stopped: Arc<AtomicBool>,
+}
+
+impl QueryStop {
+    /// A new flag, put into `ctx`'s configuration so that what is planned in `ctx` from
+    /// now on sees it (what was planned before keeps the flag it had).
+    pub fn install(ctx: &SessionContext) -> Self {
+        let stop = Self::default();
+        stop.put_into(ctx);
+        stop
+    }
+
+    /// Puts this flag into `ctx`'s configuration (see [`QueryStop::install`]).
+    pub fn put_into(&self, ctx: &SessionContext) {
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .extensions
+            .insert(self.clone());
+    }
+
+    /// Tells the query's operators to stop.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// An error when the query `options` were planned for has been told to stop: what
+    /// each UDF checks before it evaluates a batch.
+    pub fn check(options: &ConfigOptions) -> Result<()> {
+        match options.extensions.get::<QueryStop>() {
+            Some(stop) if stop.is_stopped() => {
+                Err(DataFusionError::External(Box::new(AdqlError::Canceled)))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl ConfigExtension for QueryStop {
+    const PREFIX: &'static str = "almagest_query_stop";
+}
+
+/// The flag has no settings a user could see or set.
+impl ExtensionOptions for QueryStop {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, _value: &str) -> Result<()> {
+        Err(DataFusionError::Configuration(format!(
+            "unrecognized configuration parameter \"{}.{key}\"",
+            Self::PREFIX
+        )))
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+    #[tokio::test]
+    async fn t10_a_stopped_query_fails_in_its_udfs() {
+        let ctx = SessionContext::new();
+        crate::register_udfs(&ctx);
+        let sql = "SELECT scisql_angSep(a.value, 0.0, b.value, 0.0) AS d \
+                   FROM generate_series(1, 50) AS a, generate_series(1, 50) AS b";
+        let stop = QueryStop::install(&ctx);
+        let frame = ctx.sql(sql).await.unwrap();
+        assert_eq!(frame.clone().count().await.unwrap(), 2500);
+        stop.stop();
+        let err = frame.collect().await.unwrap_err();
+        assert!(err.to_string().contains("canceling statement"), "{err}");
+        // A new flag for the next query: it runs.
+        QueryStop::install(&ctx);
+        let rows = ctx.sql(sql).await.unwrap().count().await.unwrap();
+        assert_eq!(rows, 2500);
+    }
+
+    #[tokio::test]
+    async fn t11_a_spawned_stream_yields_every_batch_and_stops_on_drop() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
+        let batch = {
+            let schema = Arc::clone(&schema);
+            move |v: f64| {
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(Float64Array::from(vec![v]))],
+                )
+                .unwrap()
+            }
+        };
+        let first = batch.clone();
+        let input = futures::stream::iter((0..10).map(move |i| Ok(first(f64::from(i)))));
+        let stream: SendableRecordBatchStream =
+            Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&schema), input));
+        let stop = QueryStop::default();
+        let out = Execution::default().spawn_stream(stream, stop.clone());
+        let got: Vec<_> = out.map(|b| b.unwrap().num_rows()).collect().await;
+        assert_eq!(got.len(), 10);
+        assert!(
+            !stop.is_stopped(),
+            "a stream read to its end is not stopped"
+        );
+
+        let endless = futures::stream::repeat_with(move || Ok(batch(1.0)));
+        let stream: SendableRecordBatchStream =
+            Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&schema), endless));
+        let mut out = Execution::default().spawn_stream(stream, stop.clone());
+        assert!(out.next().await.unwrap().is_ok());
+        drop(out);
+        assert!(
+            stop.is_stopped(),
+            "dropping a running stream stops its query"
+        );
+
+        let panicking = futures::stream::once(async { panic!("boom") });
+        let stream: SendableRecordBatchStream =
+            Box::pin(RecordBatchStreamAdapter::new(schema, panicking));
+        let mut out = Execution::default().spawn_stream(stream, QueryStop::default());
+        let err = out.next().await.unwrap().unwrap_err();
+        assert!(
+            err.to_string().contains("the query panicked: boom"),
+            "{err}"
+        );
+        assert!(out.next().await.is_none());
+    }
+}
