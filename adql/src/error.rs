@@ -67,6 +67,9 @@ pub enum AdqlError {
         position: Option<Position>,
         message: String,
     },
+    /// A value larger than a row may hold (SQLSTATE 54000).
+    #[error("{message}")]
+    ValueTooLarge { message: String },
     /// The query was told to stop (a cancel request, its statement timeout, its client
     /// gone) while it was computing (SQLSTATE 57014).
     #[error("{}", CANCELED)]
@@ -147,6 +150,7 @@ impl AdqlError {
             AdqlError::PermissionDenied { .. } => ErrorKind::InsufficientPrivilege,
             AdqlError::TooComplex { .. } => ErrorKind::StatementTooComplex,
             AdqlError::Canceled => ErrorKind::QueryCanceled,
+            AdqlError::ValueTooLarge { .. } => ErrorKind::ProgramLimitExceeded,
             AdqlError::Internal { .. } => ErrorKind::Internal,
         }
     }
@@ -165,6 +169,7 @@ impl AdqlError {
             | AdqlError::UndefinedFunction { position, .. }
             | AdqlError::TooComplex { position, .. } => *position,
             AdqlError::PermissionDenied { .. }
+            | AdqlError::ValueTooLarge { .. }
             | AdqlError::Canceled
             | AdqlError::Internal { .. } => None,
         }
@@ -179,6 +184,7 @@ impl AdqlError {
             | AdqlError::UndefinedFunction { message, .. }
             | AdqlError::TooComplex { message, .. }
             | AdqlError::PermissionDenied { message }
+            | AdqlError::ValueTooLarge { message }
             | AdqlError::Internal { message } => message,
             AdqlError::Canceled => CANCELED,
         }

@@ -34,6 +34,8 @@
 //!   `ivo_healpix_center`; `photometry` holds scisql's photometry functions in that form.
 //! - [`functions`]: the one list of the service's user-defined functions (forms and
 //!   descriptions) that the strict ADQL parser accepts and TAP's capabilities announce.
+//! - [`sized`]: `repeat`, `lpad`, `rpad` over DataFusion's, refusing results over a size
+//!   cap (54000) before building them.
 //! - [`execution`]: the runtime query work runs on ([`Execution`], apart from the one serving
 //!   connections) and a query's stop flag ([`QueryStop`]) that every UDF here reads per batch.
 //! - [`areaspec`]: the coordinator's rewrite of Qserv's `qserv_areaspec_*` pseudo-functions.
@@ -58,6 +60,7 @@ mod photometry;
 pub mod region;
 mod row_functions;
 pub mod shape;
+pub mod sized;
 pub mod spatial;
 pub mod translate;
 pub mod udf;

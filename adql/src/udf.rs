@@ -68,6 +68,9 @@ pub fn register_udfs(ctx: &SessionContext) {
     for udf in udfs() {
         ctx.register_udf(udf.as_ref().clone());
     }
+    for udf in crate::sized::sized_udfs() {
+        ctx.register_udf(udf);
+    }
     ctx.register_udaf(crate::checked::checked_sum());
     ctx.add_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic));
 }

@@ -235,11 +235,23 @@ pub async fn start_coordinator(
     })
 }
 
+/// How long a stopping server lets the requests in flight finish (a streaming result, a
+/// fragment) before it closes the catalog and exits: what is still running then is
+/// dropped, as PostgreSQL's fast shutdown ends sessions.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 impl RunningCoordinator {
-    /// Waits for the servers to stop (after shutdown fired) and closes the catalog.
+    /// Waits for the servers to stop (after shutdown fired), at most [`SHUTDOWN_GRACE`],
+    /// and closes the catalog.
     pub async fn join(self) -> anyhow::Result<()> {
+        self.join_by(tokio::time::Instant::now() + SHUTDOWN_GRACE)
+            .await
+    }
+
+    /// [`RunningCoordinator::join`], giving the servers until `deadline`.
+    async fn join_by(self, deadline: tokio::time::Instant) -> anyhow::Result<()> {
         for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+            let _ = tokio::time::timeout_at(deadline, t).await;
         }
         self.coordinator.shutdown().await?;
         Ok(())
@@ -413,9 +425,10 @@ pub async fn start_standalone(
 
 impl Standalone {
     pub async fn join(self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for w in self.workers {
-            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+            let _ = tokio::time::timeout_at(deadline, w).await;
         }
-        self.coordinator.join().await
+        self.coordinator.join_by(deadline).await
     }
 }

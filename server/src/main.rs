@@ -385,6 +385,7 @@ fn main() -> anyhow::Result<()> {
     let outcome = io.block_on(run(cli, exec));
     // A query still computing when the server stops does not hold up the exit.
     execution.shutdown_background();
+    io.shutdown_timeout(std::time::Duration::from_secs(1));
     outcome
 }
 
@@ -510,7 +511,7 @@ async fn run(cli: Cli, exec: almagest_adql::Execution) -> anyhow::Result<()> {
                 _ = shutdown.wait() => {},
             }
             let _ = tx.send(true);
-            let _ = handle.await;
+            let _ = tokio::time::timeout(cluster::SHUTDOWN_GRACE, handle).await;
             Ok(())
         }
         Command::User(UserArgs {
