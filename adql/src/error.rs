@@ -70,6 +70,9 @@ pub enum AdqlError {
     /// A value larger than a row may hold (SQLSTATE 54000).
     #[error("{message}")]
     ValueTooLarge { message: String },
+    /// The query ran past a time limit of the front end (SQLSTATE 57014).
+    #[error("{message}")]
+    TimedOut { message: String },
     /// The query was told to stop (a cancel request, its statement timeout, its client
     /// gone) while it was computing (SQLSTATE 57014).
     #[error("{}", CANCELED)]
@@ -149,7 +152,7 @@ impl AdqlError {
             AdqlError::UndefinedFunction { .. } => ErrorKind::UndefinedFunction,
             AdqlError::PermissionDenied { .. } => ErrorKind::InsufficientPrivilege,
             AdqlError::TooComplex { .. } => ErrorKind::StatementTooComplex,
-            AdqlError::Canceled => ErrorKind::QueryCanceled,
+            AdqlError::Canceled | AdqlError::TimedOut { .. } => ErrorKind::QueryCanceled,
             AdqlError::ValueTooLarge { .. } => ErrorKind::ProgramLimitExceeded,
             AdqlError::Internal { .. } => ErrorKind::Internal,
         }
@@ -170,6 +173,7 @@ impl AdqlError {
             | AdqlError::TooComplex { position, .. } => *position,
             AdqlError::PermissionDenied { .. }
             | AdqlError::ValueTooLarge { .. }
+            | AdqlError::TimedOut { .. }
             | AdqlError::Canceled
             | AdqlError::Internal { .. } => None,
         }
@@ -185,6 +189,7 @@ impl AdqlError {
             | AdqlError::TooComplex { message, .. }
             | AdqlError::PermissionDenied { message }
             | AdqlError::ValueTooLarge { message }
+            | AdqlError::TimedOut { message }
             | AdqlError::Internal { message } => message,
             AdqlError::Canceled => CANCELED,
         }

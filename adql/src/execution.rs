@@ -131,6 +131,29 @@ impl Execution {
     }
 }
 
+/// `stream` until `deadline`: then `stop` is set, the stream yields `error` and ends
+/// (dropping what it reads from).
+pub fn with_deadline(
+    stream: SendableRecordBatchStream,
+    deadline: tokio::time::Instant,
+    stop: QueryStop,
+    error: impl FnOnce() -> DataFusionError + Send + 'static,
+) -> SendableRecordBatchStream {
+    let schema = stream.schema();
+    let state = Some((stream, stop, error));
+    let batches = futures::stream::unfold(state, move |state| async move {
+        let (mut stream, stop, error) = state?;
+        tokio::select! {
+            item = stream.next() => item.map(|item| (item, Some((stream, stop, error)))),
+            () = tokio::time::sleep_until(deadline) => {
+                stop.stop();
+                Some((Err(error()), None))
+            }
+        }
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, batches))
+}
+
 /// Batches a spawned stream's task may pull before its reader takes them.
 const BATCHES_AHEAD: usize = 2;
 

@@ -108,7 +108,14 @@ fn run_heavy(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t97_stopping_a_query_stops_its_work() -> Result<()> {
     let dir = harness::test_dir("t97");
-    let mut cluster = Cluster::start(&dir.join("cluster"), 2).await?;
+    // A short TAP sync limit, for the last check.
+    let mut cluster = Cluster::start_with_env(
+        &dir.join("cluster"),
+        2,
+        &[],
+        &[("ALMAGEST__COORDINATOR__TAP__SYNC_TIMEOUT_S", "3")],
+    )
+    .await?;
     cluster.load(
         "test.gaia",
         Some(("ra", "dec", "source_id")),
@@ -180,6 +187,28 @@ async fn t97_stopping_a_query_stops_its_work() -> Result<()> {
     let jobs = client.simple_query("SHOW JOBS").await?;
     ensure!(format!("{jobs:?}").contains("ABORTED"), "{jobs:?}");
     eprintln!("t97: CANCEL JOB: idle within {idle:?}");
+
+    // 4. TAP sync: the same join in ADQL stops at the sync limit, saying so.
+    let adql = "SELECT COUNT(*) AS n FROM test.gaia AS a JOIN test.gaia AS b \
+                ON 1 = CONTAINS(POINT('ICRS', a.ra, a.dec), CIRCLE('ICRS', b.ra, b.dec, 1))";
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("{}/sync", cluster.tap_url()))
+        .form(&[("LANG", "ADQL"), ("QUERY", adql)])
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await?;
+    let status = response.status();
+    let body = response.text().await?;
+    ensure!(
+        body.contains("sync_timeout_s") && body.contains("/tap/async"),
+        "{status}: {body}"
+    );
+    let idle = wait_idle(pid, "the TAP sync limit").await?;
+    eprintln!(
+        "t97: TAP sync limit: {status} after {:?}, idle within {idle:?}",
+        started.elapsed()
+    );
 
     // The server is whole: a normal query answers.
     let n: i64 = client

@@ -65,6 +65,13 @@ pub struct TapConfig {
     pub anonymous: bool,
     /// The longest QUERY accepted, in bytes (0: no limit besides the body limit).
     pub max_query_bytes: usize,
+    /// The longest a synchronous query may run, rows streamed included
+    /// (`sync_timeout_s` in the file; 0: no limit); longer work belongs in an async job.
+    #[serde(
+        rename = "sync_timeout_s",
+        with = "almagest_coordinator::serde_units::seconds"
+    )]
+    pub sync_timeout: std::time::Duration,
 }
 
 impl Default for TapConfig {
@@ -77,6 +84,7 @@ impl Default for TapConfig {
             http_upload_timeout: std::time::Duration::from_secs(60),
             anonymous: true,
             max_query_bytes: 1 << 20,
+            sync_timeout: std::time::Duration::from_secs(600),
         }
     }
 }

@@ -10,7 +10,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use almagest_adql::QueryStop;
+use almagest_adql::{AdqlError, QueryStop};
+use datafusion::error::DataFusionError;
 
 use almagest_coordinator::session::upload_table_name;
 use almagest_coordinator::{CoordinatorError, UploadTable};
@@ -244,16 +245,31 @@ pub async fn start_query(
         .with_allow_dml(false)
         .with_allow_statements(false);
     let stop = QueryStop::install(&ctx);
+    let started = tokio::time::Instant::now();
     let frame = ctx.sql_with_options(&sql, options).await?;
     let columns = column_infos(state, frame.logical_plan());
     // Computed on the execution runtime; a client that goes away drops the stream, which
     // stops the query (its UDFs see the stop flag at their next batch).
     let execution = &state.coordinator.config.execution;
     let stream = execution.entered(frame.execute_stream()).await?;
-    Ok(StartedQuery {
-        stream: execution.spawn_stream(stream, stop),
-        columns,
-    })
+    let mut stream = execution.spawn_stream(stream, stop.clone());
+    let limit = state.config.sync_timeout;
+    if !limit.is_zero() {
+        stream = almagest_adql::execution::with_deadline(
+            stream,
+            started + limit,
+            stop,
+            move || {
+                DataFusionError::External(Box::new(AdqlError::TimedOut {
+                    message: format!(
+                        "canceling statement due to statement timeout: a synchronous query may run {} s (sync_timeout_s); run longer queries as asynchronous jobs (/tap/async)",
+                        limit.as_secs()
+                    ),
+                }))
+            },
+        );
+    }
+    Ok(StartedQuery { stream, columns })
 }
 
 /// Unit, UCD and description of the result columns that are plain (possibly renamed)
