@@ -22,11 +22,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::ColumnarValue;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::joins::utils::JoinFilter;
+use datafusion::physical_plan::joins::{NestedLoopJoinExec, NestedLoopJoinExecBuilder};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::{FutureExt, StreamExt};
 use tokio::runtime::Handle;
@@ -285,11 +294,131 @@ impl ExtensionOptions for QueryStop {
     }
 }
 
+/// A physical optimizer rule that makes the filter of every nested-loop join check the
+/// query's stop flag at each evaluation (one left row, or a few, against a right batch),
+/// so that a stopped join ends at once even when its condition calls none of our UDFs
+/// (`a.x < b.y`). The filter's result and its display are unchanged.
+#[derive(Debug, Default)]
+pub struct StopChecks;
+
+impl PhysicalOptimizerRule for StopChecks {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(stop) = config.extensions.get::<QueryStop>().cloned() else {
+            return Ok(plan);
+        };
+        plan.transform_up(|node| {
+            let Some(join) = node.downcast_ref::<NestedLoopJoinExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(filter) = join.filter() else {
+                return Ok(Transformed::no(node));
+            };
+            if filter.expression().is::<StopChecked>() {
+                return Ok(Transformed::no(node));
+            }
+            let checked = JoinFilter::new(
+                Arc::new(StopChecked {
+                    inner: Arc::clone(filter.expression()),
+                    stop: stop.clone(),
+                }),
+                filter.column_indices().to_vec(),
+                Arc::clone(filter.schema()),
+            );
+            let rebuilt = NestedLoopJoinExecBuilder::new(
+                Arc::clone(join.left()),
+                Arc::clone(join.right()),
+                *join.join_type(),
+            )
+            .with_projection_ref(join.projection().clone())
+            .with_filter(Some(checked))
+            .build()?;
+            Ok(Transformed::yes(Arc::new(rebuilt) as Arc<dyn ExecutionPlan>))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "almagest_stop_checks"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// An expression that checks the query's stop flag, then evaluates `inner`.
+#[derive(Debug)]
+struct StopChecked {
+    inner: Arc<dyn PhysicalExpr>,
+    stop: QueryStop,
+}
+
+impl PartialEq for StopChecked {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.as_ref() == other.inner.as_ref()
+    }
+}
+
+impl Eq for StopChecked {}
+
+impl std::hash::Hash for StopChecked {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.inner.hash(state);
+    }
+}
+
+impl std::fmt::Display for StopChecked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.inner)
+    }
+}
+
+impl PhysicalExpr for StopChecked {
+    fn data_type(&self, input_schema: &Schema) -> Result<DataType> {
+        self.inner.data_type(input_schema)
+    }
+
+    fn nullable(&self, input_schema: &Schema) -> Result<bool> {
+        self.inner.nullable(input_schema)
+    }
+
+    fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
+        if self.stop.is_stopped() {
+            return Err(DataFusionError::External(Box::new(AdqlError::Canceled)));
+        }
+        self.inner.evaluate(batch)
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        vec![&self.inner]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        let [inner] = <[_; 1]>::try_from(children)
+            .map_err(|_| DataFusionError::Internal("a stop check has one child".to_string()))?;
+        Ok(Arc::new(StopChecked {
+            inner,
+            stop: self.stop.clone(),
+        }))
+    }
+
+    fn fmt_sql(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt_sql(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Float64Array, RecordBatch};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::array::Float64Array;
+    use datafusion::arrow::datatypes::Field;
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
     #[tokio::test]
@@ -308,6 +437,39 @@ mod tests {
         QueryStop::install(&ctx);
         let rows = ctx.sql(sql).await.unwrap().count().await.unwrap();
         assert_eq!(rows, 2500);
+    }
+
+    #[tokio::test]
+    async fn t12_a_stopped_nested_loop_fails_without_udfs() {
+        let state = datafusion::execution::session_state::SessionStateBuilder::new()
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(StopChecks))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let sql = "SELECT count(*) FROM generate_series(1, 300) AS a \
+                   JOIN generate_series(1, 300) AS b ON a.value < b.value";
+        let stop = QueryStop::install(&ctx);
+        let frame = ctx.sql(sql).await.unwrap();
+        let plan = frame.clone().create_physical_plan().await.unwrap();
+        let text = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string();
+        assert!(text.contains("NestedLoopJoinExec"), "{text}");
+        assert!(
+            text.contains("value@0 < value@1"),
+            "display unchanged: {text}"
+        );
+        let batches = frame.clone().collect().await.unwrap();
+        let count = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(count, 300 * 299 / 2);
+        stop.stop();
+        let err = frame.collect().await.unwrap_err();
+        assert!(err.to_string().contains("canceling statement"), "{err}");
     }
 
     #[tokio::test]

@@ -298,6 +298,8 @@ fn build_session(
         // (`almagest_adql::check_sql`) were bypassed.
         .with_file_formats(Vec::new())
         .with_table_factories(std::collections::HashMap::new())
+        // A stopped query's nested-loop joins end at their next filter evaluation.
+        .with_physical_optimizer_rule(Arc::new(almagest_adql::execution::StopChecks))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.add_optimizer_rule(Arc::new(plan::DistributeRule::new(

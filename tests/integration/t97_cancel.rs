@@ -5,7 +5,7 @@
 //! until the server is computing it, checks that `/health` and a new connection still
 //! answer at once (queries run on a runtime of their own), stops it, and watches the
 //! server's CPU time until it is idle again (the join's CONTAINS calls see the query's
-//! stop flag). At the end the server still answers a normal query.
+//! stop flag; a nested loop over a plain comparison checks it in its filter). At the end the server still answers a normal query.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,10 @@ use crate::harness::{self, Cluster};
 /// The heavy query: every pair of 60,000 rows within 1 degree (the margin is 1').
 const HEAVY: &str = "SELECT count(*) FROM test.gaia a JOIN test.gaia b \
                      ON 1 = CONTAINS(POINT('ICRS', a.ra, a.dec), CIRCLE('ICRS', b.ra, b.dec, 1))";
+
+/// A nested loop whose condition calls none of our UDFs (float comparison and
+/// arithmetic): its filter checks the stop flag itself (`StopChecks`).
+const HEAVY_PLAIN: &str = "SELECT count(*) FROM test.gaia a JOIN test.gaia b ON a.ra > b.ra + 400";
 
 /// CPU seconds (user and system) the process has used so far.
 fn cpu_seconds(pid: u32) -> Result<f64> {
@@ -99,8 +103,16 @@ fn sqlstate(e: &tokio_postgres::Error) -> String {
 fn run_heavy(
     client: Client,
 ) -> tokio::task::JoinHandle<(Client, Result<(), tokio_postgres::Error>)> {
+    run(client, HEAVY)
+}
+
+/// Runs `sql` on `client` in a task; its outcome when it ends.
+fn run(
+    client: Client,
+    sql: &'static str,
+) -> tokio::task::JoinHandle<(Client, Result<(), tokio_postgres::Error>)> {
     tokio::spawn(async move {
-        let outcome = client.simple_query(HEAVY).await.map(|_| ());
+        let outcome = client.simple_query(sql).await.map(|_| ());
         (client, outcome)
     })
 }
@@ -156,6 +168,19 @@ async fn t97_stopping_a_query_stops_its_work() -> Result<()> {
         "t97: cancel: busy at {busy:.2} CPU s/s, 57014 after {answered:?}, idle within {idle:?}"
     );
     ensure!(client.query_one("SELECT 1", &[]).await?.get::<_, i64>(0) == 1);
+
+    // 1b. The same for a nested loop without UDFs in its condition.
+    let token = client.cancel_token();
+    let running = run(client, HEAVY_PLAIN);
+    wait_busy(pid).await?;
+    token.cancel_query(NoTls).await?;
+    let (client, outcome) = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .context("the cancelled plain join did not end")??;
+    let err = outcome.expect_err("the query was cancelled");
+    ensure!(sqlstate(&err) == "57014", "{err:?}");
+    let idle = wait_idle(pid, "a cancel request of a plain nested loop").await?;
+    eprintln!("t97: cancel of a nested loop without UDFs: idle within {idle:?}");
 
     // 2. statement_timeout, on the same connection.
     client.simple_query("SET statement_timeout = 4000").await?;
