@@ -1,7 +1,8 @@
 //! Stopping a query stops its work (issue 15 item 2). A near-neighbour join whose radius
 //! is above the overlap margin runs as a nested loop on the coordinator, evaluating
 //! CONTAINS over 3.6 billion pairs: for each way a query can be stopped (a cancel
-//! request, `statement_timeout`, `CANCEL JOB`), the test waits
+//! request, `statement_timeout`, the client going away, `CANCEL JOB`, TAP's sync limit),
+//! the test waits
 //! until the server is computing it, checks that `/health` and a new connection still
 //! answer at once (queries run on a runtime of their own), stops it, and watches the
 //! server's CPU time until it is idle again (the join's CONTAINS calls see the query's
@@ -201,6 +202,24 @@ async fn t97_stopping_a_query_stops_its_work() -> Result<()> {
         started.elapsed()
     );
     client.simple_query("RESET statement_timeout").await?;
+
+    // 2b. The client goes away mid-query (killed, say): the server sees it within its
+    // check interval and stops the statement.
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(cluster.pg_port)
+        .user("almagest")
+        .dbname("almagest");
+    let (gone, connection) = config.connect(NoTls).await?;
+    let connection = tokio::spawn(connection);
+    let running = run_heavy(gone);
+    wait_busy(pid).await?;
+    running.abort();
+    connection.abort();
+    let _ = connection.await;
+    let idle = wait_idle(pid, "the client went away").await?;
+    eprintln!("t97: client gone: idle within {idle:?}");
 
     // 3. An async job over the same query, cancelled with CANCEL JOB.
     let submitted = client.query(&format!("SUBMIT {HEAVY}"), &[]).await?;

@@ -13,6 +13,8 @@
 //!   `pg_catalog` and `information_schema` laid over them without touching the coordinator;
 //! - `session`: ADQL translation of every query, cancellation of streaming queries, panics
 //!   kept to an error on their connection;
+//! - `gone`: whether a running statement's client is still connected (checked each
+//!   second; a departed client's statement is stopped);
 //! - `cancel`: which query a cancel request, arriving on a connection of its own, stops;
 //! - `timeout`: `statement_timeout` checked as PostgreSQL checks it and enforced on
 //!   planning and streaming;
@@ -35,6 +37,7 @@ pub mod auth;
 mod cancel;
 mod catalog;
 mod errors;
+mod gone;
 mod jobs;
 mod limits;
 mod search_path;
@@ -160,7 +163,8 @@ impl PgServer {
                     // Held while the connection is open; without one its startup is
                     // refused (53300), which the client is told in its own protocol.
                     let place = self.limits.connection();
-                    let handlers = self.connection_handlers(place.is_none());
+                    let watch = gone::ClientWatch::of(&socket).map(Arc::new);
+                    let handlers = self.connection_handlers(place.is_none(), watch);
                     let acceptor = self.tls.as_ref().map(|tls| tls.acceptor.clone());
                     tokio::spawn(async move {
                         let connection = pgwire::tokio::process_socket(socket, acceptor, handlers);
@@ -192,7 +196,12 @@ impl PgServer {
     }
 
     /// The handlers of a new connection; `full` when the server has no place for it.
-    fn connection_handlers(&self, full: bool) -> ConnectionHandlers {
+    /// `watch` tells its statements whether the client is still there.
+    fn connection_handlers(
+        &self,
+        full: bool,
+        watch: Option<Arc<gone::ClientWatch>>,
+    ) -> ConnectionHandlers {
         let cancel = Arc::new(SessionCancel::default());
         let ctx = SessionContext::new_with_state(self.base.state());
         let owner = Arc::new(jobs::JobOwner::default());
@@ -206,6 +215,7 @@ impl PgServer {
                 owner,
                 Arc::clone(&self.limits),
                 self.execution.clone(),
+                watch,
             )),
             startup: Arc::new(Startup::new(
                 &self.auth,

@@ -47,6 +47,7 @@ use almagest_adql::{Execution, QueryStop};
 use super::access::ReadOnlyHook;
 use super::audit::Audit;
 use super::cancel::{QueryCancel, SessionCancel};
+use super::gone::ClientWatch;
 use super::limits::{self, Limits, StatementSlot};
 use super::search_path;
 use super::timeout;
@@ -68,6 +69,8 @@ pub(crate) struct AlmagestSession {
     owner: Arc<JobOwner>,
     limits: Arc<Limits>,
     execution: Execution,
+    /// The connection's client, watched while a statement runs.
+    client: Option<Arc<ClientWatch>>,
 }
 
 impl AlmagestSession {
@@ -80,6 +83,7 @@ impl AlmagestSession {
         owner: Arc<JobOwner>,
         limits: Arc<Limits>,
         execution: Execution,
+        client: Option<Arc<ClientWatch>>,
     ) -> Self {
         let ctx = Arc::new(ctx);
         // datafusion-postgres's own hooks (cursors, SET/SHOW, transactions) after ours,
@@ -105,6 +109,7 @@ impl AlmagestSession {
             owner,
             limits,
             execution,
+            client,
         }
     }
 
@@ -112,7 +117,7 @@ impl AlmagestSession {
     /// flag in the session's configuration for what it plans (see `QueryStop`).
     fn stop(&self, metadata: &std::collections::HashMap<String, String>) -> Stop {
         let flag = QueryStop::install(&self.ctx);
-        Stop::new(self.cancel.query(), metadata, flag)
+        Stop::new(self.cancel.query(), metadata, flag, self.client.clone())
     }
 }
 
@@ -375,14 +380,15 @@ fn guard_response(response: Response, guard: Guard) -> Response {
     }
 }
 
-/// What stops a query: a cancel request for it, or its session's `statement_timeout`
-/// counted from when it started. When it fires it also sets the query's stop flag, so
+/// What stops a query: a cancel request for it, its client gone, or its session's
+/// `statement_timeout` counted from when it started. When it fires it also sets the query's stop flag, so
 /// that an operator computing within one poll stops at its next UDF call.
 #[derive(Clone)]
 struct Stop {
     cancel: QueryCancel,
     deadline: Option<tokio::time::Instant>,
     flag: QueryStop,
+    client: Option<Arc<ClientWatch>>,
 }
 
 impl Stop {
@@ -390,18 +396,33 @@ impl Stop {
         cancel: QueryCancel,
         metadata: &std::collections::HashMap<String, String>,
         flag: QueryStop,
+        client: Option<Arc<ClientWatch>>,
     ) -> Self {
         let deadline = timeout::of_session(metadata).map(|t| tokio::time::Instant::now() + t);
         Self {
             cancel,
             deadline,
             flag,
+            client,
         }
     }
 
     /// Completes, with the error the client is to get, when the query is to stop.
     fn signal(&self) -> StopSignal {
-        let cancelled = self.cancel.clone().cancelled();
+        let requested = self.cancel.clone().cancelled();
+        let client = self.client.clone();
+        // A cancel request, or the client gone: both cancel.
+        let cancelled = async move {
+            match client {
+                Some(client) => tokio::select! {
+                    () = requested => {}
+                    () = client.wait_gone() => {
+                        tracing::info!("the client went away: its statement is stopped");
+                    }
+                },
+                None => requested.await,
+            }
+        };
         let deadline = self.deadline;
         let flag = self.flag.clone();
         Box::pin(async move {
