@@ -178,6 +178,11 @@ struct GenArgs {
     /// Detections per source, on average (each source gets 1 to 2*N-1).
     #[arg(long, default_value_t = 5, requires = "detections")]
     epochs: u32,
+    /// Also write a second survey of the same sky to FILE (`obj_id`, `ra`, `dec`, `mag`,
+    /// `true_source_id`): 90% of the sources at J2000.0 (moved by their proper motions and
+    /// a 0.1 arcsec error) and 5% spurious ones, for cross-matching two partitioned tables.
+    #[arg(long, value_name = "FILE")]
+    counterparts: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -414,17 +419,24 @@ async fn run(cli: Cli, exec: almagest_adql::Execution) -> anyhow::Result<()> {
             };
             let detections = args.detections.clone();
             let epochs = args.epochs;
-            let (rows, detected) = tokio::task::spawn_blocking(move || {
+            let counterparts = args.counterparts.clone();
+            let (rows, detected, matched) = tokio::task::spawn_blocking(move || {
                 let rows = gen::generate(&opts)?;
                 let detected = detections
                     .map(|path| gen::generate_detections(&opts, &path, epochs))
                     .transpose()?;
-                anyhow::Ok((rows, detected))
+                let matched = counterparts
+                    .map(|path| gen::generate_counterparts(&opts, &path))
+                    .transpose()?;
+                anyhow::Ok((rows, detected, matched))
             })
             .await??;
             println!("wrote {rows} rows to {}", args.out.display());
             if let (Some(n), Some(path)) = (detected, &args.detections) {
                 println!("wrote {n} detections to {}", path.display());
+            }
+            if let (Some(n), Some(path)) = (matched, &args.counterparts) {
+                println!("wrote {n} counterpart sources to {}", path.display());
             }
             Ok(())
         }
