@@ -10,6 +10,7 @@
 //! records in the catalog and their results as Parquet under `<data_dir>/results/`.
 
 pub mod catalog;
+pub mod chunk_id;
 pub mod error;
 pub mod fragment;
 pub mod jobs;

@@ -16,6 +16,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::{DirectorIndex, TableMeta, DEFAULT_CHUNK_DEPTH};
+use crate::chunk_id::{CHUNK_ID_COLUMN, CHUNK_ID_TABLE_SUFFIX};
 use crate::fragment::{unqualify, FragmentExec, FragmentSpec};
 use crate::tap_schema::{TapSchemaProvider, TAP_SCHEMA};
 use crate::workers::WorkerPool;
@@ -139,16 +140,28 @@ impl SchemaProvider for DatabaseSchemaProvider {
 
     async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
         let state = self.catalog.state();
+        // The variant with the hidden chunk number ([`crate::chunk_id`]).
+        let (name, chunk_id) = match name.strip_suffix(CHUNK_ID_TABLE_SUFFIX) {
+            Some(base) => (base, true),
+            None => (name, false),
+        };
         let Some(meta) = state.tables.get(&format!("{}.{}", self.database, name)) else {
             return Ok(None);
         };
+        let mut schema = table_schema(meta)?;
+        if chunk_id && schema.field_with_name(CHUNK_ID_COLUMN).is_err() {
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new(CHUNK_ID_COLUMN, DataType::Int64, false));
+            schema = Arc::new(Schema::new(fields));
+        }
         let depth = state
             .databases
             .get(&self.database)
             .map(|d| d.chunk_depth)
             .unwrap_or(DEFAULT_CHUNK_DEPTH);
         Ok(Some(Arc::new(DistributedTableProvider {
-            schema: table_schema(meta)?,
+            schema,
             meta: Arc::new(meta.clone()),
             chunk_depth: depth,
             catalog: self.catalog.clone(),
@@ -158,6 +171,7 @@ impl SchemaProvider for DatabaseSchemaProvider {
     }
 
     fn table_exist(&self, name: &str) -> bool {
+        let name = name.strip_suffix(CHUNK_ID_TABLE_SUFFIX).unwrap_or(name);
         self.catalog
             .state()
             .tables

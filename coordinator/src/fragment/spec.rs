@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use almagest_sky::Region;
+use almagest_sky::{Region, HPX_DEPTH};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::Column;
@@ -46,6 +46,10 @@ pub struct FragmentSpec {
     /// are over the join's two sides, `l` and `r`, and `filters` over the table's raw
     /// columns restrict the left side.
     pub near: Option<Arc<NearSide>>,
+    /// What the table's hidden chunk number ([`crate::chunk_id`]) is computed from: the
+    /// divisor of `_hpx` at the database's chunk depth; `None` when the table has a real
+    /// column of that name.
+    pub chunk_id: Option<i64>,
 }
 
 /// The right side of a chunk-local join fragment. Per chunk c, each worker joins c's
@@ -195,7 +199,13 @@ impl FragmentSpec {
     ) -> datafusion::error::Result<String> {
         let mut items: Vec<String> = select
             .iter()
-            .map(|(e, name)| Ok(format!("{} AS {}", sql_of(unparser, e)?, quote_ident(name))))
+            .map(|(e, name)| {
+                Ok(format!(
+                    "{} AS {}",
+                    sql_of(unparser, &self.raw(e)?)?,
+                    quote_ident(name)
+                ))
+            })
             .collect::<datafusion::error::Result<_>>()?;
         items.extend(extra);
         if items.is_empty() {
@@ -206,7 +216,7 @@ impl FragmentSpec {
         let mut conds: Vec<String> = self
             .filters
             .iter()
-            .map(|f| Ok(format!("({})", sql_of(unparser, f)?)))
+            .map(|f| Ok(format!("({})", sql_of(unparser, &self.raw(f)?)?)))
             .collect::<datafusion::error::Result<_>>()?;
         if let Some(region) = &self.region {
             // The sorted hidden index turns the region into a few ranges that prune row
@@ -225,6 +235,38 @@ impl FragmentSpec {
             sql.push_str(&conds.join(" AND "));
         }
         Ok(sql)
+    }
+
+    /// `e` over the table's raw columns as the worker reads them: the hidden chunk number
+    /// computed from `_hpx`.
+    fn raw(&self, e: &Expr) -> datafusion::error::Result<Expr> {
+        let Some(divisor) = self.chunk_id else {
+            return Ok(e.clone());
+        };
+        e.clone()
+            .transform(|e| match e {
+                Expr::Column(c) if c.name == crate::chunk_id::CHUNK_ID_COLUMN => {
+                    let hpx = Expr::Column(Column::new(c.relation, HPX_COLUMN));
+                    Ok(Transformed::yes(Expr::Cast(
+                        datafusion::logical_expr::Cast::new(
+                            Box::new(hpx / datafusion::prelude::lit(divisor)),
+                            datafusion::arrow::datatypes::DataType::Int64,
+                        ),
+                    )))
+                }
+                other => Ok(Transformed::no(other)),
+            })
+            .map(|t| t.data)
+    }
+
+    /// `e` of the fragment's own GROUP BY or ORDER BY: over raw columns unless the
+    /// fragment is a join (whose items are over its two sides' output columns).
+    fn over_rows(&self, e: &Expr) -> datafusion::error::Result<Expr> {
+        if self.near.is_some() {
+            Ok(e.clone())
+        } else {
+            self.raw(e)
+        }
     }
 
     /// The SQL each worker runs over its chunks (over each chunk, for a join).
@@ -340,7 +382,7 @@ impl FragmentSpec {
             let items: Vec<String> = self
                 .group_by
                 .iter()
-                .map(|e| sql_of(unparser, e))
+                .map(|e| sql_of(unparser, &self.over_rows(e)?))
                 .collect::<datafusion::error::Result<_>>()?;
             sql.push_str(" GROUP BY ");
             sql.push_str(&items.join(", "));
@@ -352,7 +394,7 @@ impl FragmentSpec {
                 .map(|s| {
                     Ok(format!(
                         "{} {} {}",
-                        sql_of(unparser, &s.expr)?,
+                        sql_of(unparser, &self.over_rows(&s.expr)?)?,
                         if s.asc { "ASC" } else { "DESC" },
                         if s.nulls_first {
                             "NULLS FIRST"
@@ -494,7 +536,19 @@ impl FragmentBuilder {
             }
             _ => None,
         };
+        let chunk_id = (!table
+            .columns
+            .iter()
+            .any(|c| c.name == crate::chunk_id::CHUNK_ID_COLUMN))
+        .then(|| 1i64 << (2 * u32::from(HPX_DEPTH - self.chunk_depth.min(HPX_DEPTH))));
+        if chunk_id.is_some() {
+            // `chunkId = c` or `chunkId IN (...)` reads only those chunks.
+            if let Some(keep) = chunk_id_constraint(&self.filters) {
+                chunks.retain(|c| keep.contains(c));
+            }
+        }
         FragmentSpec {
+            chunk_id,
             table_chunks: table.chunks.len(),
             key_lookup,
             table,
@@ -509,5 +563,114 @@ impl FragmentBuilder {
             keep_rows,
             near: None,
         }
+    }
+}
+
+/// The chunks a conjunction of filters allows by the hidden chunk number: `chunkid = n`,
+/// `chunkid IN (n, ...)` (either side of `=`), or `None` when no filter says.
+fn chunk_id_constraint(filters: &[Expr]) -> Option<BTreeSet<u64>> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let is_chunk_id =
+        |e: &Expr| matches!(e, Expr::Column(c) if c.name == crate::chunk_id::CHUNK_ID_COLUMN);
+    let value = |e: &Expr| -> Option<u64> {
+        let Expr::Literal(v, _) = e else {
+            return None;
+        };
+        let v = match v {
+            ScalarValue::Int64(Some(v)) => *v,
+            ScalarValue::Int32(Some(v)) => i64::from(*v),
+            ScalarValue::Int16(Some(v)) => i64::from(*v),
+            ScalarValue::Int8(Some(v)) => i64::from(*v),
+            ScalarValue::UInt64(Some(v)) => i64::try_from(*v).ok()?,
+            ScalarValue::UInt32(Some(v)) => i64::from(*v),
+            _ => return None,
+        };
+        u64::try_from(v).ok()
+    };
+    fn allowed_by(
+        f: &Expr,
+        is_chunk_id: &dyn Fn(&Expr) -> bool,
+        value: &dyn Fn(&Expr) -> Option<u64>,
+    ) -> Option<BTreeSet<u64>> {
+        match f {
+            // The optimizer writes a short IN list as ORs of equalities.
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => {
+                let mut set = allowed_by(left, is_chunk_id, value)?;
+                set.extend(allowed_by(right, is_chunk_id, value)?);
+                Some(set)
+            }
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) if is_chunk_id(left) => value(right).map(|v| BTreeSet::from([v])),
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) if is_chunk_id(right) => value(left).map(|v| BTreeSet::from([v])),
+            Expr::InList(list) if !list.negated && is_chunk_id(&list.expr) => list
+                .list
+                .iter()
+                .map(value)
+                .collect::<Option<BTreeSet<u64>>>(),
+            _ => None,
+        }
+    }
+    let mut allowed: Option<BTreeSet<u64>> = None;
+    for f in filters {
+        if let Some(set) = allowed_by(f, &is_chunk_id, &value) {
+            allowed = Some(match allowed {
+                Some(a) => a.intersection(&set).copied().collect(),
+                None => set,
+            });
+        }
+    }
+    allowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+
+    #[test]
+    fn t10_chunk_id_constraints_choose_chunks() {
+        let c = || col(crate::chunk_id::CHUNK_ID_COLUMN);
+        let set = |v: &[u64]| Some(v.iter().copied().collect::<BTreeSet<u64>>());
+        assert_eq!(chunk_id_constraint(&[c().eq(lit(5i64))]), set(&[5]));
+        assert_eq!(chunk_id_constraint(&[lit(7i64).eq(c())]), set(&[7]));
+        assert_eq!(
+            chunk_id_constraint(&[c().in_list(vec![lit(1i64), lit(3i64)], false)]),
+            set(&[1, 3])
+        );
+        // The optimizer's spelling of a short IN list, and a conjunction of two.
+        assert_eq!(
+            chunk_id_constraint(&[
+                c().eq(lit(1i64))
+                    .or(c().eq(lit(2i64)))
+                    .or(c().eq(lit(3i64))),
+                c().in_list(vec![lit(2i64), lit(3i64), lit(9i64)], false)
+            ]),
+            set(&[2, 3])
+        );
+        // Nothing to go by: every chunk.
+        assert_eq!(chunk_id_constraint(&[c().gt(lit(5i64))]), None);
+        assert_eq!(
+            chunk_id_constraint(&[c().eq(lit(1i64)).or(col("ra").eq(lit(2.0)))]),
+            None
+        );
+        assert_eq!(
+            chunk_id_constraint(&[c().in_list(vec![lit(1i64)], true)]),
+            None
+        );
+        // A negative chunk number matches no chunk.
+        assert_eq!(chunk_id_constraint(&[c().eq(lit(-1i64))]), None);
+        assert_eq!(chunk_id_constraint(&[col("id").eq(lit(5i64))]), None);
     }
 }

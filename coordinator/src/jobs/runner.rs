@@ -203,6 +203,9 @@ async fn write_result(
     })?;
     let ctx = sessions(uploads)?;
     stop.put_into(&ctx);
+    let sql = crate::chunk_id::expose_chunk_id(&ctx, &sql)
+        .await?
+        .unwrap_or(sql);
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

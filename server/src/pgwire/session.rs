@@ -143,6 +143,7 @@ impl SimpleQueryHandler for AlmagestSession {
         let planned = async {
             let translated = translate(query)?;
             search_path::apply(&self.ctx, client.metadata());
+            let translated = expose_chunk_id(&self.ctx, translated).await?;
             // Planned with the execution runtime entered: the tasks DataFusion spawns when
             // it starts a plan run there.
             let planned = catch_panic(self.execution.entered(SimpleQueryHandler::do_query(
@@ -300,6 +301,7 @@ impl QueryParser for AdqlQueryParser {
             ));
         }
         search_path::apply(&self.ctx, client.metadata());
+        let translated = expose_chunk_id(&self.ctx, translated).await?;
         catch_panic(self.inner.parse_sql(client, &translated, types))
             .await?
             .map_err(|e| locate(e, sql, &translated))
@@ -345,6 +347,16 @@ fn translate(sql: &str) -> PgWireResult<String> {
     almagest_adql::check_sql(&translated).map_err(|e| errors::adql_error(&e, sql))?;
     let translated = timeout::normalize_set(&translated)?.unwrap_or(translated);
     Ok(search_path::normalize_set(&translated).unwrap_or(translated))
+}
+
+/// `sql` with the hidden `chunkId` column shown where it names it
+/// ([`almagest_coordinator::chunk_id`]), resolved in the connection's `search_path`.
+async fn expose_chunk_id(ctx: &SessionContext, sql: String) -> PgWireResult<String> {
+    match almagest_coordinator::chunk_id::expose_chunk_id(ctx, &sql).await {
+        Ok(Some(rewritten)) => Ok(rewritten),
+        Ok(None) => Ok(sql),
+        Err(e) => Err(PgWireError::ApiError(Box::new(e))),
+    }
 }
 
 /// Points a syntax error at its place in the client's text, when that is the text parsed.

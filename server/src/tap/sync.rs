@@ -240,6 +240,9 @@ pub async fn start_query(
         })?;
     // ADQL only reads; the allow-list stays the one rule all the same.
     almagest_adql::check_sql(&sql)?;
+    let sql = almagest_coordinator::chunk_id::expose_chunk_id(&ctx, &sql)
+        .await?
+        .unwrap_or(sql);
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
