@@ -598,8 +598,21 @@ impl DirectorLookup for RemoteLookup {
     }
 }
 
-/// Rows of keys per `PutKeys` call.
-const KEYS_PER_CALL: usize = 1 << 20;
+/// Bytes of keys per `PutKeys` call, well under gRPC's 4 MiB message limit (a dense chunk
+/// of a 10 M-row catalog sent its 1 M keys as one 8.6 MB message, which the coordinator
+/// refused).
+const KEY_BYTES_PER_CALL: usize = 1 << 20;
+
+/// The `(offset, length)` slices of a batch of `rows` keys taking `bytes` in memory, each
+/// about [`KEY_BYTES_PER_CALL`] at most (one row at least).
+fn key_slices(rows: usize, bytes: usize) -> Vec<(usize, usize)> {
+    let per_row = (bytes / rows.max(1)).max(1);
+    let per_call = (KEY_BYTES_PER_CALL / per_row).max(1);
+    (0..rows)
+        .step_by(per_call)
+        .map(|offset| (offset, per_call.min(rows - offset)))
+        .collect()
+}
 
 /// Sends a chunk's keys to the coordinator's director index.
 async fn send_keys(
@@ -608,9 +621,7 @@ async fn send_keys(
     chunk: u64,
     keys: &datafusion::arrow::array::RecordBatch,
 ) -> Result<()> {
-    let mut offset = 0;
-    while offset < keys.num_rows() {
-        let len = KEYS_PER_CALL.min(keys.num_rows() - offset);
+    for (offset, len) in key_slices(keys.num_rows(), keys.get_array_memory_size()) {
         let batch = almagest_proto::encode_batch(&keys.slice(offset, len)).map_err(|e| {
             LoaderError::Internal(format!("cannot encode the keys of chunk {chunk}: {e}"))
         })?;
@@ -625,7 +636,6 @@ async fn send_keys(
                 tonic::Code::InvalidArgument => LoaderError::BadInput(s.message().to_string()),
                 code => LoaderError::Rpc(format!("PutKeys failed ({code:?}): {}", s.message())),
             })?;
-        offset += len;
     }
     Ok(())
 }

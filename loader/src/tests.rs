@@ -1517,3 +1517,22 @@ async fn t35_ingest_load_sends_descriptive_metadata_with_the_schema() {
         .iter()
         .all(|f| f.metadata().is_empty()));
 }
+
+#[test]
+fn t37_keys_go_in_calls_of_about_a_mebibyte() {
+    use crate::{key_slices, KEY_BYTES_PER_CALL};
+    // 1 M int64 keys (8 MB): calls of 131,072 keys, covering every row once.
+    let slices = key_slices(1_000_000, 8_000_000);
+    assert_eq!(slices.len(), 8);
+    assert!(slices.iter().all(|(_, len)| len * 8 <= KEY_BYTES_PER_CALL));
+    let mut next = 0;
+    for (offset, len) in &slices {
+        assert_eq!(*offset, next);
+        next += len;
+    }
+    assert_eq!(next, 1_000_000);
+    // Keys larger than a call go one per call; no keys, no call.
+    assert_eq!(key_slices(3, 3 << 21), vec![(0, 1), (1, 1), (2, 1)]);
+    assert!(key_slices(0, 0).is_empty());
+    assert_eq!(key_slices(10, 80), vec![(0, 10)]);
+}

@@ -33,7 +33,9 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 impl ChunkStore {
     /// Opens the store under `data_dir`, creating it if needed.
     pub fn open(data_dir: &Path) -> Result<Self> {
-        let root = data_dir.join("tables");
+        // Absolute: chunk files are read through file URLs, which a relative path would
+        // resolve against `/` (a `--data-dir data` cluster loaded, then failed its joins).
+        let root = std::path::absolute(data_dir)?.join("tables");
         std::fs::create_dir_all(&root)?;
         Ok(Self { root })
     }
@@ -133,6 +135,19 @@ impl ChunkStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t11_a_relative_data_dir_gives_absolute_chunk_paths() {
+        // Relative to the test's working directory (the crate), removed afterwards.
+        let rel = Path::new("store-t11-relative");
+        let store = ChunkStore::open(rel).unwrap();
+        let path = store
+            .chunk_path("demo.a", "l1", 7, ChunkFileKind::Primary)
+            .unwrap();
+        std::fs::remove_dir_all(rel).unwrap();
+        assert!(path.is_absolute(), "{}", path.display());
+        assert!(path.starts_with(std::env::current_dir().unwrap().join(rel)));
+    }
 
     #[tokio::test]
     async fn t30_sweep_keeps_only_the_named_loads() {
